@@ -1,0 +1,35 @@
+//! The ETL service's domain: what clients send and receive, what travels on
+//! the queue, and the rules that hold whatever the transport.
+//!
+//! This crate does no I/O and has no database, HTTP or AMQP library in its
+//! dependency tree (`cargo xtask check` proves it), so other Rust services can
+//! import it to speak the service's wire format.
+//!
+//! Values are parsed, not validated: every newtype here ([`EntityType`],
+//! [`ExternalId`], [`JobPriority`], …) can only be built through a
+//! constructor that checks it, and deserialising goes through that
+//! constructor. A value that exists is valid.
+
+pub mod auth;
+pub mod messages;
+pub mod requests;
+pub mod responses;
+pub mod status;
+pub mod values;
+
+pub use auth::Claims;
+pub use messages::JobMessage;
+pub use requests::{
+    ETLPipelineRequest, LoadRequest, PipelineProcessRequest, RecordBatch, StoreBatchRequest,
+    StoreRawDataRequest, TransformOptions, TransformRequest, UpdateJobStatusRequest,
+    UpdateStatusRequest,
+};
+pub use responses::{
+    JobQueuedResponse, RawDataDetail, RawDataResponse, StatusUpdatedResponse, StoreBatchResponse,
+    StoreRawDataResponse,
+};
+pub use status::{JobStatus, JobType, ProcessingStatus, ReportedJobStatus, StatusChange};
+pub use values::{
+    BatchSize, EntityType, ExternalId, IdempotencyKey, JobPriority, JsonObject, PageLimit,
+    RawDataIds, TransformerKind, ValueError,
+};

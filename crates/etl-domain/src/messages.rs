@@ -1,0 +1,122 @@
+//! Job message bodies as they travel on RabbitMQ (SPEC §6). They keep the
+//! seed's fields and add `job_id`; `job_type` is the tag.
+
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+
+use crate::values::{EntityType, JobPriority, JsonObject};
+
+/// The body of a job message. Serialised with `job_type` first:
+/// `{"job_type":"transform","job_id":…,…}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "job_type", rename_all = "lowercase")]
+pub enum JobMessage {
+    /// For the extraction service: go and extract.
+    Extract {
+        job_id: i32,
+        tenant_id: i32,
+        entity_type: EntityType,
+        integration_id: i32,
+        payload: JsonObject,
+        priority: JobPriority,
+        created_at: NaiveDateTime,
+    },
+    /// Transform these raw records.
+    Transform {
+        job_id: i32,
+        tenant_id: i32,
+        entity_type: EntityType,
+        raw_data_ids: Vec<i32>,
+        priority: JobPriority,
+    },
+    /// Load these transformed rows.
+    Load {
+        job_id: i32,
+        tenant_id: i32,
+        entity_type: EntityType,
+        transformed_data: Vec<JsonObject>,
+        priority: JobPriority,
+    },
+}
+
+impl JobMessage {
+    pub fn job_id(&self) -> i32 {
+        match self {
+            Self::Extract { job_id, .. }
+            | Self::Transform { job_id, .. }
+            | Self::Load { job_id, .. } => *job_id,
+        }
+    }
+
+    pub fn priority(&self) -> JobPriority {
+        match self {
+            Self::Extract { priority, .. }
+            | Self::Transform { priority, .. }
+            | Self::Load { priority, .. } => *priority,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn entity(name: &str) -> EntityType {
+        EntityType::parse(name).expect("valid entity type")
+    }
+
+    #[test]
+    fn messages_carry_exactly_the_seed_fields_plus_job_id() {
+        let created_at = chrono::DateTime::from_timestamp(1_700_000_000, 0)
+            .expect("valid")
+            .naive_utc();
+        let extract = JobMessage::Extract {
+            job_id: 1,
+            tenant_id: 2,
+            entity_type: entity("jira_issues"),
+            integration_id: 3,
+            payload: json!({"jql": "x"}).as_object().cloned().unwrap_or_default(),
+            priority: JobPriority::default(),
+            created_at,
+        };
+        assert_eq!(
+            serde_json::to_value(&extract).expect("serialises"),
+            json!({"job_id": 1, "tenant_id": 2, "job_type": "extract", "entity_type": "jira_issues",
+                   "integration_id": 3, "payload": {"jql": "x"}, "priority": 5,
+                   "created_at": "2023-11-14T22:13:20"})
+        );
+        let transform = JobMessage::Transform {
+            job_id: 4,
+            tenant_id: 2,
+            entity_type: entity("github_prs"),
+            raw_data_ids: vec![7, 8],
+            priority: JobPriority::new(1).expect("valid"),
+        };
+        assert_eq!(
+            serde_json::to_value(&transform).expect("serialises"),
+            json!({"job_id": 4, "tenant_id": 2, "job_type": "transform", "entity_type": "github_prs",
+                   "raw_data_ids": [7, 8], "priority": 1})
+        );
+        let load = JobMessage::Load {
+            job_id: 5,
+            tenant_id: 2,
+            entity_type: entity("github_prs"),
+            transformed_data: vec![],
+            priority: JobPriority::new(10).expect("valid"),
+        };
+        assert_eq!(
+            serde_json::to_value(&load).expect("serialises"),
+            json!({"job_id": 5, "tenant_id": 2, "job_type": "load", "entity_type": "github_prs",
+                   "transformed_data": [], "priority": 10})
+        );
+        for message in [extract, transform, load] {
+            let text = serde_json::to_string(&message).expect("serialises");
+            assert_eq!(
+                serde_json::from_str::<JobMessage>(&text).expect("parses"),
+                message
+            );
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Response bodies of the HTTP API (SPEC §5), with the seed's field names.
+
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+
+use crate::status::ProcessingStatus;
+use crate::values::JsonObject;
+
+/// `201` of `POST /raw-data/store`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreRawDataResponse {
+    pub status: String,
+    pub record_id: i32,
+    pub message: String,
+}
+
+impl StoreRawDataResponse {
+    pub fn new(record_id: i32) -> Self {
+        Self {
+            status: "success".to_owned(),
+            record_id,
+            message: "Raw data stored successfully".to_owned(),
+        }
+    }
+}
+
+/// `201` of `POST /raw-data/store-batch`: ids in input order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreBatchResponse {
+    pub status: String,
+    pub record_ids: Vec<i32>,
+    pub count: usize,
+}
+
+impl StoreBatchResponse {
+    pub fn new(record_ids: Vec<i32>) -> Self {
+        Self {
+            status: "success".to_owned(),
+            count: record_ids.len(),
+            record_ids,
+        }
+    }
+}
+
+/// One raw record as listed by `GET /raw-data`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RawDataResponse {
+    pub id: i32,
+    pub entity_type: String,
+    pub external_id: Option<String>,
+    pub raw_data: serde_json::Value,
+    pub processing_status: ProcessingStatus,
+    pub created_at: NaiveDateTime,
+}
+
+/// One raw record as read by `GET /raw-data/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RawDataDetail {
+    #[serde(flatten)]
+    pub record: RawDataResponse,
+    pub integration_id: i32,
+    pub extraction_metadata: Option<serde_json::Value>,
+    pub error_details: Option<serde_json::Value>,
+    pub processed_at: Option<NaiveDateTime>,
+}
+
+/// `200` of the status routes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusUpdatedResponse {
+    pub status: String,
+    pub message: String,
+}
+
+impl StatusUpdatedResponse {
+    pub fn new(status: ProcessingStatus) -> Self {
+        Self {
+            status: "success".to_owned(),
+            message: format!("Status updated to {status}"),
+        }
+    }
+}
+
+/// `202` of the routes that create a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobQueuedResponse {
+    pub status: String,
+    pub job_id: i32,
+}
+
+impl JobQueuedResponse {
+    pub fn new(job_id: i32) -> Self {
+        Self {
+            status: "queued".to_owned(),
+            job_id,
+        }
+    }
+}
+
+/// Result of a dry-run transform: what would be loaded, and what would fail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DryRunResponse {
+    pub records: Vec<JsonObject>,
+    pub errors: Vec<serde_json::Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn store_responses_keep_the_seed_wording() {
+        assert_eq!(
+            serde_json::to_value(StoreRawDataResponse::new(7)).expect("serialises"),
+            json!({"status": "success", "record_id": 7, "message": "Raw data stored successfully"})
+        );
+        assert_eq!(
+            serde_json::to_value(StoreBatchResponse::new(vec![3, 4])).expect("serialises"),
+            json!({"status": "success", "record_ids": [3, 4], "count": 2})
+        );
+        assert_eq!(
+            serde_json::to_value(StatusUpdatedResponse::new(ProcessingStatus::Skipped))
+                .expect("serialises"),
+            json!({"status": "success", "message": "Status updated to skipped"})
+        );
+        assert_eq!(
+            serde_json::to_value(JobQueuedResponse::new(9)).expect("serialises"),
+            json!({"status": "queued", "job_id": 9})
+        );
+    }
+
+    #[test]
+    fn detail_flattens_the_summary_fields() {
+        let created_at = chrono::DateTime::from_timestamp(1_700_000_000, 0)
+            .expect("valid")
+            .naive_utc();
+        let detail = RawDataDetail {
+            record: RawDataResponse {
+                id: 1,
+                entity_type: "jira_issues".into(),
+                external_id: None,
+                raw_data: json!({"k": "v"}),
+                processing_status: ProcessingStatus::Pending,
+                created_at,
+            },
+            integration_id: 2,
+            extraction_metadata: None,
+            error_details: None,
+            processed_at: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&detail).expect("serialises"),
+            json!({
+                "id": 1, "entity_type": "jira_issues", "external_id": null,
+                "raw_data": {"k": "v"}, "processing_status": "pending",
+                "created_at": "2023-11-14T22:13:20", "integration_id": 2,
+                "extraction_metadata": null, "error_details": null, "processed_at": null
+            })
+        );
+    }
+}

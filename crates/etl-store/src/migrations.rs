@@ -1,0 +1,244 @@
+//! Embedded migrations (the `migrations/` folder at the workspace root, in
+//! Diesel's format) and the database-level operations around them. `etl-server
+//! migrate` and `cargo xtask migrate` both call these.
+
+use diesel::connection::SimpleConnection;
+use diesel::migration::{Migration, MigrationSource};
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Text};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::StoreError;
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+
+/// Key of the advisory lock held while migrating, so that several processes
+/// starting at once do not apply the same migration twice.
+const MIGRATION_LOCK_KEY: i64 = 0x6574_6c5f_6d69_6772; // "etl_migr"
+
+/// One migration and whether it has been applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationState {
+    pub version: String,
+    pub applied: bool,
+}
+
+/// Applies every pending migration, holding an advisory lock. Returns the
+/// versions applied (empty when the schema was up to date).
+pub fn run_pending(conn: &mut PgConnection) -> Result<Vec<String>, StoreError> {
+    with_migration_lock(conn, |conn| {
+        let applied = conn
+            .run_pending_migrations(MIGRATIONS)
+            .map_err(StoreError::Migration)?;
+        Ok(applied.iter().map(ToString::to_string).collect())
+    })
+}
+
+/// Reverts the newest applied migration; `None` when none is applied.
+pub fn revert_last(conn: &mut PgConnection) -> Result<Option<String>, StoreError> {
+    with_migration_lock(conn, |conn| {
+        if conn
+            .applied_migrations()
+            .map_err(StoreError::Migration)?
+            .is_empty()
+        {
+            return Ok(None);
+        }
+        let version = conn
+            .revert_last_migration(MIGRATIONS)
+            .map_err(StoreError::Migration)?;
+        Ok(Some(version.to_string()))
+    })
+}
+
+/// Reverts every applied migration, newest first.
+pub fn revert_all(conn: &mut PgConnection) -> Result<Vec<String>, StoreError> {
+    with_migration_lock(conn, |conn| {
+        let reverted = conn
+            .revert_all_migrations(MIGRATIONS)
+            .map_err(StoreError::Migration)?;
+        Ok(reverted.iter().map(ToString::to_string).collect())
+    })
+}
+
+/// Every embedded migration, oldest first, with whether it is applied.
+pub fn status(conn: &mut PgConnection) -> Result<Vec<MigrationState>, StoreError> {
+    let applied: Vec<String> = conn
+        .applied_migrations()
+        .map_err(StoreError::Migration)?
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let mut states: Vec<MigrationState> = embedded_versions()?
+        .into_iter()
+        .map(|version| MigrationState {
+            applied: applied.contains(&version),
+            version,
+        })
+        .collect();
+    states.sort_by(|a, b| a.version.cmp(&b.version));
+    Ok(states)
+}
+
+/// Whether any embedded migration is not yet applied.
+pub fn has_pending(conn: &mut PgConnection) -> Result<bool, StoreError> {
+    conn.has_pending_migration(MIGRATIONS)
+        .map_err(StoreError::Migration)
+}
+
+/// Drops every table, sequence, view and type of the `public` schema (ours
+/// and Diesel's bookkeeping), leaving an empty database.
+pub fn drop_all_tables(conn: &mut PgConnection) -> Result<(), StoreError> {
+    conn.batch_execute(
+        "DO $$ DECLARE r record; BEGIN
+           FOR r IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' LOOP
+             EXECUTE format('DROP TABLE IF EXISTS public.%I CASCADE', r.tablename);
+           END LOOP;
+         END $$;",
+    )?;
+    Ok(())
+}
+
+fn embedded_versions() -> Result<Vec<String>, StoreError> {
+    let migrations: Vec<Box<dyn Migration<Pg>>> =
+        MigrationSource::<Pg>::migrations(&MIGRATIONS).map_err(StoreError::Migration)?;
+    Ok(migrations
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect())
+}
+
+fn with_migration_lock<T>(
+    conn: &mut PgConnection,
+    work: impl FnOnce(&mut PgConnection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    diesel::sql_query("SELECT pg_advisory_lock($1)")
+        .bind::<BigInt, _>(MIGRATION_LOCK_KEY)
+        .execute(conn)?;
+    let result = work(conn);
+    diesel::sql_query("SELECT pg_advisory_unlock($1)")
+        .bind::<BigInt, _>(MIGRATION_LOCK_KEY)
+        .execute(conn)?;
+    result
+}
+
+/// Where a database lives, split from its connection URL.
+#[derive(Debug, Clone)]
+pub struct DatabaseUrl {
+    url: url::Url,
+}
+
+impl DatabaseUrl {
+    /// Parses a `postgres://` or `postgresql://` URL that names a database.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let url = url::Url::parse(text).map_err(|e| format!("not a URL ({e})"))?;
+        if !matches!(url.scheme(), "postgres" | "postgresql") {
+            return Err(format!(
+                "scheme must be postgres:// or postgresql:// (got {}://)",
+                url.scheme()
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("names no host".to_owned());
+        }
+        let parsed = Self { url };
+        if parsed.database_name().is_empty() {
+            return Err("names no database (add /<name> after the host)".to_owned());
+        }
+        Ok(parsed)
+    }
+
+    pub fn database_name(&self) -> String {
+        let name = self.url.path().trim_start_matches('/');
+        percent_decode(name)
+    }
+
+    /// The same server's `postgres` maintenance database.
+    pub fn maintenance_url(&self) -> String {
+        self.with_database("postgres")
+    }
+
+    /// The same server, another database.
+    pub fn with_database(&self, name: &str) -> String {
+        let mut url = self.url.clone();
+        url.set_path(&format!("/{name}"));
+        url.to_string()
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.url.as_str()
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    url::form_urlencoded::parse(format!("x={text}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// Creates the database named by `url` when it does not exist yet. Returns
+/// whether it was created.
+pub fn create_database_if_missing(url: &DatabaseUrl) -> Result<bool, StoreError> {
+    let mut admin = PgConnection::establish(&url.maintenance_url())?;
+    let name = url.database_name();
+    #[derive(QueryableByName)]
+    struct Exists {
+        #[diesel(sql_type = Bool)]
+        exists: bool,
+    }
+    let exists =
+        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
+            .bind::<Text, _>(&name)
+            .get_result::<Exists>(&mut admin)?
+            .exists;
+    if exists {
+        return Ok(false);
+    }
+    match admin.batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name))) {
+        Ok(()) => Ok(true),
+        // Someone else created it between our check and our CREATE.
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Quotes an SQL identifier (`"name"`, doubling inner quotes).
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_names_its_database_and_maintenance_database() {
+        let url = DatabaseUrl::parse("postgres://postgres@127.0.0.1:5432/etl?sslmode=disable")
+            .expect("valid");
+        assert_eq!(url.database_name(), "etl");
+        assert_eq!(
+            url.maintenance_url(),
+            "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+        );
+    }
+
+    #[test]
+    fn database_url_rejects_other_schemes_and_missing_parts() {
+        assert!(DatabaseUrl::parse("mysql://root@localhost/etl").is_err());
+        assert!(DatabaseUrl::parse("postgres://127.0.0.1:5432").is_err());
+        assert!(DatabaseUrl::parse("postgres://127.0.0.1:5432/").is_err());
+        assert!(DatabaseUrl::parse("not a url").is_err());
+        assert!(DatabaseUrl::parse("postgresql://u:p@db.example/etl_prod").is_ok());
+    }
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_ident("etl"), "\"etl\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+}

@@ -1,0 +1,193 @@
+//! `raw_extraction_data`: source responses as received, one row per record,
+//! with where each is in its processing.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use etl_domain::{
+    EntityType, PageLimit, ProcessingStatus, RawDataDetail, RawDataResponse, StatusChange,
+};
+
+use crate::schema::raw_extraction_data as raw;
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = raw, check_for_backend(diesel::pg::Pg))]
+pub struct RawRecord {
+    pub id: i32,
+    pub tenant_id: i32,
+    pub integration_id: i32,
+    pub entity_type: String,
+    pub external_id: Option<String>,
+    pub raw_data: serde_json::Value,
+    pub extraction_metadata: Option<serde_json::Value>,
+    pub processing_status: Option<String>,
+    pub error_details: Option<serde_json::Value>,
+    pub created_at: Option<NaiveDateTime>,
+    pub processed_at: Option<NaiveDateTime>,
+}
+
+impl RawRecord {
+    /// The record's status. The column is nullable in the seed's design but a
+    /// check constraint limits it to known names; a NULL reads as `pending`,
+    /// the column's default.
+    pub fn status(&self) -> ProcessingStatus {
+        self.processing_status
+            .as_deref()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(ProcessingStatus::Pending)
+    }
+}
+
+impl From<RawRecord> for RawDataDetail {
+    fn from(row: RawRecord) -> Self {
+        let processing_status = row.status();
+        RawDataDetail {
+            record: RawDataResponse {
+                id: row.id,
+                entity_type: row.entity_type,
+                external_id: row.external_id,
+                raw_data: row.raw_data,
+                processing_status,
+                created_at: row.created_at.unwrap_or_default(),
+            },
+            integration_id: row.integration_id,
+            extraction_metadata: row.extraction_metadata,
+            error_details: row.error_details,
+            processed_at: row.processed_at,
+        }
+    }
+}
+
+impl From<RawRecord> for RawDataResponse {
+    fn from(row: RawRecord) -> Self {
+        RawDataDetail::from(row).record
+    }
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = raw)]
+pub struct NewRawRecord {
+    pub tenant_id: i32,
+    pub integration_id: i32,
+    pub entity_type: String,
+    pub external_id: Option<String>,
+    pub raw_data: serde_json::Value,
+    pub extraction_metadata: Option<serde_json::Value>,
+}
+
+/// Inserts every record in one multi-row statement and returns their ids in
+/// input order.
+pub fn insert_many(conn: &mut PgConnection, records: &[NewRawRecord]) -> QueryResult<Vec<i32>> {
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    // PostgreSQL returns the rows of an `INSERT … VALUES … RETURNING` in the
+    // order of the VALUES list.
+    diesel::insert_into(raw::table)
+        .values(records)
+        .returning(raw::id)
+        .get_results(conn)
+}
+
+/// The tenant's record with this id; another tenant's record reads as `None`,
+/// exactly like a missing one.
+pub fn find_for_tenant(
+    conn: &mut PgConnection,
+    tenant_id: i32,
+    id: i32,
+) -> QueryResult<Option<RawRecord>> {
+    raw::table
+        .filter(raw::id.eq(id))
+        .filter(raw::tenant_id.eq(tenant_id))
+        .select(RawRecord::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// A page of the tenant's records, oldest first.
+#[derive(Debug, Clone)]
+pub struct RawRecordFilter {
+    pub entity_type: EntityType,
+    pub status: Option<ProcessingStatus>,
+    /// Keyset paging: only records with a larger id.
+    pub after_id: Option<i32>,
+    pub limit: PageLimit,
+}
+
+pub fn list_for_tenant(
+    conn: &mut PgConnection,
+    tenant_id: i32,
+    filter: &RawRecordFilter,
+) -> QueryResult<Vec<RawRecord>> {
+    let mut query = raw::table
+        .filter(raw::tenant_id.eq(tenant_id))
+        .filter(raw::entity_type.eq(filter.entity_type.as_str()))
+        .into_boxed();
+    if let Some(status) = filter.status {
+        query = query.filter(raw::processing_status.eq(status.as_str()));
+    }
+    if let Some(after_id) = filter.after_id {
+        query = query.filter(raw::id.gt(after_id));
+    }
+    query
+        .order(raw::id.asc())
+        .limit(filter.limit.get())
+        .select(RawRecord::as_select())
+        .load(conn)
+}
+
+/// What a status change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusUpdate {
+    /// No record of the tenant has this id.
+    NotFound,
+    /// The record already had this status; nothing was written.
+    Unchanged,
+    Updated,
+    /// The rules forbid leaving the record's current status this way.
+    Forbidden {
+        current: ProcessingStatus,
+    },
+}
+
+/// Moves one of the tenant's records to `to`, following the rules of
+/// [`ProcessingStatus::change_to`]. Locks the row so that concurrent changes
+/// are judged one after the other; call it inside a transaction.
+pub fn update_status(
+    conn: &mut PgConnection,
+    tenant_id: i32,
+    id: i32,
+    to: ProcessingStatus,
+    error_details: Option<serde_json::Value>,
+) -> QueryResult<StatusUpdate> {
+    let current: Option<Option<String>> = raw::table
+        .filter(raw::id.eq(id))
+        .filter(raw::tenant_id.eq(tenant_id))
+        .select(raw::processing_status)
+        .for_update()
+        .first(conn)
+        .optional()?;
+    let Some(current) = current else {
+        return Ok(StatusUpdate::NotFound);
+    };
+    let current = current
+        .as_deref()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(ProcessingStatus::Pending);
+    match current.change_to(to) {
+        StatusChange::Unchanged => Ok(StatusUpdate::Unchanged),
+        StatusChange::Forbidden => Ok(StatusUpdate::Forbidden { current }),
+        StatusChange::Allowed => {
+            let processed_at = to
+                .stamps_processed_at()
+                .then(|| chrono::Utc::now().naive_utc());
+            diesel::update(raw::table.find(id))
+                .set((
+                    raw::processing_status.eq(to.as_str()),
+                    raw::error_details.eq(error_details),
+                    raw::processed_at.eq(processed_at),
+                ))
+                .execute(conn)?;
+            Ok(StatusUpdate::Updated)
+        }
+    }
+}

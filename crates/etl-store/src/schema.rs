@@ -1,0 +1,150 @@
+// Diesel's view of the tables created by `migrations/`. Only etl-store sees
+// this module; a test (`schema_matches_the_migrated_database`) compares it to
+// the migrated database so the two cannot drift apart.
+
+diesel::table! {
+    tenants (id) {
+        id -> Int4,
+        name -> Text,
+        active -> Bool,
+        created_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    integrations (id) {
+        id -> Int4,
+        tenant_id -> Int4,
+        #[max_length = 50]
+        provider -> Varchar,
+        name -> Text,
+        active -> Bool,
+        settings -> Jsonb,
+        created_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    raw_extraction_data (id) {
+        id -> Int4,
+        tenant_id -> Int4,
+        integration_id -> Int4,
+        #[max_length = 50]
+        entity_type -> Varchar,
+        #[max_length = 255]
+        external_id -> Nullable<Varchar>,
+        raw_data -> Jsonb,
+        extraction_metadata -> Nullable<Jsonb>,
+        #[max_length = 20]
+        processing_status -> Nullable<Varchar>,
+        error_details -> Nullable<Jsonb>,
+        created_at -> Nullable<Timestamp>,
+        processed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    etl_job_queue (id) {
+        id -> Int4,
+        tenant_id -> Int4,
+        #[max_length = 50]
+        job_type -> Varchar,
+        #[max_length = 50]
+        entity_type -> Varchar,
+        payload -> Jsonb,
+        priority -> Nullable<Int4>,
+        #[max_length = 20]
+        status -> Nullable<Varchar>,
+        scheduled_at -> Nullable<Timestamp>,
+        started_at -> Nullable<Timestamp>,
+        completed_at -> Nullable<Timestamp>,
+        error_details -> Nullable<Jsonb>,
+        retry_count -> Nullable<Int4>,
+        max_retries -> Nullable<Int4>,
+    }
+}
+
+diesel::table! {
+    work_items (id) {
+        id -> Int4,
+        tenant_id -> Int4,
+        integration_id -> Int4,
+        #[max_length = 255]
+        external_id -> Varchar,
+        #[max_length = 255]
+        key -> Nullable<Varchar>,
+        #[max_length = 255]
+        project_key -> Nullable<Varchar>,
+        summary -> Text,
+        description -> Nullable<Text>,
+        issue_type -> Nullable<Text>,
+        status -> Nullable<Text>,
+        #[max_length = 50]
+        status_category -> Nullable<Varchar>,
+        priority -> Nullable<Text>,
+        assignee -> Nullable<Text>,
+        assignee_name -> Nullable<Text>,
+        reporter -> Nullable<Text>,
+        labels -> Array<Text>,
+        #[max_length = 255]
+        parent_key -> Nullable<Varchar>,
+        source_created_at -> Nullable<Timestamptz>,
+        source_updated_at -> Nullable<Timestamptz>,
+        resolved_at -> Nullable<Timestamptz>,
+        story_points -> Nullable<Float8>,
+        custom_fields -> Jsonb,
+        raw_data_id -> Nullable<Int4>,
+        loaded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    pull_requests (id) {
+        id -> Int4,
+        tenant_id -> Int4,
+        integration_id -> Int4,
+        #[max_length = 255]
+        external_id -> Varchar,
+        #[max_length = 255]
+        repository -> Nullable<Varchar>,
+        number -> Nullable<Int4>,
+        title -> Nullable<Text>,
+        #[max_length = 10]
+        state -> Varchar,
+        draft -> Nullable<Bool>,
+        author -> Nullable<Text>,
+        base_ref -> Nullable<Text>,
+        head_ref -> Nullable<Text>,
+        #[max_length = 64]
+        head_sha -> Nullable<Varchar>,
+        labels -> Array<Text>,
+        source_created_at -> Nullable<Timestamptz>,
+        source_updated_at -> Nullable<Timestamptz>,
+        closed_at -> Nullable<Timestamptz>,
+        merged_at -> Nullable<Timestamptz>,
+        additions -> Nullable<Int4>,
+        deletions -> Nullable<Int4>,
+        changed_files -> Nullable<Int4>,
+        commits -> Nullable<Int4>,
+        comments -> Nullable<Int4>,
+        review_comments -> Nullable<Int4>,
+        raw_data_id -> Nullable<Int4>,
+        loaded_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(integrations -> tenants (tenant_id));
+diesel::joinable!(raw_extraction_data -> integrations (integration_id));
+diesel::joinable!(raw_extraction_data -> tenants (tenant_id));
+diesel::joinable!(etl_job_queue -> tenants (tenant_id));
+diesel::joinable!(work_items -> raw_extraction_data (raw_data_id));
+diesel::joinable!(pull_requests -> raw_extraction_data (raw_data_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    integrations,
+    raw_extraction_data,
+    etl_job_queue,
+    work_items,
+    pull_requests,
+);

@@ -1,0 +1,404 @@
+//! Repositories against a real, per-test PostgreSQL database.
+
+use diesel::prelude::*;
+use etl_domain::{EntityType, JobPriority, JobStatus, JobType, PageLimit, ProcessingStatus};
+use etl_store::integrations::{self, NewIntegration};
+use etl_store::jobs::{self, JobFilter, NewJob};
+use etl_store::raw_records::{self, NewRawRecord, RawRecordFilter, StatusUpdate};
+use etl_store::tenants::{self, NewTenant};
+use etl_store::test_support::TestDatabase;
+use serde_json::json;
+
+struct Fixture {
+    tenant: i32,
+    other_tenant: i32,
+    integration: i32,
+}
+
+fn fixture(conn: &mut PgConnection) -> Fixture {
+    let tenant = tenants::insert(
+        conn,
+        &NewTenant {
+            name: "acme",
+            active: true,
+        },
+    )
+    .expect("tenant");
+    let other = tenants::insert(
+        conn,
+        &NewTenant {
+            name: "globex",
+            active: true,
+        },
+    )
+    .expect("tenant");
+    let integration = integrations::insert(
+        conn,
+        &NewIntegration {
+            tenant_id: tenant.id,
+            provider: "jira",
+            name: "Acme Jira",
+            active: true,
+            settings: json!({}),
+        },
+    )
+    .expect("integration");
+    Fixture {
+        tenant: tenant.id,
+        other_tenant: other.id,
+        integration: integration.id,
+    }
+}
+
+fn entity(name: &str) -> EntityType {
+    EntityType::parse(name).expect("valid entity type")
+}
+
+fn record(f: &Fixture, external_id: &str) -> NewRawRecord {
+    NewRawRecord {
+        tenant_id: f.tenant,
+        integration_id: f.integration,
+        entity_type: "jira_issues".to_owned(),
+        external_id: Some(external_id.to_owned()),
+        raw_data: json!({"id": external_id, "fields": {"summary": "Ünïcode ✓"}}),
+        extraction_metadata: Some(json!({"page": 1})),
+    }
+}
+
+#[test]
+fn tenants_are_found_by_id_and_name_and_can_be_deactivated() {
+    let db = TestDatabase::migrated();
+    let mut conn = db.connect();
+    let f = fixture(&mut conn);
+    let tenant = tenants::find(&mut conn, f.tenant)
+        .expect("query")
+        .expect("exists");
+    assert_eq!(tenant.name, "acme");
+    assert!(tenant.active);
+    assert!(tenant.created_at.is_some());
+    assert_eq!(
+        tenants::find_by_name(&mut conn, "globex")
+            .expect("query")
+            .map(|t| t.id),
+        Some(f.other_tenant)
+    );
+    assert_eq!(
+        tenants::set_active(&mut conn, f.tenant, false).expect("update"),
+        1
+    );
+    assert!(
+        !tenants::find(&mut conn, f.tenant)
+            .expect("query")
+            .expect("exists")
+            .active
+    );
+    assert_eq!(tenants::find(&mut conn, 999_999).expect("query"), None);
+}
+
+#[test]
+fn integrations_are_only_visible_to_their_tenant() {
+    let db = TestDatabase::migrated();
+    let mut conn = db.connect();
+    let f = fixture(&mut conn);
+    let mine = integrations::find_for_tenant(&mut conn, f.tenant, f.integration).expect("query");
+    assert_eq!(mine.map(|i| i.provider), Some("jira".to_owned()));
+    assert_eq!(
+        integrations::find_for_tenant(&mut conn, f.other_tenant, f.integration).expect("query"),
+        None
+    );
+    assert_eq!(
+        integrations::active_ids_for_tenant(&mut conn, f.tenant, &[f.integration, 424_242])
+            .expect("query"),
+        [f.integration]
+    );
+    integrations::set_active(&mut conn, f.integration, false).expect("deactivate");
+    assert!(
+        integrations::active_ids_for_tenant(&mut conn, f.tenant, &[f.integration])
+            .expect("query")
+            .is_empty()
+    );
+    assert_eq!(
+        integrations::list_for_tenant(&mut conn, f.tenant)
+            .expect("list")
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn integration_settings_must_be_an_object() {
+    let db = TestDatabase::migrated();
+    let mut conn = db.connect();
+    let f = fixture(&mut conn);
+    let refused = integrations::insert(
+        &mut conn,
+        &NewIntegration {
+            tenant_id: f.tenant,
+            provider: "github",
+            name: "bad",
+            active: true,
+            settings: json!([1, 2]),
+        },
+    );
+    assert!(refused.is_err());
+}
+
+#[test]
+fn raw_records_insert_in_one_statement_and_return_ids_in_input_order() {
+    let db = TestDatabase::migrated();
+    let mut conn = db.connect();
+    let f = fixture(&mut conn);
+    let batch: Vec<_> = (0..250).map(|i| record(&f, &format!("ext-{i}"))).collect();
+    let ids = raw_records::insert_many(&mut conn, &batch).expect("insert");
+    assert_eq!(ids.len(), 250);
+    for (id, new) in ids.iter().zip(&batch) {
+        let row = raw_records::find_for_tenant(&mut conn, f.tenant, *id)
+            .expect("query")
+            .expect("stored");
+        assert_eq!(row.external_id, new.external_id);
+        assert_eq!(row.raw_data, new.raw_data);
+        assert_eq!(row.status(), ProcessingStatus::Pending);
+        assert!(row.created_at.is_some());
+        assert_eq!(row.processed_at, None);
+    }
+    assert!(raw_records::insert_many(&mut conn, &[])
+        .expect("empty")
+        .is_empty());
+}
+
+#[test]
+fn raw_records_of_another_tenant_read_as_missing() {
+    let db = TestDatabase::migrated();
+    let mut conn = db.connect();
+    let f = fixture(&mut conn);
+    let ids = raw_records::insert_many(&mut conn, &[record(&f, "1")]).expect("insert");
+    assert_eq!(
+        raw_records::find_for_tenant(&mut conn, f.other_tenant, ids[0]).expect("query"),
+        None
+    );
+    let filter = RawRecordFilter {
+        entity_type: entity("jira_issues"),
+        status: None,
+        after_id: None,
+        limit: PageLimit::default(),
+    };
+    assert!(
+        raw_records::list_for_tenant(&mut conn, f.other_tenant, &filter)
+            .expect("list")
+            .is_empty()
+    );
+    assert_eq!(
+        raw_records::update_status(
+            &mut conn,
+            f.other_tenant,
+            ids[0],
+            ProcessingStatus::Skipped,
+            None
+        )
+        .expect("update"),
+        StatusUpdate::NotFound
+    );
+    let row = raw_records::find_for_tenant(&mut conn, f.tenant, ids[0])
+        .expect("query")
+        .expect("row");
+    assert_eq!(
+        row.status(),
+        ProcessingStatus::Pending,
+        "another tenant changed nothing"
+    );
+}
+
+#[test]
+fn keyset_paging_returns_every_record_once_oldest_first() {
+    let db = TestDatabase::migrated();
+    let mut conn = db.connect();
+    let f = fixture(&mut conn);
+    let batch: Vec<_> = (0..23).map(|i| record(&f, &i.to_string())).collect();
+    let ids = raw_records::insert_many(&mut conn, &batch).expect("insert");
+    let mut other = record(&f, "github");
+    other.entity_type = "github_prs".to_owned();
+    raw_records::insert_many(&mut conn, &[other]).expect("insert");
+
+    let mut seen = Vec::new();
+    let mut after_id = None;
+    loop {
+        let filter = RawRecordFilter {
+            entity_type: entity("jira_issues"),
+            status: None,
+            after_id,
+            limit: PageLimit::new(5).expect("valid"),
+        };
+        let page = raw_records::list_for_tenant(&mut conn, f.tenant, &filter).expect("page");
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 5);
+        after_id = page.last().map(|r| r.id);
+        seen.extend(page.into_iter().map(|r| r.id));
+    }
+    assert_eq!(seen, ids);
+}
+
+#[test]
+fn listing_filters_by_status() {
+    let db = TestDatabase::migrated();
+    let mut conn = db.connect();
+    let f = fixture(&mut conn);
+    let ids =
+        raw_records::insert_many(&mut conn, &[record(&f, "a"), record(&f, "b")]).expect("insert");
+    raw_records::update_status(
+        &mut conn,
+        f.tenant,
+        ids[1],
+        ProcessingStatus::Failed,
+        Some(json!({"code": "x"})),
+    )
+    .expect("update");
+    let filter = RawRecordFilter {
+        entity_type: entity("jira_issues"),
+        status: Some(ProcessingStatus::Failed),
+        after_id: None,
+        limit: PageLimit::default(),
+    };
+    let failed = raw_records::list_for_tenant(&mut conn, f.tenant, &filter).expect("list");
+    assert_eq!(failed.iter().map(|r| r.id).collect::<Vec<_>>(), [ids[1]]);
+    assert_eq!(failed[0].error_details, Some(json!({"code": "x"})));
+}
+
+#[test]
+fn status_changes_follow_the_rules_and_stamp_processed_at() {
+    use ProcessingStatus::*;
+    let db = TestDatabase::migrated();
+    let mut conn = db.connect();
+    let f = fixture(&mut conn);
+    let id = raw_records::insert_many(&mut conn, &[record(&f, "s")]).expect("insert")[0];
+    let mut change = |to, details| {
+        raw_records::update_status(&mut conn, f.tenant, id, to, details).expect("update")
+    };
+    assert_eq!(change(Pending, None), StatusUpdate::Unchanged);
+    assert_eq!(change(Processing, None), StatusUpdate::Updated);
+    assert_eq!(
+        change(Failed, Some(json!({"why": "bad"}))),
+        StatusUpdate::Updated
+    );
+    assert_eq!(
+        change(Completed, None),
+        StatusUpdate::Forbidden { current: Failed }
+    );
+    assert_eq!(change(Pending, None), StatusUpdate::Updated);
+    assert_eq!(change(Completed, None), StatusUpdate::Updated);
+    assert_eq!(change(Completed, None), StatusUpdate::Unchanged);
+    assert_eq!(
+        change(Pending, None),
+        StatusUpdate::Forbidden { current: Completed }
+    );
+
+    let row = raw_records::find_for_tenant(&mut conn, f.tenant, id)
+        .expect("query")
+        .expect("row");
+    assert_eq!(row.status(), Completed);
+    assert!(row.processed_at.is_some(), "completed stamps processed_at");
+}
+
+#[test]
+fn unknown_status_values_are_refused_by_the_database() {
+    let db = TestDatabase::migrated();
+    let mut conn = db.connect();
+    let f = fixture(&mut conn);
+    let refused = diesel::sql_query(format!(
+        "INSERT INTO raw_extraction_data (tenant_id, integration_id, entity_type, raw_data, processing_status)
+         VALUES ({}, {}, 'x', '{{}}', 'done')",
+        f.tenant, f.integration
+    ))
+    .execute(&mut conn);
+    assert!(refused.is_err());
+}
+
+#[test]
+fn jobs_take_the_seed_defaults_and_filter_per_tenant() {
+    let db = TestDatabase::migrated();
+    let mut conn = db.connect();
+    let f = fixture(&mut conn);
+    let job = jobs::insert(
+        &mut conn,
+        &NewJob::new(
+            f.tenant,
+            JobType::Transform,
+            &entity("jira_issues"),
+            json!({"raw_data_ids": [1, 2]}),
+            JobPriority::new(2).expect("valid"),
+        ),
+    )
+    .expect("insert");
+    assert_eq!(job.status(), JobStatus::Pending);
+    assert_eq!(job.job_type(), Some(JobType::Transform));
+    assert_eq!(job.priority, Some(2));
+    assert_eq!(job.retry_count, Some(0));
+    assert_eq!(job.max_retries, Some(3));
+    assert!(job.scheduled_at.is_some());
+    jobs::insert(
+        &mut conn,
+        &NewJob::new(
+            f.tenant,
+            JobType::Extract,
+            &entity("github_prs"),
+            json!({}),
+            JobPriority::default(),
+        ),
+    )
+    .expect("insert");
+
+    let transforms = jobs::list_for_tenant(
+        &mut conn,
+        f.tenant,
+        &JobFilter {
+            job_type: Some(JobType::Transform),
+            ..JobFilter::default()
+        },
+    )
+    .expect("list");
+    assert_eq!(
+        transforms.iter().map(|j| j.id).collect::<Vec<_>>(),
+        [job.id]
+    );
+    assert_eq!(
+        jobs::list_for_tenant(&mut conn, f.tenant, &JobFilter::default())
+            .expect("list")
+            .len(),
+        2
+    );
+    assert!(
+        jobs::list_for_tenant(&mut conn, f.other_tenant, &JobFilter::default())
+            .expect("list")
+            .is_empty()
+    );
+    assert_eq!(
+        jobs::find_for_tenant(&mut conn, f.other_tenant, job.id).expect("query"),
+        None
+    );
+    assert_eq!(
+        jobs::find_for_tenant(&mut conn, f.tenant, job.id)
+            .expect("query")
+            .map(|j| j.payload),
+        Some(json!({"raw_data_ids": [1, 2]}))
+    );
+}
+
+#[test]
+fn pool_checkout_fails_fast_when_the_database_is_unreachable() {
+    use std::time::Duration;
+    // Port 1 on loopback refuses connections: nothing listens there.
+    let pool = etl_store::build_pool(&etl_store::PoolConfig {
+        database_url: "postgres://postgres@127.0.0.1:1/etl".to_owned(),
+        max_size: 2,
+        checkout_timeout: Duration::from_millis(300),
+    });
+    let started = std::time::Instant::now();
+    assert!(pool.get().is_err());
+    // Bounded by the checkout timeout, not by TCP or libpq defaults.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -1,0 +1,2 @@
+DROP TABLE etl_job_queue;
+DROP TABLE raw_extraction_data;

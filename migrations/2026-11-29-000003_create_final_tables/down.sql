@@ -1,0 +1,2 @@
+DROP TABLE pull_requests;
+DROP TABLE work_items;
