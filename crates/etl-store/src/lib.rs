@@ -10,11 +10,13 @@ pub mod jobs;
 pub mod migrations;
 pub mod pool;
 pub mod raw_records;
+pub mod seed;
 mod schema;
 pub mod tenants;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
+pub use diesel::result::Error as QueryError;
 pub use diesel::{Connection, PgConnection, QueryResult};
 pub use pool::{build_pool, PgPool, PgPooled, PoolConfig, PoolError};
 
@@ -49,4 +51,12 @@ pub fn is_unavailable(error: &diesel::result::Error) -> bool {
         }
         _ => false,
     }
+}
+
+/// Opens a single connection set up like pooled ones (session in UTC).
+pub fn connect(url: &str) -> Result<PgConnection, StoreError> {
+    use diesel::connection::SimpleConnection;
+    let mut conn = PgConnection::establish(url)?;
+    conn.batch_execute("SET TIME ZONE 'UTC'")?;
+    Ok(conn)
 }

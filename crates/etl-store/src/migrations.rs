@@ -21,6 +21,8 @@ const MIGRATION_LOCK_KEY: i64 = 0x6574_6c5f_6d69_6772; // "etl_migr"
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationState {
     pub version: String,
+    /// The migration's folder name (`<version>_<description>`).
+    pub name: String,
     pub applied: bool,
 }
 
@@ -70,11 +72,12 @@ pub fn status(conn: &mut PgConnection) -> Result<Vec<MigrationState>, StoreError
         .iter()
         .map(ToString::to_string)
         .collect();
-    let mut states: Vec<MigrationState> = embedded_versions()?
+    let mut states: Vec<MigrationState> = embedded_migrations()?
         .into_iter()
-        .map(|version| MigrationState {
+        .map(|(version, name)| MigrationState {
             applied: applied.contains(&version),
             version,
+            name,
         })
         .collect();
     states.sort_by(|a, b| a.version.cmp(&b.version));
@@ -100,12 +103,13 @@ pub fn drop_all_tables(conn: &mut PgConnection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn embedded_versions() -> Result<Vec<String>, StoreError> {
+/// (version, name) of every embedded migration.
+fn embedded_migrations() -> Result<Vec<(String, String)>, StoreError> {
     let migrations: Vec<Box<dyn Migration<Pg>>> =
         MigrationSource::<Pg>::migrations(&MIGRATIONS).map_err(StoreError::Migration)?;
     Ok(migrations
         .iter()
-        .map(|m| m.name().version().to_string())
+        .map(|m| (m.name().version().to_string(), m.name().to_string()))
         .collect())
 }
 

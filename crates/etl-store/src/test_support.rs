@@ -45,8 +45,17 @@ impl TestDatabase {
         Self::create(server_url(), None)
     }
 
+    /// A name and URL for a database that does not exist yet (for code under
+    /// test that creates it); dropped on drop all the same if it was made.
+    pub fn reserved() -> Self {
+        let server = server_url();
+        let name = unique_name();
+        let url = server.with_database(&name);
+        Self { server, name, url }
+    }
+
     fn create(server: DatabaseUrl, template: Option<&str>) -> Self {
-        let name = format!("etl_test_{:016x}", rand::thread_rng().gen::<u64>());
+        let name = unique_name();
         let mut admin = admin_connection(&server);
         let sql = match template {
             Some(template) => format!(
@@ -91,6 +100,10 @@ impl Drop for TestDatabase {
             quote_ident(&self.name)
         ));
     }
+}
+
+fn unique_name() -> String {
+    format!("etl_test_{:016x}", rand::thread_rng().gen::<u64>())
 }
 
 fn server_url() -> DatabaseUrl {

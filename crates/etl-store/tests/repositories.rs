@@ -402,3 +402,16 @@ fn pool_checkout_fails_fast_when_the_database_is_unreachable() {
         started.elapsed()
     );
 }
+
+#[test]
+fn demo_seed_is_idempotent() {
+    let db = TestDatabase::migrated();
+    let mut conn = db.connect();
+    let first = etl_store::seed::ensure_demo(&mut conn).expect("seed");
+    let again = etl_store::seed::ensure_demo(&mut conn).expect("seed again");
+    assert_eq!(first.tenant.id, again.tenant.id);
+    assert_eq!(first.jira.id, again.jira.id);
+    assert_eq!(first.github.id, again.github.id);
+    assert_eq!((first.jira.provider.as_str(), first.github.provider.as_str()), ("jira", "github"));
+    assert_eq!(integrations::list_for_tenant(&mut conn, first.tenant.id).expect("list").len(), 2);
+}

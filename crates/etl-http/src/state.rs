@@ -1,0 +1,24 @@
+use std::time::Duration;
+
+use etl_store::PgPool;
+
+use crate::auth::JwtKeys;
+
+/// What every handler can reach. Cheap to clone (everything inside is shared).
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub jwt: JwtKeys,
+    /// How long `/ready` waits for a database connection.
+    pub ready_timeout: Duration,
+}
+
+impl AppState {
+    pub fn new(pool: PgPool, jwt: JwtKeys) -> Self {
+        Self {
+            pool,
+            jwt,
+            ready_timeout: Duration::from_secs(2),
+        }
+    }
+}

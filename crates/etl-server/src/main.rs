@@ -1,0 +1,244 @@
+//! `etl-server`: the ETL service's one binary. It only wires the crates
+//! together; behaviour lives in them.
+
+mod settings;
+mod telemetry;
+
+use std::net::TcpListener;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use etl_http::auth::{JwtKeys, JwtSecret};
+use etl_http::{AppState, HttpConfig};
+use etl_store::{migrations, PgPool};
+
+use crate::settings::Settings;
+
+const ENV_HELP: &str = "\
+Settings (environment):
+  DATABASE_URL                PostgreSQL URL [postgres://postgres@127.0.0.1:5432/etl]
+  RABBITMQ_URL                RabbitMQ URL [amqp://guest:guest@127.0.0.1:5672/%2f]
+  ETL_BIND                    HTTP listen address [127.0.0.1:8080]
+  ETL_QUEUE                   amqp | postgres [amqp]
+  ETL_JWT_SECRET              HS256 secret for API tokens (required by serve unless --dev)
+  ETL_DB_POOL_SIZE            most database connections [10]
+  ETL_DB_CHECKOUT_TIMEOUT_MS  longest wait for a connection before 503 [5000]
+  ETL_MAX_BODY_BYTES          largest request body before 413 [16777216]
+  ETL_WORKER_CONCURRENCY      jobs run at once per process [4]
+  ETL_LOG_FORMAT              pretty | json [pretty]
+  RUST_LOG                    log filter [info]";
+
+/// Transform-and-load service for Jira issues and GitHub pull requests.
+#[derive(Debug, Parser)]
+#[command(name = "etl-server", version, after_help = ENV_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API (and, once the queue lands, run workers and the relay).
+    Serve {
+        /// Development mode: create the database when missing, apply
+        /// migrations, seed a demo tenant, generate a JWT secret when none is
+        /// set, and print a ready-to-use token.
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Apply the embedded database migrations, then exit.
+    Migrate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => return fail(&error),
+    };
+    telemetry::init(settings.log_format);
+    let outcome = match cli.command {
+        Command::Serve { dev } => serve(&settings, dev),
+        Command::Migrate => migrate(&settings),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error),
+    }
+}
+
+/// Prints one line on stderr and exits non-zero.
+fn fail(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::FAILURE
+}
+
+fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let mut conn = etl_store::connect(settings.database_url.as_str())?;
+    let applied = migrations::run_pending(&mut conn)?;
+    if applied.is_empty() {
+        println!("database is up to date");
+    }
+    for version in applied {
+        println!("applied {version}");
+    }
+    Ok(())
+}
+
+fn serve(settings: &Settings, dev: bool) -> anyhow::Result<()> {
+    let secret = settings.require_jwt_secret(dev)?;
+    let listener = TcpListener::bind(settings.bind).map_err(|e| settings::SettingError {
+        name: "ETL_BIND",
+        problem: format!("cannot listen on {}: {e}", settings.bind),
+    })?;
+    let pool = etl_store::build_pool(&settings.pool_config());
+    if dev {
+        prepare_dev_database(settings, &pool, &secret, &listener)?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run_server(settings, pool, secret, listener, dev))
+}
+
+async fn run_server(
+    settings: &Settings,
+    pool: PgPool,
+    secret: JwtSecret,
+    listener: TcpListener,
+    dev: bool,
+) -> anyhow::Result<()> {
+    if !dev {
+        // Applied in the background so the process starts (and `/ready`
+        // says why it is not ready) while the database is still down.
+        tokio::task::spawn_blocking({
+            let pool = pool.clone();
+            move || migrate_when_reachable(&pool)
+        });
+    }
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        database = %settings.database_url.database_name(),
+        queue = ?settings.queue,
+        rabbitmq = %settings.rabbitmq_host(),
+        worker_concurrency = settings.worker_concurrency,
+        "starting"
+    );
+    let state = AppState::new(pool, JwtKeys::new(&secret));
+    let config = HttpConfig {
+        max_body_bytes: settings.max_body_bytes,
+        ..HttpConfig::default()
+    };
+    let server = etl_http::serve(listener, state, &config)?;
+    let handle = server.handle();
+    tracing::info!(%addr, "listening on http://{addr}");
+    let server_task = tokio::spawn(server);
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    handle.stop(true).await;
+    server_task.await??;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {},
+                    _ = terminate.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+/// Applies pending migrations, retrying with capped backoff until the
+/// database answers. Several processes may do this at once: the store holds
+/// an advisory lock while migrating.
+fn migrate_when_reachable(pool: &PgPool) {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        let outcome = pool
+            .get()
+            .map_err(anyhow::Error::from)
+            .and_then(|mut conn| Ok(migrations::run_pending(&mut conn)?));
+        match outcome {
+            Ok(applied) => {
+                for version in applied {
+                    tracing::info!(%version, "applied migration");
+                }
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "cannot apply migrations yet");
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+fn prepare_dev_database(
+    settings: &Settings,
+    pool: &PgPool,
+    secret: &JwtSecret,
+    listener: &TcpListener,
+) -> anyhow::Result<()> {
+    let url = &settings.database_url;
+    if migrations::create_database_if_missing(url)
+        .with_context(|| format!("DATABASE_URL: cannot create database `{}`", url.database_name()))?
+    {
+        println!("created database {}", url.database_name());
+    }
+    let mut conn = pool.get().context("DATABASE_URL: cannot connect")?;
+    for version in migrations::run_pending(&mut conn)? {
+        println!("applied migration {version}");
+    }
+    let seed = etl_store::seed::ensure_demo(&mut conn)?;
+    let ttl = chrono::Duration::hours(24);
+    let token = JwtKeys::new(secret).issue("dev", seed.tenant.id, ttl);
+    let addr = listener.local_addr()?;
+    let generated = settings.jwt_secret.is_none();
+    println!(
+        "\nDevelopment mode
+  database     {db}
+  tenant       {tenant} (id {tenant_id}); integrations: jira {jira}, github {github}
+  jwt secret   {secret_note}
+  token        {token}
+               (tenant {tenant_id}, valid 24 h)
+
+Try it:
+  curl -s http://{addr}/ready
+  curl -s -X POST http://{addr}/api/v1/etl/raw-data/store \\
+       -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\
+       -d '{{\"integration_id\": {jira}, \"entity_type\": \"jira_issues\", \"external_id\": \"10001\", \"raw_data\": {{\"id\": \"10001\", \"key\": \"DEMO-1\", \"fields\": {{\"summary\": \"Hello\"}}}}}}'
+",
+        db = url.database_name(),
+        tenant = seed.tenant.name,
+        tenant_id = seed.tenant.id,
+        jira = seed.jira.id,
+        github = seed.github.id,
+        secret_note = if generated {
+            "generated for this run (set ETL_JWT_SECRET to keep tokens valid across restarts)"
+        } else {
+            "from ETL_JWT_SECRET"
+        },
+    );
+    Ok(())
+}

@@ -1,0 +1,253 @@
+//! Settings, read once from the environment and passed explicitly.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/etl` | PostgreSQL |
+//! | `RABBITMQ_URL` | `amqp://guest:guest@127.0.0.1:5672/%2f` | RabbitMQ |
+//! | `ETL_BIND` | `127.0.0.1:8080` | HTTP listen address |
+//! | `ETL_QUEUE` | `amqp` | `amqp` or `postgres` |
+//! | `ETL_JWT_SECRET` | (required by `serve`, unless `--dev`) | HS256 secret |
+//! | `ETL_DB_POOL_SIZE` | `10` | most database connections |
+//! | `ETL_DB_CHECKOUT_TIMEOUT_MS` | `5000` | longest wait for a connection (then 503) |
+//! | `ETL_MAX_BODY_BYTES` | `16777216` | largest request body (then 413) |
+//! | `ETL_WORKER_CONCURRENCY` | `4` | jobs run at once per process |
+//! | `ETL_LOG_FORMAT` | `pretty` | `pretty` or `json` |
+//! | `RUST_LOG` | `info` | log filter |
+//!
+//! An empty variable counts as unset. A malformed one stops start-up with
+//! one line naming it.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use etl_http::auth::JwtSecret;
+use etl_store::migrations::DatabaseUrl;
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/etl";
+pub const DEFAULT_RABBITMQ_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+
+/// A setting that is missing or malformed: `NAME: problem`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingError {
+    pub name: &'static str,
+    pub problem: String,
+}
+
+impl fmt::Display for SettingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.name, self.problem)
+    }
+}
+
+impl std::error::Error for SettingError {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueMode {
+    Amqp,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: DatabaseUrl,
+    pub rabbitmq_url: String,
+    pub bind: SocketAddr,
+    pub queue: QueueMode,
+    pub jwt_secret: Option<JwtSecret>,
+    pub db_pool_size: u32,
+    pub db_checkout_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub worker_concurrency: usize,
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, SettingError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        Ok(Self {
+            database_url: parse_or(&get, "DATABASE_URL", DEFAULT_DATABASE_URL, |v| {
+                DatabaseUrl::parse(v)
+            })?,
+            rabbitmq_url: parse_or(&get, "RABBITMQ_URL", DEFAULT_RABBITMQ_URL, parse_amqp_url)?,
+            bind: parse_or(&get, "ETL_BIND", DEFAULT_BIND, parse_bind)?,
+            queue: parse_or(&get, "ETL_QUEUE", "amqp", |v| match v {
+                "amqp" => Ok(QueueMode::Amqp),
+                "postgres" => Ok(QueueMode::Postgres),
+                other => Err(format!("must be `amqp` or `postgres` (got `{other}`)")),
+            })?,
+            jwt_secret: get("ETL_JWT_SECRET").map(JwtSecret::new),
+            db_pool_size: parse_or(&get, "ETL_DB_POOL_SIZE", "10", |v| {
+                parse_in_range(v, 1, 1000)
+            })?,
+            db_checkout_timeout: parse_or(&get, "ETL_DB_CHECKOUT_TIMEOUT_MS", "5000", |v| {
+                parse_in_range(v, 10, 600_000).map(Duration::from_millis)
+            })?,
+            max_body_bytes: parse_or(&get, "ETL_MAX_BODY_BYTES", "16777216", |v| {
+                parse_in_range(v, 1024, 1 << 30)
+            })?,
+            worker_concurrency: parse_or(&get, "ETL_WORKER_CONCURRENCY", "4", |v| {
+                parse_in_range(v, 1, 1024)
+            })?,
+            log_format: parse_or(&get, "ETL_LOG_FORMAT", "pretty", |v| match v {
+                "pretty" => Ok(LogFormat::Pretty),
+                "json" => Ok(LogFormat::Json),
+                other => Err(format!("must be `pretty` or `json` (got `{other}`)")),
+            })?,
+        })
+    }
+
+    /// The JWT secret `serve` needs: from the environment, else (with
+    /// `--dev` only) a freshly generated one.
+    pub fn require_jwt_secret(&self, dev: bool) -> Result<JwtSecret, SettingError> {
+        match (&self.jwt_secret, dev) {
+            (Some(secret), _) => Ok(secret.clone()),
+            (None, true) => Ok(JwtSecret::generate()),
+            (None, false) => Err(SettingError {
+                name: "ETL_JWT_SECRET",
+                problem: "is not set; it is required to sign and check API tokens \
+                          (or start with `serve --dev` for a generated one)"
+                    .to_owned(),
+            }),
+        }
+    }
+
+    /// Where RabbitMQ is, without credentials (for logs).
+    pub fn rabbitmq_host(&self) -> String {
+        url::Url::parse(&self.rabbitmq_url)
+            .ok()
+            .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port().unwrap_or(5672))))
+            .unwrap_or_default()
+    }
+
+    pub fn pool_config(&self) -> etl_store::PoolConfig {
+        etl_store::PoolConfig {
+            database_url: self.database_url.as_str().to_owned(),
+            max_size: self.db_pool_size,
+            checkout_timeout: self.db_checkout_timeout,
+        }
+    }
+}
+
+fn parse_or<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: &str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, SettingError> {
+    let value = get(name).unwrap_or_else(|| default.to_owned());
+    parse(value.trim()).map_err(|problem| SettingError { name, problem })
+}
+
+fn parse_in_range<T>(value: &str, min: T, max: T) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    let parsed: T = value
+        .parse()
+        .map_err(|_| format!("must be a whole number (got `{value}`)"))?;
+    if parsed < min || parsed > max {
+        return Err(format!("must be between {min} and {max} (got {parsed})"));
+    }
+    Ok(parsed)
+}
+
+fn parse_amqp_url(value: &str) -> Result<String, String> {
+    let url = url::Url::parse(value).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(url.scheme(), "amqp" | "amqps") {
+        return Err(format!(
+            "scheme must be amqp:// or amqps:// (got {}://)",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("names no host".to_owned());
+    }
+    Ok(value.to_owned())
+}
+
+fn parse_bind(value: &str) -> Result<SocketAddr, String> {
+    let mut addrs = value
+        .to_socket_addrs()
+        .map_err(|e| format!("not a host:port address (`{value}`: {e})"))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("`{value}` resolves to no address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Settings, SettingError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let settings = load(&[]).expect("defaults are valid");
+        assert_eq!(settings.database_url.as_str(), DEFAULT_DATABASE_URL);
+        assert_eq!(settings.rabbitmq_url, DEFAULT_RABBITMQ_URL);
+        assert_eq!(settings.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.queue, QueueMode::Amqp);
+        assert_eq!(settings.max_body_bytes, 16 * 1024 * 1024);
+        assert!(settings.jwt_secret.is_none());
+    }
+
+    #[test]
+    fn each_malformed_setting_is_named() {
+        for (name, value) in [
+            ("DATABASE_URL", "mysql://localhost/etl"),
+            ("DATABASE_URL", "not a url"),
+            ("RABBITMQ_URL", "http://localhost"),
+            ("ETL_BIND", "nowhere"),
+            ("ETL_QUEUE", "kafka"),
+            ("ETL_DB_POOL_SIZE", "0"),
+            ("ETL_DB_POOL_SIZE", "ten"),
+            ("ETL_MAX_BODY_BYTES", "-1"),
+            ("ETL_WORKER_CONCURRENCY", "1.5"),
+            ("ETL_LOG_FORMAT", "xml"),
+        ] {
+            let err = load(&[(name, value)]).expect_err("malformed");
+            assert_eq!(err.name, name, "{value}");
+            assert!(err.to_string().starts_with(&format!("{name}: ")), "{err}");
+            assert!(!err.to_string().contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
+    fn jwt_secret_is_required_unless_dev() {
+        let settings = load(&[]).expect("valid");
+        let err = settings.require_jwt_secret(false).expect_err("required");
+        assert_eq!(err.name, "ETL_JWT_SECRET");
+        assert!(settings.require_jwt_secret(true).is_ok());
+        let settings = load(&[("ETL_JWT_SECRET", "s3cret")]).expect("valid");
+        assert_eq!(settings.require_jwt_secret(false).map(|s| s.expose().to_owned()), Ok("s3cret".to_owned()));
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let settings = load(&[("ETL_JWT_SECRET", ""), ("ETL_BIND", " ")]).expect("valid");
+        assert!(settings.jwt_secret.is_none());
+        assert_eq!(settings.bind.to_string(), "127.0.0.1:8080");
+    }
+}

@@ -1,0 +1,273 @@
+//! The `etl-server` binary as an operator meets it: settings errors, the
+//! `migrate` command, `serve`, `serve --dev`, and graceful shutdown.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use etl_store::test_support::TestDatabase;
+
+const BIN: &str = env!("CARGO_BIN_EXE_etl-server");
+
+/// The binary with a clean environment: only what the test sets.
+fn etl_server(args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("ETL_BIND", "127.0.0.1:0")
+        .env("ETL_LOG_FORMAT", "json")
+        .stdin(Stdio::null());
+    command
+}
+
+fn run_to_end(command: &mut Command) -> Output {
+    command.output().expect("running etl-server")
+}
+
+fn stderr_lines(output: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn serve_without_a_jwt_secret_refuses_to_start_with_one_line() {
+    let db = TestDatabase::migrated();
+    let output = run_to_end(etl_server(&["serve"]).env("DATABASE_URL", db.url()));
+    assert!(!output.status.success());
+    let lines = stderr_lines(&output);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("ETL_JWT_SECRET"), "{lines:?}");
+}
+
+#[test]
+fn a_malformed_setting_is_named_in_one_line() {
+    for (name, value) in [
+        ("DATABASE_URL", "mysql://root@127.0.0.1/etl"),
+        ("DATABASE_URL", "nonsense"),
+        ("ETL_BIND", "not-an-address"),
+        ("ETL_MAX_BODY_BYTES", "lots"),
+        ("ETL_QUEUE", "sqs"),
+    ] {
+        let output = run_to_end(
+            etl_server(&["serve"])
+                .env("ETL_JWT_SECRET", "s")
+                .env(name, value),
+        );
+        assert!(!output.status.success(), "{name}={value}");
+        let lines = stderr_lines(&output);
+        assert_eq!(lines.len(), 1, "{name}={value}: {lines:?}");
+        assert!(lines[0].starts_with(&format!("error: {name}: ")), "{lines:?}");
+    }
+}
+
+#[test]
+fn migrate_applies_every_migration_then_reports_up_to_date() {
+    let db = TestDatabase::empty();
+    let first = run_to_end(etl_server(&["migrate"]).env("DATABASE_URL", db.url()));
+    assert!(first.status.success(), "{first:?}");
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(stdout.lines().filter(|l| l.starts_with("applied ")).count() >= 3, "{stdout}");
+    let again = run_to_end(etl_server(&["migrate"]).env("DATABASE_URL", db.url()));
+    assert!(again.status.success());
+    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), "database is up to date");
+}
+
+#[test]
+fn migrate_against_an_unreachable_database_fails_with_a_message() {
+    let output = run_to_end(
+        etl_server(&["migrate"]).env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/etl"),
+    );
+    assert!(!output.status.success());
+    let lines = stderr_lines(&output);
+    assert!(lines.first().is_some_and(|l| l.starts_with("error: ")), "{lines:?}");
+}
+
+#[test]
+fn help_lists_the_settings() {
+    let output = run_to_end(&mut etl_server(&["--help"]));
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for setting in ["DATABASE_URL", "ETL_JWT_SECRET", "ETL_BIND", "ETL_QUEUE", "ETL_LOG_FORMAT"] {
+        assert!(help.contains(setting), "--help mentions {setting}");
+    }
+}
+
+/// A running server process, killed if the test ends early.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    /// Every line read so far, stdout and stderr interleaved as they came.
+    seen: std::cell::RefCell<Vec<String>>,
+}
+
+impl Running {
+    fn start(command: &mut Command) -> Self {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting etl-server");
+        let (sender, lines) = mpsc::channel();
+        for stream in [
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if sender.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Self {
+            child,
+            lines,
+            seen: Default::default(),
+        }
+    }
+
+    /// The first output line containing `needle`, waiting for it if it has
+    /// not come yet. (stdout and stderr are read apart, so their lines may
+    /// arrive in any order.)
+    fn wait_for_line(&self, needle: &str) -> String {
+        if let Some(line) = self.seen.borrow().iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.borrow_mut().push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("no line containing {needle:?}; saw {:#?}", self.seen.borrow());
+    }
+
+    /// The address from the "listening on http://…" log line.
+    fn address(&self) -> String {
+        let line = self.wait_for_line("listening on http://");
+        let start = line.find("http://").expect("url in line");
+        line[start..]
+            .split(|c: char| c == '"' || c.is_whitespace())
+            .next()
+            .expect("url")
+            .to_owned()
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("sending SIGTERM");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "etl-server did not stop after SIGTERM");
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn serve_answers_health_and_ready_and_stops_gracefully_on_sigterm() {
+    let db = TestDatabase::empty();
+    let mut server = Running::start(
+        etl_server(&["serve"])
+            .env("DATABASE_URL", db.url())
+            .env("ETL_JWT_SECRET", "cli-test-secret"),
+    );
+    let address = server.address();
+    let client = reqwest::blocking::Client::new();
+    let health = client.get(format!("{address}/health")).send().expect("health");
+    assert_eq!(health.status(), 200);
+    // `serve` applies pending migrations at start; /ready answers once the
+    // database does.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client
+        .get(format!("{address}/ready"))
+        .send()
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "/ready never answered 200");
+    }
+    let mut conn = db.connect();
+    assert!(
+        !etl_store::migrations::has_pending(&mut conn).expect("status"),
+        "serve applied the migrations"
+    );
+    let status = server.terminate();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    server.wait_for_line("stopped");
+}
+
+fn token_from(line: &str) -> String {
+    let token = line
+        .split_whitespace()
+        .nth(1)
+        .expect("a token after the label")
+        .to_owned();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {line}");
+    token
+}
+
+#[test]
+fn serve_dev_creates_the_database_seeds_it_and_prints_a_working_token() {
+    let db = TestDatabase::reserved();
+    let server = Running::start(etl_server(&["serve", "--dev"]).env("DATABASE_URL", db.url()));
+    server.wait_for_line(&format!("created database {}", db.name()));
+    token_from(&server.wait_for_line("token "));
+    server.wait_for_line("curl");
+    let address = server.address();
+    let ready = reqwest::blocking::get(format!("{address}/ready")).expect("ready");
+    assert_eq!(ready.status(), 200);
+
+    let mut conn = db.connect();
+    assert!(!etl_store::migrations::has_pending(&mut conn).expect("status"));
+    let seed = etl_store::seed::ensure_demo(&mut conn).expect("seeded");
+    assert_eq!(seed.tenant.name, "demo");
+    assert_eq!((seed.jira.provider.as_str(), seed.github.provider.as_str()), ("jira", "github"));
+}
+
+#[test]
+fn serve_dev_with_a_secret_signs_the_token_for_the_demo_tenant_with_it() {
+    let db = TestDatabase::reserved();
+    let server = Running::start(
+        etl_server(&["serve", "--dev"])
+            .env("DATABASE_URL", db.url())
+            .env("ETL_JWT_SECRET", "kept-secret"),
+    );
+    server.wait_for_line("from ETL_JWT_SECRET");
+    let token = token_from(&server.wait_for_line("token "));
+    let keys = etl_http::auth::JwtKeys::new(&etl_http::auth::JwtSecret::new("kept-secret"));
+    let claims = keys.verify(&token).expect("signed with ETL_JWT_SECRET");
+    let mut conn = db.connect();
+    let seed = etl_store::seed::ensure_demo(&mut conn).expect("seeded");
+    assert_eq!(claims.tenant_id, seed.tenant.id);
+    drop(server);
+}

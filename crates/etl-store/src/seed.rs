@@ -1,0 +1,43 @@
+//! The demo data of `serve --dev` and `cargo xtask seed`: one tenant with a
+//! Jira and a GitHub integration. Idempotent: running it again finds them.
+
+use diesel::prelude::*;
+use serde_json::json;
+
+use crate::integrations::{self, Integration, NewIntegration};
+use crate::tenants::{self, NewTenant, Tenant};
+
+pub const DEMO_TENANT: &str = "demo";
+
+#[derive(Debug, Clone)]
+pub struct DemoSeed {
+    pub tenant: Tenant,
+    pub jira: Integration,
+    pub github: Integration,
+}
+
+pub fn ensure_demo(conn: &mut PgConnection) -> QueryResult<DemoSeed> {
+    conn.transaction(|conn| {
+        let tenant = match tenants::find_by_name(conn, DEMO_TENANT)? {
+            Some(tenant) => tenant,
+            None => tenants::insert(conn, &NewTenant { name: DEMO_TENANT, active: true })?,
+        };
+        let existing = integrations::list_for_tenant(conn, tenant.id)?;
+        let mut find_or_insert = |provider: &str, name: &str, settings| {
+            match existing.iter().find(|i| i.provider == provider) {
+                Some(found) => Ok(found.clone()),
+                None => integrations::insert(
+                    conn,
+                    &NewIntegration { tenant_id: tenant.id, provider, name, active: true, settings },
+                ),
+            }
+        };
+        let jira = find_or_insert(
+            "jira",
+            "Demo Jira",
+            json!({"custom_field_mappings": {"story_points": "customfield_10016"}}),
+        )?;
+        let github = find_or_insert("github", "Demo GitHub", json!({}))?;
+        Ok(DemoSeed { tenant, jira, github })
+    })
+}

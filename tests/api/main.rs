@@ -1,0 +1,4 @@
+//! Black-box tests of the HTTP API: a real server on an ephemeral port, over
+//! real HTTP, against its own PostgreSQL database.
+
+mod ops;

@@ -1,0 +1,98 @@
+//! `/health`, `/ready`, unknown routes and request ids.
+
+use std::time::Duration;
+
+use etl_tests::{poll_until, TcpProxy, TestApp};
+use serde_json::Value;
+
+#[tokio::test]
+async fn health_answers_ok() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/health").await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body, serde_json::json!({"status": "ok"}));
+}
+
+#[tokio::test]
+async fn ready_answers_200_when_the_database_answers() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/ready").await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["checks"]["database"], "ok");
+}
+
+#[tokio::test]
+async fn ready_answers_503_while_the_database_is_cut_off_and_recovers_without_restart() {
+    let proxy = TcpProxy::start("127.0.0.1:5432".parse().expect("address")).await;
+    let db_name = etl_store::test_support::TestDatabase::migrated();
+    // The server reaches its database only through the proxy.
+    let url = format!("postgres://postgres@{}/{}", proxy.address, db_name.name());
+    let app = TestApp::builder().database_url(url).spawn().await;
+    assert_eq!(app.get("/ready").await.status(), 200);
+
+    proxy.cut();
+    let down = poll_until(Duration::from_secs(10), || async {
+        let response = app.get("/ready").await;
+        (response.status() == 503).then_some(response)
+    })
+    .await
+    .expect("/ready turns 503 while the database is unreachable");
+    assert!(down.headers().get("retry-after").is_some());
+    let body: Value = down.json().await.expect("json");
+    assert_eq!(body["checks"]["database"], "down");
+    assert_eq!(body["code"], "service_unavailable");
+    // Health is about the process, not its dependencies.
+    assert_eq!(app.get("/health").await.status(), 200);
+
+    proxy.restore();
+    let up = poll_until(Duration::from_secs(10), || async {
+        (app.get("/ready").await.status() == 200).then_some(())
+    })
+    .await;
+    assert!(up.is_some(), "/ready turns 200 again once the database is back");
+}
+
+#[tokio::test]
+async fn unknown_routes_answer_json_404() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/no/such/route").await;
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["code"], "not_found");
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let app = TestApp::spawn().await;
+    let first = app.get("/health").await;
+    let second = app.get("/no/such/route").await;
+    let id = |r: &reqwest::Response| {
+        r.headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .expect("x-request-id header")
+    };
+    assert_ne!(id(&first), id(&second), "each request gets its own id");
+    let echoed = app
+        .client
+        .get(app.url("/health"))
+        .header("x-request-id", "client-chosen-42")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(id(&echoed), "client-chosen-42");
+}
+
+#[tokio::test]
+async fn ready_answers_503_while_migrations_are_pending() {
+    let empty = etl_store::test_support::TestDatabase::empty();
+    let app = TestApp::builder().database_url(empty.url()).spawn().await;
+    let response = app.get("/ready").await;
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["checks"]["database"], "migrations_pending");
+}

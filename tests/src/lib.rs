@@ -1,0 +1,123 @@
+//! Test harness: a real server on an ephemeral port over its own database,
+//! a token factory, and a TCP proxy that can cut a dependency off.
+
+mod proxy;
+
+use std::net::TcpListener;
+
+use etl_http::auth::{JwtKeys, JwtSecret};
+use etl_http::{AppState, HttpConfig};
+use etl_store::test_support::TestDatabase;
+
+pub use proxy::TcpProxy;
+
+pub const TEST_SECRET: &str = "test-secret-not-for-production";
+
+/// A running server and what it stands on. Dropping it stops the server and
+/// drops the database.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub keys: JwtKeys,
+    server: actix_web::dev::ServerHandle,
+    // Dropped last: the server must stop before its database goes.
+    pub db: TestDatabase,
+}
+
+/// How to build a [`TestApp`].
+#[derive(Default)]
+pub struct TestAppBuilder {
+    database_url: Option<String>,
+    http: Option<HttpConfig>,
+}
+
+impl TestAppBuilder {
+    /// Point the server at this URL (e.g. through a [`TcpProxy`]) instead of
+    /// the test database's own.
+    pub fn database_url(mut self, url: impl Into<String>) -> Self {
+        self.database_url = Some(url.into());
+        self
+    }
+
+    pub fn http(mut self, config: HttpConfig) -> Self {
+        self.http = Some(config);
+        self
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        let db = TestDatabase::migrated();
+        let url = self.database_url.unwrap_or_else(|| db.url().to_owned());
+        let mut pool_config = etl_store::PoolConfig::new(url);
+        pool_config.checkout_timeout = std::time::Duration::from_secs(2);
+        pool_config.max_size = 4;
+        let pool = etl_store::build_pool(&pool_config);
+        let keys = JwtKeys::new(&JwtSecret::new(TEST_SECRET));
+        let state = AppState::new(pool, keys.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding an ephemeral port");
+        let port = listener.local_addr().expect("bound address").port();
+        let config = self.http.unwrap_or(HttpConfig {
+            workers: Some(2),
+            ..HttpConfig::default()
+        });
+        let server = etl_http::serve(listener, state, &config).expect("starting the server");
+        let handle = server.handle();
+        tokio::spawn(server);
+        TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+            keys,
+            server: handle,
+            db,
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        TestAppBuilder::default().spawn().await
+    }
+
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder::default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// A valid token for `tenant_id`, good for an hour.
+    pub fn token(&self, tenant_id: i32) -> String {
+        self.keys.issue("test", tenant_id, chrono::Duration::hours(1))
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request reached the server")
+    }
+
+    /// Stops the server gracefully.
+    pub async fn stop(&self) {
+        self.server.stop(true).await;
+    }
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes.
+pub async fn poll_until<T, F, Fut>(timeout: std::time::Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

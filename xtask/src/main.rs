@@ -1,0 +1,176 @@
+//! Developer commands (`cargo xtask …`, SPEC §10). They use the same crates
+//! as the server, so `migrate` here is exactly `etl-server migrate`.
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use etl_http::auth::{JwtKeys, JwtSecret};
+use etl_store::migrations::{self, DatabaseUrl};
+
+const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/etl";
+
+/// Developer commands of the ETL service. The database is `DATABASE_URL`
+/// (default postgres://postgres@127.0.0.1:5432/etl).
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Manage the schema; each action creates the database when missing.
+    Migrate {
+        #[arg(value_enum)]
+        action: MigrateAction,
+    },
+    /// Create (or find) the demo tenant with a Jira and a GitHub integration.
+    Seed,
+    /// Print an API token for a tenant, signed with ETL_JWT_SECRET.
+    Token {
+        /// The tenant the token acts for.
+        #[arg(long)]
+        tenant: i32,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: i64,
+        /// The token's subject.
+        #[arg(long, default_value = "xtask")]
+        sub: String,
+    },
+    /// Run exactly what CI runs (`.ci/run`): fmt, clippy, cargo-deny, tests.
+    Check,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum MigrateAction {
+    /// Apply every pending migration.
+    Apply,
+    /// List every migration, applied or pending.
+    Status,
+    /// Revert the newest applied migration.
+    Revert,
+    /// Revert the newest applied migration and apply it again.
+    Redo,
+    /// Drop every table, then apply every migration.
+    Reset,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Task::Migrate { action } => migrate(action),
+        Task::Seed => seed(),
+        Task::Token { tenant, ttl, sub } => token(tenant, ttl, &sub),
+        Task::Check => check(),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn database_url() -> anyhow::Result<DatabaseUrl> {
+    let text = std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+    DatabaseUrl::parse(&text).map_err(|problem| anyhow::anyhow!("DATABASE_URL: {problem}"))
+}
+
+fn connect_creating() -> anyhow::Result<etl_store::PgConnection> {
+    let url = database_url()?;
+    if migrations::create_database_if_missing(&url)
+        .with_context(|| format!("creating database `{}`", url.database_name()))?
+    {
+        println!("created database {}", url.database_name());
+    }
+    etl_store::connect(url.as_str()).context("connecting to DATABASE_URL")
+}
+
+fn migrate(action: MigrateAction) -> anyhow::Result<()> {
+    let mut conn = connect_creating()?;
+    match action {
+        MigrateAction::Apply => print_applied(migrations::run_pending(&mut conn)?),
+        MigrateAction::Status => {
+            for state in migrations::status(&mut conn)? {
+                let mark = if state.applied { "applied" } else { "pending" };
+                println!("{mark:<8} {}", state.name);
+            }
+        }
+        MigrateAction::Revert => match migrations::revert_last(&mut conn)? {
+            Some(version) => println!("reverted {version}"),
+            None => println!("nothing to revert"),
+        },
+        MigrateAction::Redo => {
+            let Some(version) = migrations::revert_last(&mut conn)? else {
+                bail!("nothing to redo: no migration is applied");
+            };
+            println!("reverted {version}");
+            print_applied(migrations::run_pending(&mut conn)?);
+        }
+        MigrateAction::Reset => {
+            migrations::drop_all_tables(&mut conn)?;
+            println!("dropped every table");
+            print_applied(migrations::run_pending(&mut conn)?);
+        }
+    }
+    Ok(())
+}
+
+fn print_applied(applied: Vec<String>) {
+    if applied.is_empty() {
+        println!("database is up to date");
+    }
+    for version in applied {
+        println!("applied {version}");
+    }
+}
+
+fn seed() -> anyhow::Result<()> {
+    let mut conn = connect_creating()?;
+    if migrations::has_pending(&mut conn)? {
+        print_applied(migrations::run_pending(&mut conn)?);
+    }
+    let seed = etl_store::seed::ensure_demo(&mut conn)?;
+    println!(
+        "tenant {} (id {}); integrations: jira {}, github {}",
+        seed.tenant.name, seed.tenant.id, seed.jira.id, seed.github.id
+    );
+    Ok(())
+}
+
+fn token(tenant: i32, ttl: i64, sub: &str) -> anyhow::Result<()> {
+    let secret = std::env::var("ETL_JWT_SECRET")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .context("ETL_JWT_SECRET: is not set; tokens are signed with the server's secret")?;
+    if ttl <= 0 {
+        bail!("--ttl must be a positive number of seconds");
+    }
+    let keys = JwtKeys::new(&JwtSecret::new(secret));
+    println!("{}", keys.issue(sub, tenant, chrono::Duration::seconds(ttl)));
+    Ok(())
+}
+
+fn check() -> anyhow::Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace root")?
+        .to_owned();
+    let status = Command::new("bash")
+        .arg(root.join(".ci/run"))
+        .current_dir(&root)
+        .status()
+        .context("running .ci/run")?;
+    if !status.success() {
+        bail!(".ci/run failed ({status})");
+    }
+    Ok(())
+}
