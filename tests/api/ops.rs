@@ -51,7 +51,10 @@ async fn ready_answers_503_while_the_database_is_cut_off_and_recovers_without_re
         (app.get("/ready").await.status() == 200).then_some(())
     })
     .await;
-    assert!(up.is_some(), "/ready turns 200 again once the database is back");
+    assert!(
+        up.is_some(),
+        "/ready turns 200 again once the database is back"
+    );
 }
 
 #[tokio::test]

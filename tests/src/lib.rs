@@ -87,7 +87,8 @@ impl TestApp {
 
     /// A valid token for `tenant_id`, good for an hour.
     pub fn token(&self, tenant_id: i32) -> String {
-        self.keys.issue("test", tenant_id, chrono::Duration::hours(1))
+        self.keys
+            .issue("test", tenant_id, chrono::Duration::hours(1))
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {

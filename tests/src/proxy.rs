@@ -20,7 +20,9 @@ pub struct TcpProxy {
 impl TcpProxy {
     /// Starts forwarding `127.0.0.1:<ephemeral>` to `target`.
     pub async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding the proxy");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding the proxy");
         let address = listener.local_addr().expect("proxy address");
         let up = Arc::new(AtomicBool::new(true));
         let (cut, _) = watch::channel(0_u64);

@@ -155,7 +155,10 @@ fn token(tenant: i32, ttl: i64, sub: &str) -> anyhow::Result<()> {
         bail!("--ttl must be a positive number of seconds");
     }
     let keys = JwtKeys::new(&JwtSecret::new(secret));
-    println!("{}", keys.issue(sub, tenant, chrono::Duration::seconds(ttl)));
+    println!(
+        "{}",
+        keys.issue(sub, tenant, chrono::Duration::seconds(ttl))
+    );
     Ok(())
 }
 

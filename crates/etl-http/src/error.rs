@@ -243,7 +243,6 @@ pub(crate) fn query_config() -> web::QueryConfig {
 
 /// Path errors (`/raw-data/abc`) are validation errors of the id.
 pub(crate) fn path_config() -> web::PathConfig {
-    web::PathConfig::default().error_handler(|_error, _req| {
-        ApiError::invalid_field("id", "must be an integer").into()
-    })
+    web::PathConfig::default()
+        .error_handler(|_error, _req| ApiError::invalid_field("id", "must be an integer").into())
 }

@@ -50,7 +50,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Starts serving on an already bound listener. Signals are not handled
 /// here: the caller stops the returned server (gracefully) when it decides to
 /// shut down, so HTTP and the workers stop together.
-pub fn serve(listener: TcpListener, state: AppState, config: &HttpConfig) -> std::io::Result<Server> {
+pub fn serve(
+    listener: TcpListener,
+    state: AppState,
+    config: &HttpConfig,
+) -> std::io::Result<Server> {
     let state = web::Data::new(state);
     let max_body = config.max_body_bytes;
     let mut server = HttpServer::new(move || {

@@ -201,9 +201,12 @@ fn prepare_dev_database(
     listener: &TcpListener,
 ) -> anyhow::Result<()> {
     let url = &settings.database_url;
-    if migrations::create_database_if_missing(url)
-        .with_context(|| format!("DATABASE_URL: cannot create database `{}`", url.database_name()))?
-    {
+    if migrations::create_database_if_missing(url).with_context(|| {
+        format!(
+            "DATABASE_URL: cannot create database `{}`",
+            url.database_name()
+        )
+    })? {
         println!("created database {}", url.database_name());
     }
     let mut conn = pool.get().context("DATABASE_URL: cannot connect")?;

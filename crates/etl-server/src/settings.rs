@@ -241,7 +241,12 @@ mod tests {
         assert_eq!(err.name, "ETL_JWT_SECRET");
         assert!(settings.require_jwt_secret(true).is_ok());
         let settings = load(&[("ETL_JWT_SECRET", "s3cret")]).expect("valid");
-        assert_eq!(settings.require_jwt_secret(false).map(|s| s.expose().to_owned()), Ok("s3cret".to_owned()));
+        assert_eq!(
+            settings
+                .require_jwt_secret(false)
+                .map(|s| s.expose().to_owned()),
+            Ok("s3cret".to_owned())
+        );
     }
 
     #[test]

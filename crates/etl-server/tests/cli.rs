@@ -61,7 +61,10 @@ fn a_malformed_setting_is_named_in_one_line() {
         assert!(!output.status.success(), "{name}={value}");
         let lines = stderr_lines(&output);
         assert_eq!(lines.len(), 1, "{name}={value}: {lines:?}");
-        assert!(lines[0].starts_with(&format!("error: {name}: ")), "{lines:?}");
+        assert!(
+            lines[0].starts_with(&format!("error: {name}: ")),
+            "{lines:?}"
+        );
     }
 }
 
@@ -71,10 +74,16 @@ fn migrate_applies_every_migration_then_reports_up_to_date() {
     let first = run_to_end(etl_server(&["migrate"]).env("DATABASE_URL", db.url()));
     assert!(first.status.success(), "{first:?}");
     let stdout = String::from_utf8_lossy(&first.stdout);
-    assert!(stdout.lines().filter(|l| l.starts_with("applied ")).count() >= 3, "{stdout}");
+    assert!(
+        stdout.lines().filter(|l| l.starts_with("applied ")).count() >= 3,
+        "{stdout}"
+    );
     let again = run_to_end(etl_server(&["migrate"]).env("DATABASE_URL", db.url()));
     assert!(again.status.success());
-    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), "database is up to date");
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout).trim(),
+        "database is up to date"
+    );
 }
 
 #[test]
@@ -84,7 +93,10 @@ fn migrate_against_an_unreachable_database_fails_with_a_message() {
     );
     assert!(!output.status.success());
     let lines = stderr_lines(&output);
-    assert!(lines.first().is_some_and(|l| l.starts_with("error: ")), "{lines:?}");
+    assert!(
+        lines.first().is_some_and(|l| l.starts_with("error: ")),
+        "{lines:?}"
+    );
 }
 
 #[test]
@@ -92,7 +104,13 @@ fn help_lists_the_settings() {
     let output = run_to_end(&mut etl_server(&["--help"]));
     assert!(output.status.success());
     let help = String::from_utf8_lossy(&output.stdout);
-    for setting in ["DATABASE_URL", "ETL_JWT_SECRET", "ETL_BIND", "ETL_QUEUE", "ETL_LOG_FORMAT"] {
+    for setting in [
+        "DATABASE_URL",
+        "ETL_JWT_SECRET",
+        "ETL_BIND",
+        "ETL_QUEUE",
+        "ETL_LOG_FORMAT",
+    ] {
         assert!(help.contains(setting), "--help mentions {setting}");
     }
 }
@@ -114,8 +132,14 @@ impl Running {
             .expect("starting etl-server");
         let (sender, lines) = mpsc::channel();
         for stream in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -155,7 +179,10 @@ impl Running {
                 Err(_) => break,
             }
         }
-        panic!("no line containing {needle:?}; saw {:#?}", self.seen.borrow());
+        panic!(
+            "no line containing {needle:?}; saw {:#?}",
+            self.seen.borrow()
+        );
     }
 
     /// The address from the "listening on http://…" log line.
@@ -180,7 +207,10 @@ impl Running {
             if let Some(status) = self.child.try_wait().expect("waiting") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "etl-server did not stop after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "etl-server did not stop after SIGTERM"
+            );
             std::thread::yield_now();
         }
     }
@@ -203,7 +233,10 @@ fn serve_answers_health_and_ready_and_stops_gracefully_on_sigterm() {
     );
     let address = server.address();
     let client = reqwest::blocking::Client::new();
-    let health = client.get(format!("{address}/health")).send().expect("health");
+    let health = client
+        .get(format!("{address}/health"))
+        .send()
+        .expect("health");
     assert_eq!(health.status(), 200);
     // `serve` applies pending migrations at start; /ready answers once the
     // database does.
@@ -251,7 +284,10 @@ fn serve_dev_creates_the_database_seeds_it_and_prints_a_working_token() {
     assert!(!etl_store::migrations::has_pending(&mut conn).expect("status"));
     let seed = etl_store::seed::ensure_demo(&mut conn).expect("seeded");
     assert_eq!(seed.tenant.name, "demo");
-    assert_eq!((seed.jira.provider.as_str(), seed.github.provider.as_str()), ("jira", "github"));
+    assert_eq!(
+        (seed.jira.provider.as_str(), seed.github.provider.as_str()),
+        ("jira", "github")
+    );
 }
 
 #[test]

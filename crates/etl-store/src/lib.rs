@@ -10,8 +10,8 @@ pub mod jobs;
 pub mod migrations;
 pub mod pool;
 pub mod raw_records;
-pub mod seed;
 mod schema;
+pub mod seed;
 pub mod tenants;
 #[cfg(feature = "test-support")]
 pub mod test_support;

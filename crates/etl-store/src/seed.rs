@@ -20,17 +20,30 @@ pub fn ensure_demo(conn: &mut PgConnection) -> QueryResult<DemoSeed> {
     conn.transaction(|conn| {
         let tenant = match tenants::find_by_name(conn, DEMO_TENANT)? {
             Some(tenant) => tenant,
-            None => tenants::insert(conn, &NewTenant { name: DEMO_TENANT, active: true })?,
+            None => tenants::insert(
+                conn,
+                &NewTenant {
+                    name: DEMO_TENANT,
+                    active: true,
+                },
+            )?,
         };
         let existing = integrations::list_for_tenant(conn, tenant.id)?;
-        let mut find_or_insert = |provider: &str, name: &str, settings| {
-            match existing.iter().find(|i| i.provider == provider) {
-                Some(found) => Ok(found.clone()),
-                None => integrations::insert(
-                    conn,
-                    &NewIntegration { tenant_id: tenant.id, provider, name, active: true, settings },
-                ),
-            }
+        let mut find_or_insert = |provider: &str, name: &str, settings| match existing
+            .iter()
+            .find(|i| i.provider == provider)
+        {
+            Some(found) => Ok(found.clone()),
+            None => integrations::insert(
+                conn,
+                &NewIntegration {
+                    tenant_id: tenant.id,
+                    provider,
+                    name,
+                    active: true,
+                    settings,
+                },
+            ),
         };
         let jira = find_or_insert(
             "jira",
@@ -38,6 +51,10 @@ pub fn ensure_demo(conn: &mut PgConnection) -> QueryResult<DemoSeed> {
             json!({"custom_field_mappings": {"story_points": "customfield_10016"}}),
         )?;
         let github = find_or_insert("github", "Demo GitHub", json!({}))?;
-        Ok(DemoSeed { tenant, jira, github })
+        Ok(DemoSeed {
+            tenant,
+            jira,
+            github,
+        })
     })
 }

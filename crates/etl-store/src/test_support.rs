@@ -133,7 +133,10 @@ fn ensure_template(server: &DatabaseUrl) -> String {
         // half-way never leaves a half-migrated template behind.
         let building = format!("{template}_building");
         // Two statements: DROP/CREATE DATABASE refuse to share a transaction.
-        for sql in ["DROP DATABASE IF EXISTS {} WITH (FORCE)", "CREATE DATABASE {}"] {
+        for sql in [
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            "CREATE DATABASE {}",
+        ] {
             admin
                 .batch_execute(&sql.replace("{}", &quote_ident(&building)))
                 .unwrap_or_else(|e| panic!("creating the template: {e}"));

@@ -412,6 +412,14 @@ fn demo_seed_is_idempotent() {
     assert_eq!(first.tenant.id, again.tenant.id);
     assert_eq!(first.jira.id, again.jira.id);
     assert_eq!(first.github.id, again.github.id);
-    assert_eq!((first.jira.provider.as_str(), first.github.provider.as_str()), ("jira", "github"));
-    assert_eq!(integrations::list_for_tenant(&mut conn, first.tenant.id).expect("list").len(), 2);
+    assert_eq!(
+        (first.jira.provider.as_str(), first.github.provider.as_str()),
+        ("jira", "github")
+    );
+    assert_eq!(
+        integrations::list_for_tenant(&mut conn, first.tenant.id)
+            .expect("list")
+            .len(),
+        2
+    );
 }

@@ -11,5 +11,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Any path no route matches.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found(&format!("Route {} {}", req.method(), req.path())))
+    Err(ApiError::not_found(&format!(
+        "Route {} {}",
+        req.method(),
+        req.path()
+    )))
 }
