@@ -1,4 +1,8 @@
 //! Black-box tests of the HTTP API: a real server on an ephemeral port, over
 //! real HTTP, against its own PostgreSQL database.
 
+mod auth;
+mod errors;
+mod idempotency;
 mod ops;
+mod raw_data;

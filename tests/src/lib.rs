@@ -105,6 +105,107 @@ impl TestApp {
     }
 }
 
+/// A tenant made for a test: its id, a token for it, and an active Jira
+/// integration of its own.
+#[derive(Debug, Clone)]
+pub struct TestTenant {
+    pub id: i32,
+    pub token: String,
+    pub integration: i32,
+}
+
+impl TestApp {
+    /// Creates a tenant (active or not) directly in the database.
+    pub fn create_tenant(&self, name: &str, active: bool) -> i32 {
+        let mut conn = self.db.connect();
+        etl_store::tenants::insert(&mut conn, &etl_store::tenants::NewTenant { name, active })
+            .expect("inserting a tenant")
+            .id
+    }
+
+    /// Creates an integration directly in the database.
+    pub fn create_integration(&self, tenant_id: i32, provider: &str, active: bool) -> i32 {
+        let mut conn = self.db.connect();
+        etl_store::integrations::insert(
+            &mut conn,
+            &etl_store::integrations::NewIntegration {
+                tenant_id,
+                provider,
+                name: provider,
+                active,
+                settings: serde_json::json!({}),
+            },
+        )
+        .expect("inserting an integration")
+        .id
+    }
+
+    /// An active tenant with an active integration and a token.
+    pub fn tenant(&self, name: &str) -> TestTenant {
+        let id = self.create_tenant(name, true);
+        TestTenant {
+            id,
+            token: self.token(id),
+            integration: self.create_integration(id, "jira", true),
+        }
+    }
+
+    /// A request with the tenant's token.
+    pub fn authed(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        tenant: &TestTenant,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(&tenant.token)
+    }
+
+    /// POSTs JSON with the tenant's token.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        tenant: &TestTenant,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.authed(reqwest::Method::POST, path, tenant)
+            .json(body)
+            .send()
+            .await
+            .expect("request reached the server")
+    }
+
+    /// GETs with the tenant's token.
+    pub async fn get_as(&self, path: &str, tenant: &TestTenant) -> reqwest::Response {
+        self.authed(reqwest::Method::GET, path, tenant)
+            .send()
+            .await
+            .expect("request reached the server")
+    }
+
+    /// Runs SQL returning one bigint (`SELECT count(*) …`) on the test database.
+    pub fn count(&self, sql: &str) -> i64 {
+        use etl_store::test_support::diesel_prelude::*;
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.db.connect();
+        diesel::sql_query(format!("SELECT ({sql}) AS n"))
+            .get_result::<Count>(&mut conn)
+            .expect("counting")
+            .n
+    }
+}
+
+/// Reads a response as JSON, panicking with the body when it is not.
+pub async fn json(response: reqwest::Response) -> serde_json::Value {
+    let text = response.text().await.expect("response body");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
 /// Polls `check` until it returns `Some` or `timeout` passes.
 pub async fn poll_until<T, F, Fut>(timeout: std::time::Duration, mut check: F) -> Option<T>
 where

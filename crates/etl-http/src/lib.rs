@@ -7,9 +7,13 @@
 pub mod auth;
 mod blocking;
 pub mod error;
+mod extract;
+mod idempotent;
+pub mod metrics;
 mod request_id;
 mod routes;
 mod state;
+mod tenancy;
 
 use std::net::TcpListener;
 use std::time::Duration;

@@ -43,16 +43,31 @@ pub async fn trace_request(
         request_id = %request_id,
         method = %req.method(),
         path = %req.path(),
+        // Filled in by the `Tenant` extractor once the token checks out.
+        tenant_id = tracing::field::Empty,
+        subject = tracing::field::Empty,
     );
     let started = Instant::now();
+    let metrics = req
+        .app_data::<actix_web::web::Data<crate::AppState>>()
+        .map(|state| state.metrics.clone());
+    // The route's pattern, not its path: ids would make label values endless.
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
     // Handler errors arrive here already turned into responses; only a
     // failure of the service chain itself is an `Err`.
     let mut response = next.call(req).instrument(span.clone()).await?;
     let status = response.status();
+    let elapsed = started.elapsed().as_secs_f64();
+    if let Some(metrics) = metrics {
+        metrics.observe_request(&method, &route, status.as_u16(), elapsed);
+    }
     span.in_scope(|| {
         tracing::info!(
             status = status.as_u16(),
-            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            elapsed_ms = elapsed * 1000.0,
             "request finished"
         );
     });

@@ -88,6 +88,48 @@ pub fn insert_many(conn: &mut PgConnection, records: &[NewRawRecord]) -> QueryRe
         .get_results(conn)
 }
 
+/// Inserts one record in a single statement that also checks that the
+/// tenant and the integration are active and that the integration is the
+/// tenant's. `None` when a check failed (nothing was inserted); the caller
+/// then finds out which with [`crate::tenants::find`] and
+/// [`crate::integrations::find_for_tenant`], off the fast path.
+pub fn insert_one_checked(
+    conn: &mut PgConnection,
+    record: &NewRawRecord,
+) -> QueryResult<Option<i32>> {
+    use diesel::sql_types::{Jsonb, Nullable, Varchar};
+
+    use crate::schema::{integrations, tenants};
+
+    let source = integrations::table
+        .inner_join(tenants::table)
+        .filter(integrations::id.eq(record.integration_id))
+        .filter(integrations::tenant_id.eq(record.tenant_id))
+        .filter(integrations::active.eq(true))
+        .filter(tenants::active.eq(true))
+        .select((
+            integrations::tenant_id,
+            integrations::id,
+            (&record.entity_type).into_sql::<Varchar>(),
+            (&record.external_id).into_sql::<Nullable<Varchar>>(),
+            (&record.raw_data).into_sql::<Jsonb>(),
+            (&record.extraction_metadata).into_sql::<Nullable<Jsonb>>(),
+        ));
+    diesel::insert_into(raw::table)
+        .values(source)
+        .into_columns((
+            raw::tenant_id,
+            raw::integration_id,
+            raw::entity_type,
+            raw::external_id,
+            raw::raw_data,
+            raw::extraction_metadata,
+        ))
+        .returning(raw::id)
+        .get_result(conn)
+        .optional()
+}
+
 /// The tenant's record with this id; another tenant's record reads as `None`,
 /// exactly like a missing one.
 pub fn find_for_tenant(

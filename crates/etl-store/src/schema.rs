@@ -141,6 +141,7 @@ diesel::joinable!(work_items -> raw_extraction_data (raw_data_id));
 diesel::joinable!(pull_requests -> raw_extraction_data (raw_data_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    idempotency_keys,
     tenants,
     integrations,
     raw_extraction_data,
@@ -148,3 +149,18 @@ diesel::allow_tables_to_appear_in_same_query!(
     work_items,
     pull_requests,
 );
+
+diesel::table! {
+    idempotency_keys (tenant_id, route, key) {
+        tenant_id -> Int4,
+        #[max_length = 100]
+        route -> Varchar,
+        #[max_length = 255]
+        key -> Varchar,
+        status_code -> Nullable<Int2>,
+        response -> Nullable<Jsonb>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(idempotency_keys -> tenants (tenant_id));

@@ -22,6 +22,12 @@ use rand::Rng;
 use crate::migrations::{quote_ident, run_pending, DatabaseUrl};
 use crate::pool::{build_pool, PgPool, PoolConfig};
 
+/// Diesel, for tests that check tables directly.
+pub mod diesel_prelude {
+    pub use diesel;
+    pub use diesel::prelude::*;
+}
+
 const DEFAULT_SERVER_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// A database of one's own, dropped on drop.

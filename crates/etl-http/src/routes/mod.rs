@@ -1,4 +1,5 @@
 mod ops;
+mod raw_data;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -6,7 +7,22 @@ use crate::error::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(ops::health))
-        .route("/ready", web::get().to(ops::ready));
+        .route("/ready", web::get().to(ops::ready))
+        .route("/metrics", web::get().to(ops::metrics))
+        .service(
+            web::scope("/api/v1/etl")
+                .route("/raw-data/store", web::post().to(raw_data::store))
+                .route(
+                    "/raw-data/store-batch",
+                    web::post().to(raw_data::store_batch),
+                )
+                .route("/raw-data", web::get().to(raw_data::list))
+                .route("/raw-data/{id}", web::get().to(raw_data::get))
+                .route(
+                    "/raw-data/{id}/status",
+                    web::put().to(raw_data::update_status),
+                ),
+        );
 }
 
 /// Any path no route matches.

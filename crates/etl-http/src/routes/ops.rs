@@ -70,3 +70,10 @@ async fn database_state(state: &AppState) -> DatabaseState {
     .await;
     checked.unwrap_or(DatabaseState::Down)
 }
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
+}

@@ -1,0 +1,254 @@
+//! Request extractors that turn raw HTTP into domain values or an
+//! [`ApiError`] in the SPEC §4 format.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::error::PayloadError;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use etl_domain::IdempotencyKey;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::state::AppState;
+
+/// A JSON body parsed into `T`: 415 unless `Content-Type: application/json`,
+/// 413 over the body limit, 400 when it is not JSON, 422 naming the field
+/// when it is JSON of the wrong shape.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let content_type_ok = is_json(req);
+        let body = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            if !content_type_ok {
+                return Err(ApiError::new(
+                    ErrorCode::UnsupportedMediaType,
+                    "The body must be sent with Content-Type: application/json",
+                ));
+            }
+            let bytes = body.await.map_err(|e| payload_error(&e))?;
+            parse_json(&bytes).map(JsonBody)
+        })
+    }
+}
+
+fn is_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn payload_error(error: &actix_web::Error) -> ApiError {
+    match error.as_error::<PayloadError>() {
+        Some(PayloadError::Overflow) => ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            "The body is larger than this server accepts (ETL_MAX_BODY_BYTES)",
+        ),
+        _ => ApiError::new(ErrorCode::MalformedJson, "The body could not be read"),
+    }
+}
+
+/// Parses JSON into `T`, telling malformed JSON (400) from JSON of the wrong
+/// shape (422, with the path of the offending field).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let malformed = |error: &serde_json::Error| {
+        ApiError::new(
+            ErrorCode::MalformedJson,
+            format!("The body is not valid JSON: {}", without_position(error)),
+        )
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let inner = error.inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                ApiError::validation(vec![field_error(&error.path().to_string(), inner)])
+            }
+            _ => malformed(inner),
+        }
+    })?;
+    // Trailing characters after the value make the body malformed too.
+    deserializer.end().map_err(|e| malformed(&e))?;
+    Ok(value)
+}
+
+/// Names the field of a data error: the path, plus the missing field's own
+/// name for "missing field" errors (whose path is the enclosing object).
+fn field_error(path: &str, error: &serde_json::Error) -> FieldError {
+    let message = without_position(error);
+    let path = if path == "." { "" } else { path };
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    let field = match (path, missing) {
+        ("", Some(name)) => name.to_owned(),
+        (path, Some(name)) => format!("{path}.{name}"),
+        ("", None) => "body".to_owned(),
+        (path, None) => path.to_owned(),
+    };
+    FieldError { field, message }
+}
+
+/// serde_json's message without its " at line 1 column 7" suffix.
+fn without_position(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(cut) => text[..cut].to_owned(),
+        None => text,
+    }
+}
+
+/// The tenant a request acts for, from its bearer token. Only the token is
+/// checked here (401); whether the tenant exists and is active (403) is
+/// checked against the database by the handler, in the same round trip as
+/// its work where it can.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub id: i32,
+    pub subject: String,
+}
+
+impl FromRequest for Tenant {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(authenticate(req))
+    }
+}
+
+fn authenticate(req: &HttpRequest) -> Result<Tenant, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::internal("application state is missing"))?;
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("Missing Authorization header (Bearer token)"))?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("Malformed Authorization header"))?;
+    let token = value
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("Authorization must be `Bearer <token>`"))?;
+    let claims = state
+        .jwt
+        .verify(token)
+        .map_err(|e| ApiError::unauthorized(format!("Invalid token: {e}")))?;
+    let tenant = Tenant {
+        id: claims.tenant_id,
+        subject: claims.sub,
+    };
+    let span = tracing::Span::current();
+    span.record("tenant_id", tenant.id);
+    span.record("subject", tenant.subject.as_str());
+    Ok(tenant)
+}
+
+/// The optional `Idempotency-Key` header, 1–255 characters (else 422).
+#[derive(Debug, Clone)]
+pub struct IdempotencyHeader(pub Option<IdempotencyKey>);
+
+impl FromRequest for IdempotencyHeader {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let parsed = match req.headers().get("idempotency-key") {
+            None => Ok(IdempotencyHeader(None)),
+            Some(value) => value
+                .to_str()
+                .map_err(|_| "must be visible ASCII".to_owned())
+                .and_then(|text| IdempotencyKey::parse(text).map_err(|e| e.to_string()))
+                .map(|key| IdempotencyHeader(Some(key)))
+                .map_err(|message| ApiError::invalid_field("Idempotency-Key", message)),
+        };
+        std::future::ready(parsed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use etl_domain::{StoreBatchRequest, StoreRawDataRequest};
+
+    use super::*;
+
+    fn fields(error: &ApiError) -> Vec<String> {
+        error
+            .field_errors()
+            .iter()
+            .map(|e| e.field.clone())
+            .collect()
+    }
+
+    #[test]
+    fn malformed_json_is_a_400() {
+        for body in ["{", "not json", "{\"a\":1,}", "", "{} extra"] {
+            let error = parse_json::<StoreRawDataRequest>(body.as_bytes()).expect_err(body);
+            assert_eq!(error.code(), ErrorCode::MalformedJson, "{body}");
+        }
+    }
+
+    #[test]
+    fn wrong_shapes_are_422_naming_the_field() {
+        let cases = [
+            (r#"{"entity_type":"x","raw_data":{}}"#, "integration_id"),
+            (
+                r#"{"integration_id":"1","entity_type":"x","raw_data":{}}"#,
+                "integration_id",
+            ),
+            (
+                r#"{"integration_id":1,"entity_type":"X","raw_data":{}}"#,
+                "entity_type",
+            ),
+            (
+                r#"{"integration_id":1,"entity_type":"x","raw_data":[]}"#,
+                "raw_data",
+            ),
+            ("[]", "body"),
+        ];
+        for (body, field) in cases {
+            let error = parse_json::<StoreRawDataRequest>(body.as_bytes()).expect_err(body);
+            assert_eq!(error.code(), ErrorCode::ValidationError, "{body}");
+            assert_eq!(fields(&error), [field], "{body}");
+        }
+    }
+
+    #[test]
+    fn batch_errors_name_the_record_index() {
+        let ok = r#"{"integration_id":1,"entity_type":"x","raw_data":{}}"#;
+        let bad = r#"{"integration_id":1,"entity_type":"x","raw_data":5}"#;
+        let missing = r#"{"integration_id":1,"entity_type":"x"}"#;
+        let body = format!(r#"{{"records":[{ok},{ok},{ok},{bad}]}}"#);
+        let error = parse_json::<StoreBatchRequest>(body.as_bytes()).expect_err("invalid");
+        assert_eq!(fields(&error), ["records[3].raw_data"]);
+        let body = format!(r#"{{"records":[{ok},{missing}]}}"#);
+        let error = parse_json::<StoreBatchRequest>(body.as_bytes()).expect_err("invalid");
+        assert_eq!(fields(&error), ["records[1].raw_data"]);
+        let error = parse_json::<StoreBatchRequest>(br#"{"records":[]}"#).expect_err("empty");
+        assert_eq!(fields(&error), ["records"]);
+    }
+
+    #[test]
+    fn messages_carry_no_line_and_column() {
+        let error =
+            parse_json::<StoreRawDataRequest>(br#"{"integration_id":true}"#).expect_err("invalid");
+        assert!(
+            !error.field_errors()[0].message.contains("line"),
+            "{error:?}"
+        );
+    }
+}

@@ -1,0 +1,275 @@
+//! Raw data routes (SPEC §5): store, store a batch, list, read one, change
+//! status.
+
+use std::collections::BTreeSet;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use etl_domain::{
+    EntityType, PageLimit, ProcessingStatus, RawDataDetail, RawDataResponse, StatusUpdatedResponse,
+    StoreBatchRequest, StoreBatchResponse, StoreRawDataRequest, StoreRawDataResponse,
+    UpdateStatusRequest,
+};
+use etl_store::raw_records::{self, NewRawRecord, RawRecordFilter, StatusUpdate};
+use etl_store::{integrations, PgConnection};
+use serde::Deserialize;
+
+use crate::blocking;
+use crate::error::{ApiError, FieldError};
+use crate::extract::{IdempotencyHeader, JsonBody, Tenant};
+use crate::idempotent::{answer, idempotent, Answer};
+use crate::state::AppState;
+use crate::tenancy::{ensure_active, unusable_integration};
+
+fn new_record(tenant_id: i32, request: StoreRawDataRequest) -> NewRawRecord {
+    NewRawRecord {
+        tenant_id,
+        integration_id: request.integration_id,
+        entity_type: request.entity_type.into(),
+        external_id: request.external_id.map(Into::into),
+        raw_data: serde_json::Value::Object(request.raw_data),
+        extraction_metadata: request.extraction_metadata.map(serde_json::Value::Object),
+    }
+}
+
+/// `POST /raw-data/store` → 201.
+pub async fn store(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    key: IdempotencyHeader,
+    JsonBody(request): JsonBody<StoreRawDataRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let entity_type = request.entity_type.clone();
+    let record = new_record(tenant.id, request);
+    let (response, fresh) = idempotent(&state, &tenant, "raw-data/store", key.0, move |conn| {
+        store_one(conn, &record)
+    })
+    .await?;
+    if fresh {
+        state.metrics.records_stored(&entity_type, 1);
+    }
+    Ok(response)
+}
+
+fn store_one(conn: &mut PgConnection, record: &NewRawRecord) -> Result<Answer, ApiError> {
+    // Fast path: one statement inserts and checks tenant and integration.
+    if let Some(id) = raw_records::insert_one_checked(conn, record)? {
+        return answer(StatusCode::CREATED, &StoreRawDataResponse::new(id));
+    }
+    ensure_active(conn, record.tenant_id)?;
+    Err(ApiError::validation(vec![unusable_integration(
+        "integration_id",
+        record.integration_id,
+    )]))
+}
+
+/// `POST /raw-data/store-batch` → 201, all or nothing.
+pub async fn store_batch(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    key: IdempotencyHeader,
+    JsonBody(request): JsonBody<StoreBatchRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let requests = request.records.into_records();
+    let counts = count_by_entity_type(&requests);
+    let records: Vec<NewRawRecord> = requests
+        .into_iter()
+        .map(|r| new_record(tenant.id, r))
+        .collect();
+    let (response, fresh) = idempotent(
+        &state,
+        &tenant,
+        "raw-data/store-batch",
+        key.0,
+        move |conn| store_many(conn, tenant.id, &records),
+    )
+    .await?;
+    if fresh {
+        for (entity_type, count) in counts {
+            state.metrics.records_stored(&entity_type, count);
+        }
+    }
+    Ok(response)
+}
+
+fn count_by_entity_type(requests: &[StoreRawDataRequest]) -> Vec<(EntityType, usize)> {
+    let mut counts: Vec<(EntityType, usize)> = Vec::new();
+    for request in requests {
+        match counts.iter_mut().find(|(t, _)| *t == request.entity_type) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((request.entity_type.clone(), 1)),
+        }
+    }
+    counts
+}
+
+fn store_many(
+    conn: &mut PgConnection,
+    tenant_id: i32,
+    records: &[NewRawRecord],
+) -> Result<Answer, ApiError> {
+    ensure_active(conn, tenant_id)?;
+    let wanted: Vec<i32> = records
+        .iter()
+        .map(|r| r.integration_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let usable = integrations::active_ids_for_tenant(conn, tenant_id, &wanted)?;
+    let errors: Vec<FieldError> = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !usable.contains(&r.integration_id))
+        .map(|(i, r)| {
+            unusable_integration(format!("records[{i}].integration_id"), r.integration_id)
+        })
+        .collect();
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    // One multi-row statement: all rows or none.
+    let ids = raw_records::insert_many(conn, records)?;
+    answer(StatusCode::CREATED, &StoreBatchResponse::new(ids))
+}
+
+/// Query of `GET /raw-data`; every value arrives as text and is parsed here
+/// so that each bad one is named.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    entity_type: Option<String>,
+    status: Option<String>,
+    limit: Option<String>,
+    after_id: Option<String>,
+}
+
+impl ListQuery {
+    fn parse(self) -> Result<RawRecordFilter, ApiError> {
+        let mut errors = Vec::new();
+        let mut note = |field: &str, message: String| {
+            errors.push(FieldError {
+                field: field.to_owned(),
+                message,
+            });
+        };
+        let entity_type = match self.entity_type.map(EntityType::parse) {
+            Some(Ok(value)) => Some(value),
+            Some(Err(e)) => {
+                note("entity_type", e.to_string());
+                None
+            }
+            None => {
+                note("entity_type", "is required".to_owned());
+                None
+            }
+        };
+        let status = match self.status.map(|s| s.parse::<ProcessingStatus>()) {
+            Some(Ok(value)) => Some(value),
+            Some(Err(e)) => {
+                note("status", e.to_string());
+                None
+            }
+            None => None,
+        };
+        let limit = match self
+            .limit
+            .map(|l| parse_int(&l).and_then(|n| PageLimit::new(n).map_err(|e| e.to_string())))
+        {
+            Some(Ok(value)) => value,
+            Some(Err(message)) => {
+                note("limit", message);
+                PageLimit::default()
+            }
+            None => PageLimit::default(),
+        };
+        let after_id = match self.after_id.map(|a| parse_int(&a).and_then(to_i32)) {
+            Some(Ok(value)) => Some(value),
+            Some(Err(message)) => {
+                note("after_id", message);
+                None
+            }
+            None => None,
+        };
+        match (entity_type, errors.is_empty()) {
+            (Some(entity_type), true) => Ok(RawRecordFilter {
+                entity_type,
+                status,
+                after_id,
+                limit,
+            }),
+            _ => Err(ApiError::validation(errors)),
+        }
+    }
+}
+
+pub(crate) fn parse_int(text: &str) -> Result<i64, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("must be an integer (got `{text}`)"))
+}
+
+pub(crate) fn to_i32(value: i64) -> Result<i32, String> {
+    i32::try_from(value).map_err(|_| format!("must be at most {}", i32::MAX))
+}
+
+/// `GET /raw-data` → the tenant's records of one type, oldest first.
+pub async fn list(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let filter = query.into_inner().parse()?;
+    let rows = blocking(&state.pool, move |conn| {
+        ensure_active(conn, tenant.id)?;
+        Ok(raw_records::list_for_tenant(conn, tenant.id, &filter)?)
+    })
+    .await?;
+    let body: Vec<RawDataResponse> = rows.into_iter().map(Into::into).collect();
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// `GET /raw-data/{id}` → one record with every detail.
+pub async fn get(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    id: web::Path<i32>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let row = blocking(&state.pool, move |conn| {
+        ensure_active(conn, tenant.id)?;
+        raw_records::find_for_tenant(conn, tenant.id, id)?
+            .ok_or_else(|| ApiError::not_found(&format!("Raw record {id}")))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(RawDataDetail::from(row)))
+}
+
+/// `PUT /raw-data/{id}/status` → 200, or 409 for a forbidden change.
+pub async fn update_status(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    id: web::Path<i32>,
+    JsonBody(request): JsonBody<UpdateStatusRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let to = request.status;
+    blocking(&state.pool, move |conn| {
+        use etl_store::Connection as _;
+        conn.transaction(|conn| {
+            ensure_active(conn, tenant.id)?;
+            match raw_records::update_status(conn, tenant.id, id, to, request.error_details)? {
+                StatusUpdate::NotFound => Err(ApiError::not_found(&format!("Raw record {id}"))),
+                StatusUpdate::Forbidden { current } => Err(ApiError::conflict(format!(
+                    "Cannot change status from {current} to {to}{}",
+                    if current.is_final() {
+                        format!(": {current} is final")
+                    } else {
+                        String::new()
+                    }
+                ))),
+                StatusUpdate::Unchanged | StatusUpdate::Updated => Ok(()),
+            }
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(StatusUpdatedResponse::new(to)))
+}
