@@ -72,6 +72,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let inner = error.inner();
         match inner.classify() {
             serde_json::error::Category::Data => {
+                // A shape error may come before a syntax error further on
+                // (`{} trailing`): the body is only "wrong shape" if it is
+                // JSON at all. Checked on this error path only.
+                if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                    return malformed(&syntax);
+                }
                 ApiError::validation(vec![field_error(&error.path().to_string(), inner)])
             }
             _ => malformed(inner),
