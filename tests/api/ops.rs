@@ -99,3 +99,58 @@ async fn ready_answers_503_while_migrations_are_pending() {
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["checks"]["database"], "migrations_pending");
 }
+
+#[tokio::test]
+async fn openapi_document_lists_every_route_without_a_token() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/api/v1/etl/openapi.json").await;
+    assert_eq!(response.status(), 200);
+    let doc: Value = response.json().await.expect("json");
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "{}",
+        doc["openapi"]
+    );
+    for (path, method) in [
+        ("/health", "get"),
+        ("/ready", "get"),
+        ("/metrics", "get"),
+        ("/api/v1/etl/openapi.json", "get"),
+        ("/api/v1/etl/raw-data/store", "post"),
+        ("/api/v1/etl/raw-data/store-batch", "post"),
+        ("/api/v1/etl/raw-data", "get"),
+        ("/api/v1/etl/raw-data/{id}", "get"),
+        ("/api/v1/etl/raw-data/{id}/status", "put"),
+    ] {
+        let operation = &doc["paths"][path][method];
+        assert!(operation.is_object(), "{method} {path} is documented");
+        if path.starts_with("/api/v1/etl/raw-data") {
+            for status in ["401", "403", "503"] {
+                assert!(
+                    operation["responses"][status].is_object(),
+                    "{method} {path} documents {status}"
+                );
+            }
+            assert!(
+                operation["security"].is_array(),
+                "{method} {path} needs a token"
+            );
+        }
+    }
+    let schemas = &doc["components"]["schemas"];
+    for name in [
+        "StoreRawDataRequest",
+        "StoreBatchRequest",
+        "RawDataResponse",
+        "RawDataDetail",
+        "ErrorBody",
+        "EntityType",
+    ] {
+        assert!(schemas[name].is_object(), "schema {name}");
+    }
+    assert_eq!(schemas["EntityType"]["pattern"], "^[a-z0-9_]+$");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}

@@ -12,6 +12,8 @@
 
 pub mod auth;
 pub mod messages;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod requests;
 pub mod responses;
 pub mod status;

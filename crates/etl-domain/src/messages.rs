@@ -10,6 +10,7 @@ use crate::values::{EntityType, JobPriority, JsonObject};
 /// `{"job_type":"transform","job_id":…,…}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "job_type", rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum JobMessage {
     /// For the extraction service: go and extract.
     Extract {
@@ -17,6 +18,7 @@ pub enum JobMessage {
         tenant_id: i32,
         entity_type: EntityType,
         integration_id: i32,
+        #[cfg_attr(feature = "openapi", schema(value_type = Object))]
         payload: JsonObject,
         priority: JobPriority,
         created_at: NaiveDateTime,
@@ -34,6 +36,7 @@ pub enum JobMessage {
         job_id: i32,
         tenant_id: i32,
         entity_type: EntityType,
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
         transformed_data: Vec<JsonObject>,
         priority: JobPriority,
     },

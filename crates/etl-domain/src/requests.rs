@@ -11,6 +11,7 @@ use crate::values::{
 
 /// `POST /raw-data/store`: one raw API response to keep.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoreRawDataRequest {
     /// One of the tenant's active integrations.
     pub integration_id: i32,
@@ -18,13 +19,16 @@ pub struct StoreRawDataRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<ExternalId>,
     /// The source's JSON object, stored unchanged.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub raw_data: JsonObject,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub extraction_metadata: Option<JsonObject>,
 }
 
 /// `POST /raw-data/store-batch`: `{"records": [...]}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoreBatchRequest {
     pub records: RecordBatch,
 }
@@ -69,14 +73,17 @@ impl From<RecordBatch> for Vec<StoreRawDataRequest> {
 
 /// `PUT /raw-data/{id}/status`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UpdateStatusRequest {
     pub status: ProcessingStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub error_details: Option<serde_json::Value>,
 }
 
 /// `POST /transform`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransformRequest {
     pub raw_data_ids: RawDataIds,
     pub entity_type: TransformerKind,
@@ -86,6 +93,7 @@ pub struct TransformRequest {
 
 /// Options of a transform request.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransformOptions {
     /// Transform now and answer with the result; store nothing.
     #[serde(default)]
@@ -94,18 +102,23 @@ pub struct TransformOptions {
 
 /// `POST /load`: rows already in the final table's shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoadRequest {
     pub entity_type: TransformerKind,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub transformed_data: Vec<JsonObject>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub load_options: Option<JsonObject>,
 }
 
 /// `POST /pipeline`: ask the extraction service to extract.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ETLPipelineRequest {
     pub entity_type: TransformerKind,
     pub integration_id: i32,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub payload: JsonObject,
     #[serde(default)]
     pub priority: JobPriority,
@@ -114,6 +127,7 @@ pub struct ETLPipelineRequest {
 /// `POST /pipeline/process`: queue transforms of every pending raw record of
 /// one type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PipelineProcessRequest {
     pub entity_type: TransformerKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -124,9 +138,11 @@ pub struct PipelineProcessRequest {
 
 /// `PUT /jobs/{id}/status`, sent by an external worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UpdateJobStatusRequest {
     pub status: ReportedJobStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub error_details: Option<serde_json::Value>,
 }
 

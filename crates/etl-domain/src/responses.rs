@@ -8,6 +8,7 @@ use crate::values::JsonObject;
 
 /// `201` of `POST /raw-data/store`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoreRawDataResponse {
     pub status: String,
     pub record_id: i32,
@@ -26,6 +27,7 @@ impl StoreRawDataResponse {
 
 /// `201` of `POST /raw-data/store-batch`: ids in input order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoreBatchResponse {
     pub status: String,
     pub record_ids: Vec<i32>,
@@ -44,10 +46,12 @@ impl StoreBatchResponse {
 
 /// One raw record as listed by `GET /raw-data`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RawDataResponse {
     pub id: i32,
     pub entity_type: String,
     pub external_id: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub raw_data: serde_json::Value,
     pub processing_status: ProcessingStatus,
     pub created_at: NaiveDateTime,
@@ -55,17 +59,21 @@ pub struct RawDataResponse {
 
 /// One raw record as read by `GET /raw-data/{id}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RawDataDetail {
     #[serde(flatten)]
     pub record: RawDataResponse,
     pub integration_id: i32,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub extraction_metadata: Option<serde_json::Value>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub error_details: Option<serde_json::Value>,
     pub processed_at: Option<NaiveDateTime>,
 }
 
 /// `200` of the status routes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusUpdatedResponse {
     pub status: String,
     pub message: String,
@@ -82,6 +90,7 @@ impl StatusUpdatedResponse {
 
 /// `202` of the routes that create a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobQueuedResponse {
     pub status: String,
     pub job_id: i32,
@@ -98,7 +107,9 @@ impl JobQueuedResponse {
 
 /// Result of a dry-run transform: what would be loaded, and what would fail.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DryRunResponse {
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub records: Vec<JsonObject>,
     pub errors: Vec<serde_json::Value>,
 }

@@ -29,7 +29,7 @@ use serde::Serialize;
 
 /// Stable machine codes of SPEC §4. Clients and tests match on these, never
 /// on the `detail` sentence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     MalformedJson,
@@ -64,7 +64,7 @@ impl ErrorCode {
 }
 
 /// One invalid field of a request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// Where in the request: `entity_type`, `records[3].raw_data`, `limit`.
     pub field: String,
@@ -163,10 +163,14 @@ impl fmt::Display for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// The body of every error answer (SPEC §4).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    /// A sentence for people.
     detail: &'a str,
+    /// A stable code for programs.
     code: ErrorCode,
+    /// Present on 422: each invalid field.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     errors: &'a [FieldError],
 }

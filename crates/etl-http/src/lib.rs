@@ -10,6 +10,7 @@ pub mod error;
 mod extract;
 mod idempotent;
 pub mod metrics;
+mod openapi;
 mod request_id;
 mod routes;
 mod state;

@@ -1,5 +1,5 @@
-mod ops;
-mod raw_data;
+pub(crate) mod ops;
+pub(crate) mod raw_data;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -11,6 +11,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(ops::metrics))
         .service(
             web::scope("/api/v1/etl")
+                .route("/openapi.json", web::get().to(ops::openapi))
                 .route("/raw-data/store", web::post().to(raw_data::store))
                 .route(
                     "/raw-data/store-batch",

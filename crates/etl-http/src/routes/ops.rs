@@ -8,12 +8,19 @@ use crate::state::AppState;
 
 /// `GET /health`: the process is up. Touches nothing else, so it stays 200
 /// while dependencies come and go.
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, description = "The process runs", body = Object, example = json!({"status": "ok"}))))]
 pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
 /// `GET /ready`: 200 when every dependency answers, else 503 naming the ones
 /// that do not. Each check is bounded in time.
+#[utoipa::path(get, path = "/ready", tag = "operations",
+    responses(
+        (status = 200, description = "PostgreSQL answers and the schema is current", body = Object),
+        (status = 503, description = "A dependency is down; `checks` names it", body = Object),
+    ))]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let database = database_state(&state).await;
     let checks = json!({ "database": database.as_str() });
@@ -72,8 +79,17 @@ async fn database_state(state: &AppState) -> DatabaseState {
 }
 
 /// `GET /metrics`: Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render())
+}
+
+/// `GET /api/v1/etl/openapi.json`: this API's OpenAPI 3 document.
+#[utoipa::path(get, path = "/api/v1/etl/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3 document of every route", body = Object)))]
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(crate::openapi::document())
 }

@@ -15,7 +15,7 @@ use etl_store::{integrations, PgConnection};
 use serde::Deserialize;
 
 use crate::blocking;
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, ErrorBody, FieldError};
 use crate::extract::{IdempotencyHeader, JsonBody, Tenant};
 use crate::idempotent::{answer, idempotent, Answer};
 use crate::state::AppState;
@@ -33,6 +33,23 @@ fn new_record(tenant_id: i32, request: StoreRawDataRequest) -> NewRawRecord {
 }
 
 /// `POST /raw-data/store` → 201.
+#[utoipa::path(
+    post, path = "/api/v1/etl/raw-data/store", tag = "raw-data",
+    request_body = StoreRawDataRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 characters; a repeat by the same tenant returns the first answer and stores nothing new")),
+    responses(
+        (status = 201, description = "Stored", body = StoreRawDataResponse),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 413, description = "The body is over ETL_MAX_BODY_BYTES", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "Invalid field, or an integration that is not the tenant's active one", body = ErrorBody),
+        (status = 401, description = "Missing, malformed, wrongly signed or expired token", body = ErrorBody),
+        (status = 403, description = "The token's tenant does not exist or is inactive", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unreachable; see Retry-After", body = ErrorBody),
+        (status = 500, description = "Unexpected failure; quote x-request-id", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn store(
     state: web::Data<AppState>,
     tenant: Tenant,
@@ -64,6 +81,23 @@ fn store_one(conn: &mut PgConnection, record: &NewRawRecord) -> Result<Answer, A
 }
 
 /// `POST /raw-data/store-batch` → 201, all or nothing.
+#[utoipa::path(
+    post, path = "/api/v1/etl/raw-data/store-batch", tag = "raw-data",
+    request_body = StoreBatchRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 characters; a repeat by the same tenant returns the first answer and stores nothing new")),
+    responses(
+        (status = 201, description = "All stored; ids in input order", body = StoreBatchResponse),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 413, description = "The body is over ETL_MAX_BODY_BYTES", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "A record is invalid (`records[i].field`); nothing stored", body = ErrorBody),
+        (status = 401, description = "Missing, malformed, wrongly signed or expired token", body = ErrorBody),
+        (status = 403, description = "The token's tenant does not exist or is inactive", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unreachable; see Retry-After", body = ErrorBody),
+        (status = 500, description = "Unexpected failure; quote x-request-id", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn store_batch(
     state: web::Data<AppState>,
     tenant: Tenant,
@@ -212,6 +246,24 @@ pub(crate) fn to_i32(value: i64) -> Result<i32, String> {
 }
 
 /// `GET /raw-data` → the tenant's records of one type, oldest first.
+#[utoipa::path(
+    get, path = "/api/v1/etl/raw-data", tag = "raw-data",
+    params(
+        ("entity_type" = String, Query, description = "Required: which kind of record"),
+        ("status" = Option<ProcessingStatus>, Query, description = "Only records in this status"),
+        ("limit" = Option<i64>, Query, description = "1–1000, default 100"),
+        ("after_id" = Option<i32>, Query, description = "Keyset paging: only ids above this"),
+    ),
+    responses(
+        (status = 200, description = "The tenant's records, oldest first", body = Vec<RawDataResponse>),
+        (status = 422, description = "A query parameter is missing or invalid", body = ErrorBody),
+        (status = 401, description = "Missing, malformed, wrongly signed or expired token", body = ErrorBody),
+        (status = 403, description = "The token's tenant does not exist or is inactive", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unreachable; see Retry-After", body = ErrorBody),
+        (status = 500, description = "Unexpected failure; quote x-request-id", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list(
     state: web::Data<AppState>,
     tenant: Tenant,
@@ -228,6 +280,20 @@ pub async fn list(
 }
 
 /// `GET /raw-data/{id}` → one record with every detail.
+#[utoipa::path(
+    get, path = "/api/v1/etl/raw-data/{id}", tag = "raw-data",
+    params(("id" = i32, Path, description = "Raw record id")),
+    responses(
+        (status = 200, description = "The record", body = RawDataDetail),
+        (status = 404, description = "No such record of this tenant", body = ErrorBody),
+        (status = 422, description = "The id is not an integer", body = ErrorBody),
+        (status = 401, description = "Missing, malformed, wrongly signed or expired token", body = ErrorBody),
+        (status = 403, description = "The token's tenant does not exist or is inactive", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unreachable; see Retry-After", body = ErrorBody),
+        (status = 500, description = "Unexpected failure; quote x-request-id", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn get(
     state: web::Data<AppState>,
     tenant: Tenant,
@@ -244,6 +310,25 @@ pub async fn get(
 }
 
 /// `PUT /raw-data/{id}/status` → 200, or 409 for a forbidden change.
+#[utoipa::path(
+    put, path = "/api/v1/etl/raw-data/{id}/status", tag = "raw-data",
+    params(("id" = i32, Path, description = "Raw record id")),
+    request_body = UpdateStatusRequest,
+    responses(
+        (status = 200, description = "Updated (or already in that status)", body = StatusUpdatedResponse),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 413, description = "The body is over ETL_MAX_BODY_BYTES", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 404, description = "No such record of this tenant", body = ErrorBody),
+        (status = 409, description = "Forbidden change: completed and skipped are final; failed may only go back to pending", body = ErrorBody),
+        (status = 422, description = "Unknown status or invalid body", body = ErrorBody),
+        (status = 401, description = "Missing, malformed, wrongly signed or expired token", body = ErrorBody),
+        (status = 403, description = "The token's tenant does not exist or is inactive", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unreachable; see Retry-After", body = ErrorBody),
+        (status = 500, description = "Unexpected failure; quote x-request-id", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn update_status(
     state: web::Data<AppState>,
     tenant: Tenant,
