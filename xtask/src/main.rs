@@ -1,6 +1,8 @@
 //! Developer commands (`cargo xtask …`, SPEC §10). They use the same crates
 //! as the server, so `migrate` here is exactly `etl-server migrate`.
 
+mod bench;
+
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
@@ -43,6 +45,25 @@ enum Task {
     },
     /// Run exactly what CI runs (`.ci/run`): fmt, clippy, cargo-deny, tests.
     Check,
+    /// Measure against PostgreSQL's own limit for the same work, in one run.
+    Bench {
+        #[command(subcommand)]
+        which: Bench,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// Raw-data ingest: single store vs pgbench, batch store vs \copy, and
+    /// the server's peak RSS. Needs wrk, pgbench and psql.
+    Ingest {
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// Concurrent connections for the single-record comparison.
+        #[arg(long, default_value_t = 32)]
+        connections: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -66,6 +87,20 @@ fn main() -> ExitCode {
         Task::Seed => seed(),
         Task::Token { tenant, ttl, sub } => token(tenant, ttl, &sub),
         Task::Check => check(),
+        Task::Bench {
+            which: Bench::Ingest {
+                seconds,
+                connections,
+            },
+        } => workspace_root().and_then(|root| {
+            bench::ingest(
+                &root,
+                &bench::IngestOptions {
+                    seconds,
+                    connections,
+                },
+            )
+        }),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -76,7 +111,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn database_url() -> anyhow::Result<DatabaseUrl> {
+pub(crate) fn database_url() -> anyhow::Result<DatabaseUrl> {
     let text = std::env::var("DATABASE_URL")
         .ok()
         .filter(|v| !v.trim().is_empty())
@@ -162,11 +197,15 @@ fn token(tenant: i32, ttl: i64, sub: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn check() -> anyhow::Result<()> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+fn workspace_root() -> anyhow::Result<PathBuf> {
+    Ok(PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .context("workspace root")?
-        .to_owned();
+        .to_owned())
+}
+
+fn check() -> anyhow::Result<()> {
+    let root = workspace_root()?;
     let status = Command::new("bash")
         .arg(root.join(".ci/run"))
         .current_dir(&root)

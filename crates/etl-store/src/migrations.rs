@@ -211,6 +211,16 @@ pub fn create_database_if_missing(url: &DatabaseUrl) -> Result<bool, StoreError>
     }
 }
 
+/// Drops the database named by `url` (closing its connections) if it exists.
+pub fn drop_database(url: &DatabaseUrl) -> Result<(), StoreError> {
+    let mut admin = PgConnection::establish(&url.maintenance_url())?;
+    admin.batch_execute(&format!(
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        quote_ident(&url.database_name())
+    ))?;
+    Ok(())
+}
+
 /// Quotes an SQL identifier (`"name"`, doubling inner quotes).
 pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

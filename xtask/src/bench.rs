@@ -1,0 +1,328 @@
+//! `cargo xtask bench ingest`: the raw-data API's ingest speed beside
+//! PostgreSQL's own limit for the same work, measured in one run.
+//!
+//! - single store: `wrk` POSTing one record per request at N connections,
+//!   against `pgbench` running the same one-row INSERT (same JSON) per
+//!   transaction at the same N;
+//! - batch store: 1000-record batches over one connection, against `psql`
+//!   `\copy` of the same 1000 rows over one connection;
+//! - the server's peak RSS (VmHWM) under that load.
+//!
+//! Needs `wrk`, `pgbench` and `psql` on PATH (Debian: `apt-get install wrk
+//! postgresql-client`).
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use etl_http::auth::{JwtKeys, JwtSecret};
+use etl_store::migrations::{self, DatabaseUrl};
+
+const SECRET: &str = "bench-secret";
+
+pub struct IngestOptions {
+    pub seconds: u32,
+    pub connections: u32,
+}
+
+/// A realistic Jira issue (REST v3 shape), about 1.4 KB of JSON.
+fn sample_issue(n: u64) -> serde_json::Value {
+    serde_json::json!({
+        "id": n.to_string(),
+        "key": format!("BENCH-{n}"),
+        "self": format!("https://example.atlassian.net/rest/api/3/issue/{n}"),
+        "fields": {
+            "summary": "Checkout page times out when the basket holds more than 50 items",
+            "description": {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [
+                {"type": "text", "text": "Steps: add 51 items, open checkout. Expected: page loads. Actual: 504 after 30 s. Seen on Chrome and Firefox; Grüße from QA ✓."}]}]},
+            "issuetype": {"id": "10004", "name": "Bug", "subtask": false, "hierarchyLevel": 0},
+            "project": {"id": "10000", "key": "BENCH", "name": "Bench project"},
+            "status": {"id": "3", "name": "In Progress", "statusCategory": {"id": 4, "key": "indeterminate", "name": "In Progress"}},
+            "priority": {"id": "2", "name": "High"},
+            "assignee": {"accountId": "5b10ac8d82e05b22cc7d4ef5", "displayName": "Dana Developer", "active": true, "timeZone": "Europe/Berlin"},
+            "reporter": {"accountId": "5b10a2844c20165700ede21g", "displayName": "Quinn QA", "active": true},
+            "labels": ["checkout", "performance", "customer-reported"],
+            "created": "2024-01-15T10:00:00.000+0000",
+            "updated": "2024-02-01T16:45:12.345+0100",
+            "resolutiondate": null,
+            "customfield_10016": 5.0,
+            "customfield_10020": [{"id": 12, "name": "Sprint 12", "state": "active"}],
+            "customfield_10014": "BENCH-1",
+            "components": [{"id": "10100", "name": "Web"}],
+            "fixVersions": [{"id": "10200", "name": "2024.03"}],
+            "watches": {"watchCount": 4, "isWatching": false},
+            "comment": {"comments": [], "maxResults": 0, "total": 0, "startAt": 0}
+        }
+    })
+}
+
+pub fn ingest(root: &Path, options: &IngestOptions) -> anyhow::Result<()> {
+    for tool in ["wrk", "pgbench", "psql"] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            bail!("`{tool}` is not installed (Debian: apt-get install wrk postgresql-client)");
+        }
+    }
+    println!("building the release server…");
+    let status = Command::new("cargo")
+        .args(["build", "--release", "--quiet", "-p", "etl-server"])
+        .current_dir(root)
+        .status()?;
+    if !status.success() {
+        bail!("release build failed");
+    }
+
+    let server_url = crate::database_url()?;
+    let bench_db = format!("etl_bench_{}", std::process::id());
+    let db_url = DatabaseUrl::parse(&server_url.with_database(&bench_db))
+        .map_err(|e| anyhow::anyhow!("bench database URL: {e}"))?;
+    migrations::create_database_if_missing(&db_url)?;
+    let outcome = run_ingest(root, options, &db_url);
+    // Leave nothing behind, whatever happened.
+    let _ = migrations::drop_database(&db_url);
+    outcome
+}
+
+fn run_ingest(root: &Path, options: &IngestOptions, db_url: &DatabaseUrl) -> anyhow::Result<()> {
+    let mut conn = etl_store::connect(db_url.as_str())?;
+    migrations::run_pending(&mut conn)?;
+    let seed = etl_store::seed::ensure_demo(&mut conn)?;
+    let (tenant, integration) = (seed.tenant.id, seed.jira.id);
+    let token = JwtKeys::new(&JwtSecret::new(SECRET)).issue("bench", tenant, chrono::Duration::hours(1));
+
+    let work = std::env::temp_dir().join(format!("etl-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let issue = sample_issue(10_001);
+    let issue_text = serde_json::to_string(&issue)?;
+    println!("record: a Jira issue of {} bytes of JSON", issue_text.len());
+
+    // Bodies and scripts for both sides, holding the same JSON.
+    let single_body = serde_json::json!({
+        "integration_id": integration, "entity_type": "jira_issues",
+        "external_id": "10001", "raw_data": issue,
+    });
+    let batch_body = serde_json::json!({
+        "records": (0..1000).map(|i| serde_json::json!({
+            "integration_id": integration, "entity_type": "jira_issues",
+            "external_id": (20_000 + i).to_string(), "raw_data": sample_issue(20_000 + i),
+        })).collect::<Vec<_>>()
+    });
+    std::fs::write(work.join("single.json"), single_body.to_string())?;
+    std::fs::write(work.join("batch.json"), batch_body.to_string())?;
+    for name in ["single", "batch"] {
+        std::fs::write(work.join(format!("{name}.lua")), wrk_script(&work.join(format!("{name}.json")), &token))?;
+    }
+    let sql_json = issue_text.replace('\'', "''");
+    std::fs::write(
+        work.join("insert.sql"),
+        format!(
+            "INSERT INTO raw_extraction_data (tenant_id, integration_id, entity_type, external_id, raw_data) \
+             VALUES ({tenant}, {integration}, 'jira_issues', '10001', '{sql_json}');\n"
+        ),
+    )?;
+    let mut copy_rows = String::new();
+    for i in 0..1000_u64 {
+        let json = serde_json::to_string(&sample_issue(20_000 + i))?;
+        // COPY text format: backslashes doubled; the JSON has no tabs or newlines.
+        let _ = writeln!(copy_rows, "{tenant}\t{integration}\tjira_issues\t{}\t{}", 20_000 + i, json.replace('\\', "\\\\"));
+    }
+    std::fs::write(work.join("rows.tsv"), copy_rows)?;
+
+    let port = free_port()?;
+    let mut server = Server::start(root, db_url, port, options.connections)?;
+    let base = format!("http://127.0.0.1:{port}");
+
+    println!("\nsingle-record store, {} connections, {} s each", options.connections, options.seconds);
+    let api_single = wrk(&work.join("single.lua"), &format!("{base}/api/v1/etl/raw-data/store"), options.connections, options.seconds)?;
+    let pg_single = pgbench(db_url, &work.join("insert.sql"), options.connections, options.seconds)?;
+
+    println!("1000-record batch store, 1 connection, {} s each", options.seconds);
+    let api_batch = wrk(&work.join("batch.lua"), &format!("{base}/api/v1/etl/raw-data/store-batch"), 1, options.seconds)? * 1000.0;
+    let copy_batch = psql_copy(db_url, &work.join("rows.tsv"), options.seconds)?;
+
+    let peak_rss_kib = server.peak_rss_kib();
+    server.stop();
+    let _ = std::fs::remove_dir_all(&work);
+
+    println!("\n{:<34} {:>14} {:>14} {:>8}", "", "etl-server", "PostgreSQL", "ratio");
+    println!(
+        "{:<34} {:>10.0} r/s {:>10.0} r/s {:>7.0}%   (target ≥ 70%)",
+        "single store vs pgbench INSERT",
+        api_single,
+        pg_single,
+        100.0 * api_single / pg_single
+    );
+    println!(
+        "{:<34} {:>10.0} r/s {:>10.0} r/s {:>7.0}%   (target ≥ 50%)",
+        "1000-record batch vs \\copy",
+        api_batch,
+        copy_batch,
+        100.0 * api_batch / copy_batch
+    );
+    match peak_rss_kib {
+        Some(kib) => println!("server peak RSS under load: {:.1} MiB (target < 100 MiB)", kib as f64 / 1024.0),
+        None => println!("server peak RSS: unavailable"),
+    }
+    Ok(())
+}
+
+fn wrk_script(body: &Path, token: &str) -> String {
+    format!(
+        "local f = assert(io.open(\"{}\", \"rb\"))\n\
+         wrk.method = \"POST\"\n\
+         wrk.body = f:read(\"*a\")\n\
+         f:close()\n\
+         wrk.headers[\"Content-Type\"] = \"application/json\"\n\
+         wrk.headers[\"Authorization\"] = \"Bearer {token}\"\n",
+        body.display()
+    )
+}
+
+/// Requests per second reported by wrk; fails if any answer was not 2xx.
+fn wrk(script: &Path, url: &str, connections: u32, seconds: u32) -> anyhow::Result<f64> {
+    let threads = connections.clamp(1, 2);
+    let output = Command::new("wrk")
+        .args([
+            "-t",
+            &threads.to_string(),
+            "-c",
+            &connections.to_string(),
+            "-d",
+            &format!("{seconds}s"),
+            "-s",
+        ])
+        .arg(script)
+        .arg(url)
+        .output()
+        .context("running wrk")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if let Some(line) = text.lines().find(|l| l.contains("Non-2xx")) {
+        bail!("the server refused requests under load: {}", line.trim());
+    }
+    number_after(&text, "Requests/sec:").with_context(|| format!("no rate in wrk output:\n{text}"))
+}
+
+fn pgbench(db: &DatabaseUrl, script: &Path, clients: u32, seconds: u32) -> anyhow::Result<f64> {
+    let output = Command::new("pgbench")
+        .args(["-n", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string(), "-f"])
+        .arg(script)
+        .arg(db.as_str())
+        .output()
+        .context("running pgbench")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!("pgbench failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    number_after(&text, "tps = ").with_context(|| format!("no tps in pgbench output:\n{text}"))
+}
+
+/// Rows per second of `\copy` of the 1000-row file, repeated in one psql
+/// session for about `seconds`.
+fn psql_copy(db: &DatabaseUrl, rows: &Path, seconds: u32) -> anyhow::Result<f64> {
+    let copy = format!(
+        "\\copy raw_extraction_data (tenant_id, integration_id, entity_type, external_id, raw_data) FROM '{}'\n",
+        rows.display()
+    );
+    // Calibrate with one copy, then run enough to fill the time.
+    let one = timed_psql(db, &copy)?;
+    let repeats = ((f64::from(seconds) / one.as_secs_f64()).ceil() as usize).clamp(1, 10_000);
+    let elapsed = timed_psql(db, &copy.repeat(repeats))?;
+    Ok(1000.0 * repeats as f64 / elapsed.as_secs_f64())
+}
+
+fn timed_psql(db: &DatabaseUrl, script: &str) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let mut child = Command::new("psql")
+        .args(["-q", "-v", "ON_ERROR_STOP=1", db.as_str()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("running psql")?;
+    child
+        .stdin
+        .take()
+        .context("psql stdin")?
+        .write_all(script.as_bytes())?;
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("psql \\copy failed");
+    }
+    Ok(started.elapsed())
+}
+
+fn number_after(text: &str, label: &str) -> Option<f64> {
+    let start = text.find(label)? + label.len();
+    text[start..].split_whitespace().next()?.parse().ok()
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+struct Server {
+    child: Child,
+}
+
+impl Server {
+    fn start(root: &Path, db: &DatabaseUrl, port: u16, pool: u32) -> anyhow::Result<Self> {
+        let binary: PathBuf = root.join("target/release/etl-server");
+        let child = Command::new(binary)
+            .arg("serve")
+            .env("DATABASE_URL", db.as_str())
+            .env("ETL_JWT_SECRET", SECRET)
+            .env("ETL_BIND", format!("127.0.0.1:{port}"))
+            .env("ETL_DB_POOL_SIZE", pool.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting the release server")?;
+        let server = Self { child };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ready(port) {
+            if Instant::now() > deadline {
+                bail!("the server did not become ready");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(server)
+    }
+
+    fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ready(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /ready HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200")
+}
