@@ -503,3 +503,54 @@ async fn an_unknown_status_is_a_422() {
     assert_eq!(response.status(), 422);
     assert_eq!(json(response).await["errors"][0]["field"], "status");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_single_stores_are_each_answered_for_their_own_record() {
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("acme");
+    let globex = app.tenant("globex");
+    let handles: Vec<_> = (0..60)
+        .map(|i| {
+            // Every third request names the other tenant's integration.
+            let (tenant, mut body) = match i % 3 {
+                0 => (&acme, record(&acme, &format!("a{i}"))),
+                1 => (&globex, record(&globex, &format!("g{i}"))),
+                _ => (&acme, record(&acme, &format!("bad{i}"))),
+            };
+            if i % 3 == 2 {
+                body["integration_id"] = json!(globex.integration);
+            }
+            let request = app.authed(Method::POST, STORE, tenant).json(&body);
+            let (token, external_id) = (tenant.token.clone(), body["external_id"].clone());
+            tokio::spawn(
+                async move { (request.send().await.expect("request"), token, external_id) },
+            )
+        })
+        .collect();
+    let mut stored = 0;
+    for handle in handles {
+        let (response, token, external_id) = handle.await.expect("task");
+        let bad = external_id.as_str().is_some_and(|e| e.starts_with("bad"));
+        if bad {
+            assert_eq!(response.status(), 422, "{external_id}");
+            continue;
+        }
+        assert_eq!(response.status(), 201, "{external_id}");
+        stored += 1;
+        let id = json(response).await["record_id"].as_i64().expect("id");
+        let detail = app
+            .client
+            .get(app.url(&format!("/api/v1/etl/raw-data/{id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(
+            json(detail).await["external_id"],
+            external_id,
+            "its own record"
+        );
+    }
+    assert_eq!(stored, 40);
+    assert_eq!(rows(&app), 40);
+}

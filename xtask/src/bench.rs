@@ -91,7 +91,8 @@ fn run_ingest(root: &Path, options: &IngestOptions, db_url: &DatabaseUrl) -> any
     migrations::run_pending(&mut conn)?;
     let seed = etl_store::seed::ensure_demo(&mut conn)?;
     let (tenant, integration) = (seed.tenant.id, seed.jira.id);
-    let token = JwtKeys::new(&JwtSecret::new(SECRET)).issue("bench", tenant, chrono::Duration::hours(1));
+    let token =
+        JwtKeys::new(&JwtSecret::new(SECRET)).issue("bench", tenant, chrono::Duration::hours(1));
 
     let work = std::env::temp_dir().join(format!("etl-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
@@ -113,7 +114,10 @@ fn run_ingest(root: &Path, options: &IngestOptions, db_url: &DatabaseUrl) -> any
     std::fs::write(work.join("single.json"), single_body.to_string())?;
     std::fs::write(work.join("batch.json"), batch_body.to_string())?;
     for name in ["single", "batch"] {
-        std::fs::write(work.join(format!("{name}.lua")), wrk_script(&work.join(format!("{name}.json")), &token))?;
+        std::fs::write(
+            work.join(format!("{name}.lua")),
+            wrk_script(&work.join(format!("{name}.json")), &token),
+        )?;
     }
     let sql_json = issue_text.replace('\'', "''");
     std::fs::write(
@@ -127,7 +131,12 @@ fn run_ingest(root: &Path, options: &IngestOptions, db_url: &DatabaseUrl) -> any
     for i in 0..1000_u64 {
         let json = serde_json::to_string(&sample_issue(20_000 + i))?;
         // COPY text format: backslashes doubled; the JSON has no tabs or newlines.
-        let _ = writeln!(copy_rows, "{tenant}\t{integration}\tjira_issues\t{}\t{}", 20_000 + i, json.replace('\\', "\\\\"));
+        let _ = writeln!(
+            copy_rows,
+            "{tenant}\t{integration}\tjira_issues\t{}\t{}",
+            20_000 + i,
+            json.replace('\\', "\\\\")
+        );
     }
     std::fs::write(work.join("rows.tsv"), copy_rows)?;
 
@@ -135,19 +144,43 @@ fn run_ingest(root: &Path, options: &IngestOptions, db_url: &DatabaseUrl) -> any
     let mut server = Server::start(root, db_url, port, options.connections)?;
     let base = format!("http://127.0.0.1:{port}");
 
-    println!("\nsingle-record store, {} connections, {} s each", options.connections, options.seconds);
-    let api_single = wrk(&work.join("single.lua"), &format!("{base}/api/v1/etl/raw-data/store"), options.connections, options.seconds)?;
-    let pg_single = pgbench(db_url, &work.join("insert.sql"), options.connections, options.seconds)?;
+    println!(
+        "\nsingle-record store, {} connections, {} s each",
+        options.connections, options.seconds
+    );
+    let api_single = wrk(
+        &work.join("single.lua"),
+        &format!("{base}/api/v1/etl/raw-data/store"),
+        options.connections,
+        options.seconds,
+    )?;
+    let pg_single = pgbench(
+        db_url,
+        &work.join("insert.sql"),
+        options.connections,
+        options.seconds,
+    )?;
 
-    println!("1000-record batch store, 1 connection, {} s each", options.seconds);
-    let api_batch = wrk(&work.join("batch.lua"), &format!("{base}/api/v1/etl/raw-data/store-batch"), 1, options.seconds)? * 1000.0;
+    println!(
+        "1000-record batch store, 1 connection, {} s each",
+        options.seconds
+    );
+    let api_batch = wrk(
+        &work.join("batch.lua"),
+        &format!("{base}/api/v1/etl/raw-data/store-batch"),
+        1,
+        options.seconds,
+    )? * 1000.0;
     let copy_batch = psql_copy(db_url, &work.join("rows.tsv"), options.seconds)?;
 
     let peak_rss_kib = server.peak_rss_kib();
     server.stop();
     let _ = std::fs::remove_dir_all(&work);
 
-    println!("\n{:<34} {:>14} {:>14} {:>8}", "", "etl-server", "PostgreSQL", "ratio");
+    println!(
+        "\n{:<34} {:>14} {:>14} {:>8}",
+        "", "etl-server", "PostgreSQL", "ratio"
+    );
     println!(
         "{:<34} {:>10.0} r/s {:>10.0} r/s {:>7.0}%   (target ≥ 70%)",
         "single store vs pgbench INSERT",
@@ -163,7 +196,10 @@ fn run_ingest(root: &Path, options: &IngestOptions, db_url: &DatabaseUrl) -> any
         100.0 * api_batch / copy_batch
     );
     match peak_rss_kib {
-        Some(kib) => println!("server peak RSS under load: {:.1} MiB (target < 100 MiB)", kib as f64 / 1024.0),
+        Some(kib) => println!(
+            "server peak RSS under load: {:.1} MiB (target < 100 MiB)",
+            kib as f64 / 1024.0
+        ),
         None => println!("server peak RSS: unavailable"),
     }
     Ok(())
@@ -207,14 +243,26 @@ fn wrk(script: &Path, url: &str, connections: u32, seconds: u32) -> anyhow::Resu
 
 fn pgbench(db: &DatabaseUrl, script: &Path, clients: u32, seconds: u32) -> anyhow::Result<f64> {
     let output = Command::new("pgbench")
-        .args(["-n", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string(), "-f"])
+        .args([
+            "-n",
+            "-c",
+            &clients.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &seconds.to_string(),
+            "-f",
+        ])
         .arg(script)
         .arg(db.as_str())
         .output()
         .context("running pgbench")?;
     let text = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
-        bail!("pgbench failed: {}", String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "pgbench failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     number_after(&text, "tps = ").with_context(|| format!("no tps in pgbench output:\n{text}"))
 }
@@ -259,7 +307,9 @@ fn number_after(text: &str, label: &str) -> Option<f64> {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 struct Server {

@@ -88,10 +88,11 @@ fn main() -> ExitCode {
         Task::Token { tenant, ttl, sub } => token(tenant, ttl, &sub),
         Task::Check => check(),
         Task::Bench {
-            which: Bench::Ingest {
-                seconds,
-                connections,
-            },
+            which:
+                Bench::Ingest {
+                    seconds,
+                    connections,
+                },
         } => workspace_root().and_then(|root| {
             bench::ingest(
                 &root,

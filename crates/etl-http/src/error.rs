@@ -72,7 +72,7 @@ pub struct FieldError {
 }
 
 /// An error answer, with its (never shown) cause.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     code: ErrorCode,
     detail: String,

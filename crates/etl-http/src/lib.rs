@@ -14,6 +14,7 @@ mod openapi;
 mod request_id;
 mod routes;
 mod state;
+pub mod store_writer;
 mod tenancy;
 
 use std::net::TcpListener;

@@ -4,6 +4,7 @@ use etl_store::PgPool;
 
 use crate::auth::JwtKeys;
 use crate::metrics::Metrics;
+use crate::store_writer::{StoreWriter, StoreWriterConfig};
 
 /// What every handler can reach. Cheap to clone (everything inside is shared).
 #[derive(Clone)]
@@ -11,6 +12,8 @@ pub struct AppState {
     pub pool: PgPool,
     pub jwt: JwtKeys,
     pub metrics: Metrics,
+    /// Group-commit writer of single-record stores.
+    pub store_writer: StoreWriter,
     /// How long `/ready` waits for a database connection.
     pub ready_timeout: Duration,
 }
@@ -18,6 +21,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(pool: PgPool, jwt: JwtKeys) -> Self {
         Self {
+            store_writer: StoreWriter::start(pool.clone(), StoreWriterConfig::default()),
             pool,
             jwt,
             metrics: Metrics::new(),

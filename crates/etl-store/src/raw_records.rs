@@ -74,60 +74,76 @@ pub struct NewRawRecord {
     pub extraction_metadata: Option<serde_json::Value>,
 }
 
-/// Inserts every record in one multi-row statement and returns their ids in
-/// input order.
-pub fn insert_many(conn: &mut PgConnection, records: &[NewRawRecord]) -> QueryResult<Vec<i32>> {
+/// Inserts many independent records in one statement (one transaction),
+/// each only if its tenant and integration are active and the integration is
+/// the tenant's. Returns, per input in order, the new id or `None` when that
+/// record's checks failed. Used to coalesce concurrent single-record stores:
+/// one commit for many requests, each still answered on its own.
+pub fn insert_checked_many(
+    conn: &mut PgConnection,
+    records: &[NewRawRecord],
+) -> QueryResult<Vec<Option<i32>>> {
+    use diesel::sql_types::{Array, Int4, Int8, Jsonb, Nullable, Text};
+
+    #[derive(QueryableByName)]
+    struct Inserted {
+        #[diesel(sql_type = Int8)]
+        ord: i64,
+        #[diesel(sql_type = Int4)]
+        id: i32,
+    }
+
     if records.is_empty() {
         return Ok(Vec::new());
     }
-    // PostgreSQL returns the rows of an `INSERT … VALUES … RETURNING` in the
-    // order of the VALUES list.
-    diesel::insert_into(raw::table)
-        .values(records)
-        .returning(raw::id)
-        .get_results(conn)
-}
-
-/// Inserts one record in a single statement that also checks that the
-/// tenant and the integration are active and that the integration is the
-/// tenant's. `None` when a check failed (nothing was inserted); the caller
-/// then finds out which with [`crate::tenants::find`] and
-/// [`crate::integrations::find_for_tenant`], off the fast path.
-pub fn insert_one_checked(
-    conn: &mut PgConnection,
-    record: &NewRawRecord,
-) -> QueryResult<Option<i32>> {
-    use diesel::sql_types::{Jsonb, Nullable, Varchar};
-
-    use crate::schema::{integrations, tenants};
-
-    let source = integrations::table
-        .inner_join(tenants::table)
-        .filter(integrations::id.eq(record.integration_id))
-        .filter(integrations::tenant_id.eq(record.tenant_id))
-        .filter(integrations::active.eq(true))
-        .filter(tenants::active.eq(true))
-        .select((
-            integrations::tenant_id,
-            integrations::id,
-            (&record.entity_type).into_sql::<Varchar>(),
-            (&record.external_id).into_sql::<Nullable<Varchar>>(),
-            (&record.raw_data).into_sql::<Jsonb>(),
-            (&record.extraction_metadata).into_sql::<Nullable<Jsonb>>(),
-        ));
-    diesel::insert_into(raw::table)
-        .values(source)
-        .into_columns((
-            raw::tenant_id,
-            raw::integration_id,
-            raw::entity_type,
-            raw::external_id,
-            raw::raw_data,
-            raw::extraction_metadata,
-        ))
-        .returning(raw::id)
-        .get_result(conn)
-        .optional()
+    // Ids are drawn in `allowed` (materialised: drawn once per row, in input
+    // order so that ids ascend as the records came) and inserted explicitly,
+    // so each maps back to its input by `ord`. A data-modifying CTE runs even
+    // when nothing references it.
+    let inserted: Vec<Inserted> = diesel::sql_query(
+        "WITH input AS (
+             SELECT * FROM unnest($1::int4[], $2::int4[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[])
+                 WITH ORDINALITY AS u(tenant_id, integration_id, entity_type, external_id,
+                                      raw_data, extraction_metadata, ord)
+         ),
+         allowed AS MATERIALIZED (
+             SELECT nextval('raw_extraction_data_id_seq')::int4 AS id, checked.*
+               FROM (SELECT input.*
+                       FROM input
+                       JOIN integrations i ON i.id = input.integration_id
+                                          AND i.tenant_id = input.tenant_id AND i.active
+                       JOIN tenants t ON t.id = input.tenant_id AND t.active
+                      ORDER BY input.ord) AS checked
+         ),
+         stored AS (
+             INSERT INTO raw_extraction_data
+                 (id, tenant_id, integration_id, entity_type, external_id, raw_data, extraction_metadata)
+             SELECT id, tenant_id, integration_id, entity_type, external_id, raw_data, extraction_metadata
+               FROM allowed
+         )
+         SELECT ord, id FROM allowed",
+    )
+    .bind::<Array<Int4>, _>(records.iter().map(|r| r.tenant_id).collect::<Vec<_>>())
+    .bind::<Array<Int4>, _>(records.iter().map(|r| r.integration_id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(records.iter().map(|r| r.entity_type.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(
+        records.iter().map(|r| r.external_id.as_deref()).collect::<Vec<_>>(),
+    )
+    .bind::<Array<Jsonb>, _>(records.iter().map(|r| &r.raw_data).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Jsonb>>, _>(
+        records.iter().map(|r| r.extraction_metadata.as_ref()).collect::<Vec<_>>(),
+    )
+    .load(conn)?;
+    let mut ids = vec![None; records.len()];
+    for row in inserted {
+        if let Some(slot) = usize::try_from(row.ord - 1)
+            .ok()
+            .and_then(|i| ids.get_mut(i))
+        {
+            *slot = Some(row.id);
+        }
+    }
+    Ok(ids)
 }
 
 /// The tenant's record with this id; another tenant's record reads as `None`,

@@ -50,6 +50,15 @@ fn fixture(conn: &mut PgConnection) -> Fixture {
     }
 }
 
+/// Inserts records that all pass their checks, returning their ids.
+fn insert(conn: &mut PgConnection, records: &[NewRawRecord]) -> Vec<i32> {
+    raw_records::insert_checked_many(conn, records)
+        .expect("insert")
+        .into_iter()
+        .map(|id| id.expect("the record passes its checks"))
+        .collect()
+}
+
 fn entity(name: &str) -> EntityType {
     EntityType::parse(name).expect("valid entity type")
 }
@@ -149,7 +158,7 @@ fn raw_records_insert_in_one_statement_and_return_ids_in_input_order() {
     let mut conn = db.connect();
     let f = fixture(&mut conn);
     let batch: Vec<_> = (0..250).map(|i| record(&f, &format!("ext-{i}"))).collect();
-    let ids = raw_records::insert_many(&mut conn, &batch).expect("insert");
+    let ids = insert(&mut conn, &batch);
     assert_eq!(ids.len(), 250);
     for (id, new) in ids.iter().zip(&batch) {
         let row = raw_records::find_for_tenant(&mut conn, f.tenant, *id)
@@ -161,9 +170,7 @@ fn raw_records_insert_in_one_statement_and_return_ids_in_input_order() {
         assert!(row.created_at.is_some());
         assert_eq!(row.processed_at, None);
     }
-    assert!(raw_records::insert_many(&mut conn, &[])
-        .expect("empty")
-        .is_empty());
+    assert!(insert(&mut conn, &[]).is_empty());
 }
 
 #[test]
@@ -171,7 +178,7 @@ fn raw_records_of_another_tenant_read_as_missing() {
     let db = TestDatabase::migrated();
     let mut conn = db.connect();
     let f = fixture(&mut conn);
-    let ids = raw_records::insert_many(&mut conn, &[record(&f, "1")]).expect("insert");
+    let ids = insert(&mut conn, &[record(&f, "1")]);
     assert_eq!(
         raw_records::find_for_tenant(&mut conn, f.other_tenant, ids[0]).expect("query"),
         None
@@ -214,10 +221,10 @@ fn keyset_paging_returns_every_record_once_oldest_first() {
     let mut conn = db.connect();
     let f = fixture(&mut conn);
     let batch: Vec<_> = (0..23).map(|i| record(&f, &i.to_string())).collect();
-    let ids = raw_records::insert_many(&mut conn, &batch).expect("insert");
+    let ids = insert(&mut conn, &batch);
     let mut other = record(&f, "github");
     other.entity_type = "github_prs".to_owned();
-    raw_records::insert_many(&mut conn, &[other]).expect("insert");
+    insert(&mut conn, &[other]);
 
     let mut seen = Vec::new();
     let mut after_id = None;
@@ -244,8 +251,7 @@ fn listing_filters_by_status() {
     let db = TestDatabase::migrated();
     let mut conn = db.connect();
     let f = fixture(&mut conn);
-    let ids =
-        raw_records::insert_many(&mut conn, &[record(&f, "a"), record(&f, "b")]).expect("insert");
+    let ids = insert(&mut conn, &[record(&f, "a"), record(&f, "b")]);
     raw_records::update_status(
         &mut conn,
         f.tenant,
@@ -271,7 +277,7 @@ fn status_changes_follow_the_rules_and_stamp_processed_at() {
     let db = TestDatabase::migrated();
     let mut conn = db.connect();
     let f = fixture(&mut conn);
-    let id = raw_records::insert_many(&mut conn, &[record(&f, "s")]).expect("insert")[0];
+    let id = insert(&mut conn, &[record(&f, "s")])[0];
     let mut change = |to, details| {
         raw_records::update_status(&mut conn, f.tenant, id, to, details).expect("update")
     };
@@ -422,4 +428,74 @@ fn demo_seed_is_idempotent() {
             .len(),
         2
     );
+}
+
+#[test]
+fn checked_many_inserts_only_allowed_records_and_maps_ids_to_inputs() {
+    let db = TestDatabase::migrated();
+    let mut conn = db.connect();
+    let f = fixture(&mut conn);
+    let inactive_tenant = tenants::insert(
+        &mut conn,
+        &NewTenant {
+            name: "gone",
+            active: false,
+        },
+    )
+    .expect("tenant");
+    let inactive_tenants_integration = integrations::insert(
+        &mut conn,
+        &NewIntegration {
+            tenant_id: inactive_tenant.id,
+            provider: "jira",
+            name: "j",
+            active: true,
+            settings: json!({}),
+        },
+    )
+    .expect("integration");
+    let mut foreign = record(&f, "foreign");
+    foreign.tenant_id = f.other_tenant; // integration belongs to f.tenant
+    let mut of_inactive = record(&f, "inactive-tenant");
+    of_inactive.tenant_id = inactive_tenant.id;
+    of_inactive.integration_id = inactive_tenants_integration.id;
+    let mut no_metadata = record(&f, "plain");
+    no_metadata.external_id = None;
+    no_metadata.extraction_metadata = None;
+    let inputs = vec![
+        record(&f, "a"),
+        foreign,
+        record(&f, "b"),
+        of_inactive,
+        no_metadata,
+    ];
+
+    let ids = raw_records::insert_checked_many(&mut conn, &inputs).expect("insert");
+    assert_eq!(
+        ids.iter().map(Option::is_some).collect::<Vec<_>>(),
+        [true, false, true, false, true]
+    );
+    for (input, id) in inputs.iter().zip(&ids) {
+        let Some(id) = id else { continue };
+        let row = raw_records::find_for_tenant(&mut conn, f.tenant, *id)
+            .expect("query")
+            .expect("row");
+        assert_eq!(row.external_id, input.external_id);
+        assert_eq!(row.raw_data, input.raw_data);
+        assert_eq!(row.extraction_metadata, input.extraction_metadata);
+    }
+    let total: i64 = diesel::sql_query("SELECT count(*) AS n FROM raw_extraction_data")
+        .get_result::<Count>(&mut conn)
+        .expect("count")
+        .n;
+    assert_eq!(total, 3);
+    assert!(raw_records::insert_checked_many(&mut conn, &[])
+        .expect("empty")
+        .is_empty());
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }

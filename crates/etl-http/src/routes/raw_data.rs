@@ -58,26 +58,59 @@ pub async fn store(
 ) -> Result<HttpResponse, ApiError> {
     let entity_type = request.entity_type.clone();
     let record = new_record(tenant.id, request);
-    let (response, fresh) = idempotent(&state, &tenant, "raw-data/store", key.0, move |conn| {
-        store_one(conn, &record)
-    })
-    .await?;
-    if fresh {
-        state.metrics.records_stored(&entity_type, 1);
-    }
+    let response = match key.0 {
+        // The common case goes through the group-commit writer.
+        None => {
+            let (status, body) = store_one(&state, record).await?;
+            HttpResponse::build(status).json(body)
+        }
+        Some(key) => {
+            let (response, fresh) =
+                idempotent(&state, &tenant, "raw-data/store", Some(key), move |conn| {
+                    store_one_in(conn, &record)
+                })
+                .await?;
+            if !fresh {
+                return Ok(response);
+            }
+            response
+        }
+    };
+    state.metrics.records_stored(&entity_type, 1);
     Ok(response)
 }
 
-fn store_one(conn: &mut PgConnection, record: &NewRawRecord) -> Result<Answer, ApiError> {
-    // Fast path: one statement inserts and checks tenant and integration.
-    if let Some(id) = raw_records::insert_one_checked(conn, record)? {
-        return answer(StatusCode::CREATED, &StoreRawDataResponse::new(id));
+async fn store_one(state: &AppState, record: NewRawRecord) -> Result<Answer, ApiError> {
+    let (tenant_id, integration_id) = (record.tenant_id, record.integration_id);
+    match state.store_writer.store(record).await? {
+        Some(id) => answer(StatusCode::CREATED, &StoreRawDataResponse::new(id)),
+        None => {
+            let why = blocking(&state.pool, move |conn| {
+                Ok(refusal(conn, tenant_id, integration_id))
+            });
+            Err(why.await?)
+        }
     }
-    ensure_active(conn, record.tenant_id)?;
-    Err(ApiError::validation(vec![unusable_integration(
-        "integration_id",
-        record.integration_id,
-    )]))
+}
+
+/// Inside a transaction (the idempotent path): the same insert and checks.
+fn store_one_in(conn: &mut PgConnection, record: &NewRawRecord) -> Result<Answer, ApiError> {
+    let ids = raw_records::insert_checked_many(conn, std::slice::from_ref(record))?;
+    match ids.first().copied().flatten() {
+        Some(id) => answer(StatusCode::CREATED, &StoreRawDataResponse::new(id)),
+        None => Err(refusal(conn, record.tenant_id, record.integration_id)),
+    }
+}
+
+/// Why a checked insert stored nothing: an inactive or missing tenant (403),
+/// else an integration that is not the tenant's active one (422).
+fn refusal(conn: &mut PgConnection, tenant_id: i32, integration_id: i32) -> ApiError {
+    match ensure_active(conn, tenant_id) {
+        Err(error) => error,
+        Ok(()) => {
+            ApiError::validation(vec![unusable_integration("integration_id", integration_id)])
+        }
+    }
 }
 
 /// `POST /raw-data/store-batch` → 201, all or nothing.
@@ -137,7 +170,17 @@ fn count_by_entity_type(requests: &[StoreRawDataRequest]) -> Vec<(EntityType, us
     counts
 }
 
+/// All or nothing: one transaction (a savepoint under an idempotency key).
 fn store_many(
+    conn: &mut PgConnection,
+    tenant_id: i32,
+    records: &[NewRawRecord],
+) -> Result<Answer, ApiError> {
+    use etl_store::Connection as _;
+    conn.transaction(|conn| store_many_in(conn, tenant_id, records))
+}
+
+fn store_many_in(
     conn: &mut PgConnection,
     tenant_id: i32,
     records: &[NewRawRecord],
@@ -161,9 +204,17 @@ fn store_many(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    // One multi-row statement: all rows or none.
-    let ids = raw_records::insert_many(conn, records)?;
-    answer(StatusCode::CREATED, &StoreBatchResponse::new(ids))
+    // The checks above named any bad integration; one deactivated since
+    // then refuses the whole batch (the transaction rolls the rest back).
+    let ids: Option<Vec<i32>> = raw_records::insert_checked_many(conn, records)?
+        .into_iter()
+        .collect();
+    match ids {
+        Some(ids) => answer(StatusCode::CREATED, &StoreBatchResponse::new(ids)),
+        None => Err(ApiError::conflict(
+            "An integration changed while the batch was stored; nothing was stored, retry",
+        )),
+    }
 }
 
 /// Query of `GET /raw-data`; every value arrives as text and is parsed here
