@@ -159,11 +159,33 @@ fn ensure_template(server: &DatabaseUrl) -> String {
                 quote_ident(&template)
             ))
             .unwrap_or_else(|e| panic!("renaming the template: {e}"));
+        drop_stale_templates(&mut admin, &template);
     }
     let _ = diesel::sql_query("SELECT pg_advisory_unlock($1)")
         .bind::<BigInt, _>(lock_key)
         .execute(&mut admin);
     template
+}
+
+/// Templates of older migrations are of no further use. One that another
+/// run still clones from refuses the drop; it is left for a later run.
+fn drop_stale_templates(admin: &mut PgConnection, current: &str) {
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        datname: String,
+    }
+    let stale: Vec<Name> = diesel::sql_query(
+        "SELECT datname::text FROM pg_database
+          WHERE datname LIKE 'etl\\_test\\_tmpl\\_%' AND datname NOT LIKE '%\\_building'
+            AND datname <> $1",
+    )
+    .bind::<diesel::sql_types::Text, _>(current)
+    .load(admin)
+    .unwrap_or_default();
+    for name in stale {
+        let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {}", quote_ident(&name.datname)));
+    }
 }
 
 fn database_exists(admin: &mut PgConnection, name: &str) -> bool {
