@@ -4,5 +4,6 @@
 mod auth;
 mod errors;
 mod idempotency;
+mod jobs;
 mod ops;
 mod raw_data;

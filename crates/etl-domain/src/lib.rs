@@ -27,8 +27,8 @@ pub use requests::{
     UpdateStatusRequest,
 };
 pub use responses::{
-    JobQueuedResponse, RawDataDetail, RawDataResponse, StatusUpdatedResponse, StoreBatchResponse,
-    StoreRawDataResponse,
+    JobQueuedResponse, JobResponse, JobsQueuedResponse, RawDataDetail, RawDataResponse,
+    StatusUpdatedResponse, StoreBatchResponse, StoreRawDataResponse,
 };
 pub use status::{JobStatus, JobType, ProcessingStatus, ReportedJobStatus, StatusChange};
 pub use values::{

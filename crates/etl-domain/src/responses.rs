@@ -171,3 +171,53 @@ mod tests {
         );
     }
 }
+
+/// A job as `GET /jobs` and `GET /jobs/{id}` show it: every column of its
+/// row, and `result` (counts) once it has run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobResponse {
+    pub id: i32,
+    pub tenant_id: i32,
+    pub job_type: String,
+    pub entity_type: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub payload: serde_json::Value,
+    pub priority: Option<i32>,
+    pub status: crate::status::JobStatus,
+    pub scheduled_at: Option<NaiveDateTime>,
+    pub started_at: Option<NaiveDateTime>,
+    pub completed_at: Option<NaiveDateTime>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub error_details: Option<serde_json::Value>,
+    pub retry_count: Option<i32>,
+    pub max_retries: Option<i32>,
+    /// When the broker confirmed the job's message.
+    pub queued_at: Option<NaiveDateTime>,
+    /// Last sign of life of the worker running it.
+    pub heartbeat_at: Option<NaiveDateTime>,
+    pub worker: Option<String>,
+    /// Counts of a finished job (`inserted`, `updated`, `unchanged`, …).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub result: Option<serde_json::Value>,
+}
+
+/// `202` of `POST /pipeline/process`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobsQueuedResponse {
+    pub status: String,
+    pub job_ids: Vec<i32>,
+    /// Raw records the jobs cover.
+    pub records: usize,
+}
+
+impl JobsQueuedResponse {
+    pub fn new(job_ids: Vec<i32>, records: usize) -> Self {
+        Self {
+            status: "queued".to_owned(),
+            job_ids,
+            records,
+        }
+    }
+}

@@ -11,6 +11,7 @@ mod extract;
 mod idempotent;
 pub mod metrics;
 mod openapi;
+mod query;
 mod request_id;
 mod routes;
 mod state;

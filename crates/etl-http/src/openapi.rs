@@ -8,7 +8,7 @@ use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorCode, FieldError};
-use crate::routes::{ops, raw_data};
+use crate::routes::{jobs, ops, raw_data};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,11 +28,20 @@ use crate::routes::{ops, raw_data};
         raw_data::list,
         raw_data::get,
         raw_data::update_status,
+        jobs::pipeline,
+        jobs::process,
+        jobs::load,
+        jobs::list,
+        jobs::get,
+        jobs::retry,
+        jobs::cancel,
+        jobs::report,
     ),
     components(schemas(ErrorBody, ErrorCode, FieldError)),
     modifiers(&BearerAuth),
     tags(
         (name = "raw-data", description = "Raw API responses as extracted"),
+        (name = "jobs", description = "Extract, transform and load jobs"),
         (name = "operations", description = "Health, readiness, metrics; no token"),
     )
 )]

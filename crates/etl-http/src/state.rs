@@ -1,4 +1,7 @@
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use etl_store::PgPool;
 
@@ -14,6 +17,9 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Group-commit writer of single-record stores.
     pub store_writer: StoreWriter,
+    /// Poked after jobs are committed, so a relay in this process publishes
+    /// them at once instead of at its next poll.
+    pub jobs_created: Arc<Notify>,
     /// How long `/ready` waits for a database connection.
     pub ready_timeout: Duration,
 }
@@ -25,6 +31,7 @@ impl AppState {
             pool,
             jwt,
             metrics: Metrics::new(),
+            jobs_created: Arc::new(Notify::new()),
             ready_timeout: Duration::from_secs(2),
         }
     }

@@ -23,6 +23,11 @@ pub struct Job {
     pub error_details: Option<serde_json::Value>,
     pub retry_count: Option<i32>,
     pub max_retries: Option<i32>,
+    pub queued_at: Option<NaiveDateTime>,
+    pub lease_until: Option<NaiveDateTime>,
+    pub heartbeat_at: Option<NaiveDateTime>,
+    pub worker: Option<String>,
+    pub result: Option<serde_json::Value>,
 }
 
 impl Job {
@@ -37,6 +42,31 @@ impl Job {
 
     pub fn job_type(&self) -> Option<JobType> {
         self.job_type.parse().ok()
+    }
+}
+
+impl From<Job> for etl_domain::JobResponse {
+    fn from(job: Job) -> Self {
+        let status = job.status();
+        etl_domain::JobResponse {
+            id: job.id,
+            tenant_id: job.tenant_id,
+            job_type: job.job_type,
+            entity_type: job.entity_type,
+            payload: job.payload,
+            priority: job.priority,
+            status,
+            scheduled_at: job.scheduled_at,
+            started_at: job.started_at,
+            completed_at: job.completed_at,
+            error_details: job.error_details,
+            retry_count: job.retry_count,
+            max_retries: job.max_retries,
+            queued_at: job.queued_at,
+            heartbeat_at: job.heartbeat_at,
+            worker: job.worker,
+            result: job.result,
+        }
     }
 }
 
@@ -124,4 +154,191 @@ pub fn list_for_tenant(
         .limit(filter.limit.get())
         .select(Job::as_select())
         .load(conn)
+}
+
+/// What a job status change requested by a client did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobChange {
+    /// No job of the tenant has this id.
+    NotFound,
+    /// The change is not allowed from the job's current status.
+    Conflict { current: JobStatus },
+    /// Done; the job as it is now.
+    Changed(Box<Job>),
+}
+
+fn locked_for_tenant(conn: &mut PgConnection, tenant_id: i32, id: i32) -> QueryResult<Option<Job>> {
+    jobs::table
+        .filter(jobs::id.eq(id))
+        .filter(jobs::tenant_id.eq(tenant_id))
+        .select(Job::as_select())
+        .for_update()
+        .first(conn)
+        .optional()
+}
+
+/// Cancels a job that has not started (`pending` or `queued`). A cancelled
+/// job is never run: workers check the row before running. Call inside a
+/// transaction.
+pub fn cancel(conn: &mut PgConnection, tenant_id: i32, id: i32) -> QueryResult<JobChange> {
+    let Some(job) = locked_for_tenant(conn, tenant_id, id)? else {
+        return Ok(JobChange::NotFound);
+    };
+    if !job.status().is_cancellable() {
+        return Ok(JobChange::Conflict {
+            current: job.status(),
+        });
+    }
+    let job = diesel::update(jobs::table.find(id))
+        .set((
+            jobs::status.eq(JobStatus::Cancelled.as_str()),
+            jobs::completed_at.eq(diesel::dsl::now),
+            jobs::lease_until.eq(None::<NaiveDateTime>),
+        ))
+        .returning(Job::as_returning())
+        .get_result(conn)?;
+    Ok(JobChange::Changed(Box::new(job)))
+}
+
+/// Sends a failed job round again: back to `pending` (the relay republishes
+/// it) with a fresh set of attempts. Any other status is a conflict. Call
+/// inside a transaction.
+pub fn retry(conn: &mut PgConnection, tenant_id: i32, id: i32) -> QueryResult<JobChange> {
+    let Some(job) = locked_for_tenant(conn, tenant_id, id)? else {
+        return Ok(JobChange::NotFound);
+    };
+    if job.status() != JobStatus::Failed {
+        return Ok(JobChange::Conflict {
+            current: job.status(),
+        });
+    }
+    let job = diesel::update(jobs::table.find(id))
+        .set((
+            jobs::status.eq(JobStatus::Pending.as_str()),
+            jobs::scheduled_at.eq(diesel::dsl::now),
+            jobs::retry_count.eq(0),
+            jobs::started_at.eq(None::<NaiveDateTime>),
+            jobs::completed_at.eq(None::<NaiveDateTime>),
+            jobs::queued_at.eq(None::<NaiveDateTime>),
+            jobs::heartbeat_at.eq(None::<NaiveDateTime>),
+            jobs::lease_until.eq(None::<NaiveDateTime>),
+        ))
+        .returning(Job::as_returning())
+        .get_result(conn)?;
+    Ok(JobChange::Changed(Box::new(job)))
+}
+
+/// A status reported by an external worker (the extraction service):
+/// `running` stamps `started_at`, `completed`/`failed` stamp `completed_at`.
+/// A cancelled or finished job refuses any report. A failed report is final:
+/// it is not retried automatically. Call inside a transaction.
+pub fn report(
+    conn: &mut PgConnection,
+    tenant_id: i32,
+    id: i32,
+    status: JobStatus,
+    error_details: Option<serde_json::Value>,
+) -> QueryResult<JobChange> {
+    let Some(job) = locked_for_tenant(conn, tenant_id, id)? else {
+        return Ok(JobChange::NotFound);
+    };
+    let current = job.status();
+    if current.is_finished() {
+        return Ok(JobChange::Conflict { current });
+    }
+    let now = chrono::Utc::now().naive_utc();
+    let started_at = job.started_at.or(Some(now));
+    let completed_at = matches!(status, JobStatus::Completed | JobStatus::Failed).then_some(now);
+    let job = diesel::update(jobs::table.find(id))
+        .set((
+            jobs::status.eq(status.as_str()),
+            jobs::started_at.eq(started_at),
+            jobs::completed_at.eq(completed_at),
+            jobs::heartbeat_at.eq(Some(now)),
+            jobs::error_details.eq(error_details.or(job.error_details)),
+            jobs::lease_until.eq(None::<NaiveDateTime>),
+        ))
+        .returning(Job::as_returning())
+        .get_result(conn)?;
+    Ok(JobChange::Changed(Box::new(job)))
+}
+
+/// Takes up to `limit` due pending jobs for publishing, most urgent first,
+/// and leases them until `lease_until` so that no other relay takes them
+/// meanwhile. Jobs of the given types only.
+pub fn lease_due(
+    conn: &mut PgConnection,
+    job_types: &[JobType],
+    limit: i64,
+    lease_until: NaiveDateTime,
+) -> QueryResult<Vec<Job>> {
+    let types: Vec<&str> = job_types.iter().map(|t| t.as_str()).collect();
+    conn.transaction(|conn| {
+        let due: Vec<i32> = jobs::table
+            .filter(jobs::status.eq(JobStatus::Pending.as_str()))
+            .filter(jobs::scheduled_at.le(diesel::dsl::now))
+            .filter(jobs::job_type.eq_any(&types))
+            .filter(
+                jobs::lease_until
+                    .is_null()
+                    .or(jobs::lease_until.lt(diesel::dsl::now)),
+            )
+            .order((
+                jobs::priority.asc(),
+                jobs::scheduled_at.asc(),
+                jobs::id.asc(),
+            ))
+            .limit(limit)
+            .select(jobs::id)
+            .for_update()
+            .skip_locked()
+            .load(conn)?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        diesel::update(jobs::table.filter(jobs::id.eq_any(&due)))
+            .set(jobs::lease_until.eq(lease_until))
+            .returning(Job::as_returning())
+            .get_results(conn)
+    })
+}
+
+/// Marks published jobs `queued` once the broker confirmed them. A job
+/// cancelled meanwhile stays cancelled (its message will be skipped).
+pub fn mark_queued(conn: &mut PgConnection, ids: &[i32]) -> QueryResult<usize> {
+    diesel::update(
+        jobs::table
+            .filter(jobs::id.eq_any(ids))
+            .filter(jobs::status.eq(JobStatus::Pending.as_str())),
+    )
+    .set((
+        jobs::status.eq(JobStatus::Queued.as_str()),
+        jobs::queued_at.eq(diesel::dsl::now),
+        jobs::lease_until.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)
+}
+
+/// Gives leased jobs back (their publishing failed) so the next round
+/// retries them.
+pub fn release_lease(conn: &mut PgConnection, ids: &[i32]) -> QueryResult<usize> {
+    diesel::update(jobs::table.filter(jobs::id.eq_any(ids)))
+        .set(jobs::lease_until.eq(None::<NaiveDateTime>))
+        .execute(conn)
+}
+
+/// Outbox figures: pending jobs and the age in seconds of the oldest one.
+pub fn outbox_backlog(conn: &mut PgConnection) -> QueryResult<(i64, f64)> {
+    use diesel::dsl::{count_star, min};
+    let (count, oldest): (i64, Option<NaiveDateTime>) = jobs::table
+        .filter(jobs::status.eq(JobStatus::Pending.as_str()))
+        .select((count_star(), min(jobs::scheduled_at)))
+        .first(conn)?;
+    let age = oldest.map_or(0.0, |t| {
+        (chrono::Utc::now().naive_utc() - t)
+            .num_milliseconds()
+            .max(0) as f64
+            / 1000.0
+    });
+    Ok((count, age))
 }

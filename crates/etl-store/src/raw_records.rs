@@ -249,3 +249,40 @@ pub fn update_status(
         }
     }
 }
+
+/// Ids of the tenant's `pending` records of one type (optionally of one
+/// integration), oldest first, locked and moved to `processing` so that a
+/// second call does not queue them again. Call inside the transaction that
+/// creates their jobs.
+pub fn take_pending(
+    conn: &mut PgConnection,
+    tenant_id: i32,
+    entity_type: &EntityType,
+    integration_id: Option<i32>,
+) -> QueryResult<Vec<i32>> {
+    use diesel::sql_types::{Int4, Nullable};
+    // Row locks need an unboxed query, so the optional integration filter is
+    // spelled in SQL: `integration_id = $x OR $x IS NULL`.
+    let integration = integration_id.into_sql::<Nullable<Int4>>();
+    let ids: Vec<i32> = raw::table
+        .filter(raw::tenant_id.eq(tenant_id))
+        .filter(raw::entity_type.eq(entity_type.as_str()))
+        .filter(raw::processing_status.eq(ProcessingStatus::Pending.as_str()))
+        .filter(
+            raw::integration_id
+                .nullable()
+                .eq(integration)
+                .or(integration_id.into_sql::<Nullable<Int4>>().is_null()),
+        )
+        .order(raw::id.asc())
+        .select(raw::id)
+        .for_update()
+        .skip_locked()
+        .load(conn)?;
+    if !ids.is_empty() {
+        diesel::update(raw::table.filter(raw::id.eq_any(&ids)))
+            .set(raw::processing_status.eq(ProcessingStatus::Processing.as_str()))
+            .execute(conn)?;
+    }
+    Ok(ids)
+}

@@ -184,7 +184,10 @@ fn drop_stale_templates(admin: &mut PgConnection, current: &str) {
     .load(admin)
     .unwrap_or_default();
     for name in stale {
-        let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {}", quote_ident(&name.datname)));
+        let _ = admin.batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {}",
+            quote_ident(&name.datname)
+        ));
     }
 }
 

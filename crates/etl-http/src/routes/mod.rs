@@ -1,3 +1,4 @@
+pub(crate) mod jobs;
 pub(crate) mod ops;
 pub(crate) mod raw_data;
 
@@ -22,7 +23,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/raw-data/{id}/status",
                     web::put().to(raw_data::update_status),
-                ),
+                )
+                .route("/pipeline", web::post().to(jobs::pipeline))
+                .route("/pipeline/process", web::post().to(jobs::process))
+                .route("/load", web::post().to(jobs::load))
+                .route("/jobs", web::get().to(jobs::list))
+                .route("/jobs/{id}", web::get().to(jobs::get))
+                .route("/jobs/{id}/retry", web::post().to(jobs::retry))
+                .route("/jobs/{id}/cancel", web::post().to(jobs::cancel))
+                .route("/jobs/{id}/status", web::put().to(jobs::report)),
         );
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use etl_domain::{
-    EntityType, PageLimit, ProcessingStatus, RawDataDetail, RawDataResponse, StatusUpdatedResponse,
+    EntityType, ProcessingStatus, RawDataDetail, RawDataResponse, StatusUpdatedResponse,
     StoreBatchRequest, StoreBatchResponse, StoreRawDataRequest, StoreRawDataResponse,
     UpdateStatusRequest,
 };
@@ -18,6 +18,7 @@ use crate::blocking;
 use crate::error::{ApiError, ErrorBody, FieldError};
 use crate::extract::{IdempotencyHeader, JsonBody, Tenant};
 use crate::idempotent::{answer, idempotent, Answer};
+use crate::query::{self, parse_with, Fields};
 use crate::state::AppState;
 use crate::tenancy::{ensure_active, unusable_integration};
 
@@ -229,71 +230,30 @@ pub struct ListQuery {
 
 impl ListQuery {
     fn parse(self) -> Result<RawRecordFilter, ApiError> {
-        let mut errors = Vec::new();
-        let mut note = |field: &str, message: String| {
-            errors.push(FieldError {
-                field: field.to_owned(),
-                message,
-            });
-        };
-        let entity_type = match self.entity_type.map(EntityType::parse) {
-            Some(Ok(value)) => Some(value),
-            Some(Err(e)) => {
-                note("entity_type", e.to_string());
-                None
-            }
-            None => {
-                note("entity_type", "is required".to_owned());
-                None
-            }
-        };
-        let status = match self.status.map(|s| s.parse::<ProcessingStatus>()) {
-            Some(Ok(value)) => Some(value),
-            Some(Err(e)) => {
-                note("status", e.to_string());
-                None
-            }
-            None => None,
-        };
-        let limit = match self
-            .limit
-            .map(|l| parse_int(&l).and_then(|n| PageLimit::new(n).map_err(|e| e.to_string())))
-        {
-            Some(Ok(value)) => value,
-            Some(Err(message)) => {
-                note("limit", message);
-                PageLimit::default()
-            }
-            None => PageLimit::default(),
-        };
-        let after_id = match self.after_id.map(|a| parse_int(&a).and_then(to_i32)) {
-            Some(Ok(value)) => Some(value),
-            Some(Err(message)) => {
-                note("after_id", message);
-                None
-            }
-            None => None,
-        };
-        match (entity_type, errors.is_empty()) {
-            (Some(entity_type), true) => Ok(RawRecordFilter {
-                entity_type,
-                status,
-                after_id,
-                limit,
-            }),
-            _ => Err(ApiError::validation(errors)),
+        let mut fields = Fields::default();
+        let entity_type = fields.take(
+            "entity_type",
+            parse_with(self.entity_type.clone(), EntityType::parse),
+        );
+        if self.entity_type.is_none() {
+            fields.note("entity_type", "is required");
         }
+        let status = fields.take(
+            "status",
+            parse_with(self.status, |s| s.parse::<ProcessingStatus>()),
+        );
+        let limit = fields.take("limit", query::limit(self.limit));
+        let after_id = fields.take("after_id", query::id(self.after_id));
+        fields.finish()?;
+        let entity_type =
+            entity_type.ok_or_else(|| ApiError::invalid_field("entity_type", "is required"))?;
+        Ok(RawRecordFilter {
+            entity_type,
+            status,
+            after_id,
+            limit: limit.unwrap_or_default(),
+        })
     }
-}
-
-pub(crate) fn parse_int(text: &str) -> Result<i64, String> {
-    text.trim()
-        .parse()
-        .map_err(|_| format!("must be an integer (got `{text}`)"))
-}
-
-pub(crate) fn to_i32(value: i64) -> Result<i32, String> {
-    i32::try_from(value).map_err(|_| format!("must be at most {}", i32::MAX))
 }
 
 /// `GET /raw-data` → the tenant's records of one type, oldest first.

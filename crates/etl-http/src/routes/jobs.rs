@@ -1,0 +1,399 @@
+//! Job routes (SPEC §5): creating jobs (`/pipeline`, `/pipeline/process`,
+//! `/load`) and reading and steering them (`/jobs…`). A job is a row of
+//! `etl_job_queue` written in the same transaction as the work that creates
+//! it; the relay publishes it afterwards (transactional outbox).
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use etl_domain::{
+    ETLPipelineRequest, EntityType, JobPriority, JobQueuedResponse, JobResponse, JobStatus,
+    JobType, JobsQueuedResponse, LoadRequest, PipelineProcessRequest, UpdateJobStatusRequest,
+};
+use etl_store::jobs::{self, JobChange, JobFilter, NewJob};
+use etl_store::{integrations, raw_records, Connection as _, PgConnection};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::blocking;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{JsonBody, Tenant};
+use crate::query::{self, parse_with, Fields};
+use crate::state::AppState;
+use crate::tenancy::{ensure_active, unusable_integration};
+
+/// Writes jobs and wakes the local relay once they are committed.
+async fn create_jobs<F>(state: &AppState, work: F) -> Result<Vec<i32>, ApiError>
+where
+    F: FnOnce(&mut PgConnection) -> Result<Vec<i32>, ApiError> + Send + 'static,
+{
+    let ids = blocking(&state.pool, move |conn| conn.transaction(work)).await?;
+    if !ids.is_empty() {
+        state.jobs_created.notify_one();
+    }
+    Ok(ids)
+}
+
+fn insert_job(conn: &mut PgConnection, job: &NewJob) -> Result<i32, ApiError> {
+    Ok(jobs::insert(conn, job)?.id)
+}
+
+fn accepted<T: serde::Serialize>(body: &T) -> HttpResponse {
+    HttpResponse::build(StatusCode::ACCEPTED).json(body)
+}
+
+fn require_integration(conn: &mut PgConnection, tenant_id: i32, id: i32) -> Result<(), ApiError> {
+    match integrations::find_for_tenant(conn, tenant_id, id)? {
+        Some(integration) if integration.active => Ok(()),
+        _ => Err(ApiError::validation(vec![unusable_integration(
+            "integration_id",
+            id,
+        )])),
+    }
+}
+
+/// `POST /pipeline` → 202: an extract job for the extraction service.
+#[utoipa::path(
+    post, path = "/api/v1/etl/pipeline", tag = "jobs",
+    request_body = ETLPipelineRequest,
+    responses(
+        (status = 202, description = "Extract job written; published when the broker confirms", body = JobQueuedResponse),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Tenant missing or inactive", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "Invalid field, entity type without transformer, or not the tenant's active integration", body = ErrorBody),
+        (status = 503, description = "PostgreSQL unreachable", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn pipeline(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    JsonBody(request): JsonBody<ETLPipelineRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let ids = create_jobs(&state, move |conn| {
+        ensure_active(conn, tenant.id)?;
+        require_integration(conn, tenant.id, request.integration_id)?;
+        let job = NewJob::new(
+            tenant.id,
+            JobType::Extract,
+            &request.entity_type.entity_type(),
+            json!({"integration_id": request.integration_id, "payload": request.payload}),
+            request.priority,
+        );
+        Ok(vec![insert_job(conn, &job)?])
+    })
+    .await?;
+    Ok(accepted(&JobQueuedResponse::new(ids[0])))
+}
+
+/// `POST /load` → 202: a load job for rows already in final shape.
+#[utoipa::path(
+    post, path = "/api/v1/etl/load", tag = "jobs",
+    request_body = LoadRequest,
+    responses(
+        (status = 202, description = "Load job written", body = JobQueuedResponse),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Tenant missing or inactive", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "Invalid field or entity type without transformer", body = ErrorBody),
+        (status = 503, description = "PostgreSQL unreachable", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn load(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    JsonBody(request): JsonBody<LoadRequest>,
+) -> Result<HttpResponse, ApiError> {
+    if request.transformed_data.is_empty() {
+        return Err(ApiError::invalid_field(
+            "transformed_data",
+            "must hold at least one row",
+        ));
+    }
+    let ids = create_jobs(&state, move |conn| {
+        ensure_active(conn, tenant.id)?;
+        let job = NewJob::new(
+            tenant.id,
+            JobType::Load,
+            &request.entity_type.entity_type(),
+            json!({"transformed_data": request.transformed_data, "load_options": request.load_options}),
+            JobPriority::default(),
+        );
+        Ok(vec![insert_job(conn, &job)?])
+    })
+    .await?;
+    Ok(accepted(&JobQueuedResponse::new(ids[0])))
+}
+
+/// `POST /pipeline/process` → 202: transform jobs for every pending raw
+/// record of the type, `batch_size` records per job.
+#[utoipa::path(
+    post, path = "/api/v1/etl/pipeline/process", tag = "jobs",
+    request_body = PipelineProcessRequest,
+    responses(
+        (status = 202, description = "Transform jobs written; the records move to processing", body = JobsQueuedResponse),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Tenant missing or inactive", body = ErrorBody),
+        (status = 422, description = "Invalid field, entity type without transformer, or not the tenant's active integration", body = ErrorBody),
+        (status = 503, description = "PostgreSQL unreachable", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn process(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    JsonBody(request): JsonBody<PipelineProcessRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let entity_type = request.entity_type.entity_type();
+    let batch = usize::try_from(request.batch_size.get())
+        .unwrap_or(1)
+        .max(1);
+    let (job_ids, records) = blocking(&state.pool, move |conn| {
+        conn.transaction(|conn| {
+            ensure_active(conn, tenant.id)?;
+            if let Some(integration_id) = request.integration_id {
+                require_integration(conn, tenant.id, integration_id)?;
+            }
+            let pending =
+                raw_records::take_pending(conn, tenant.id, &entity_type, request.integration_id)?;
+            let mut job_ids = Vec::new();
+            for chunk in pending.chunks(batch) {
+                let job = NewJob::new(
+                    tenant.id,
+                    JobType::Transform,
+                    &entity_type,
+                    json!({"raw_data_ids": chunk}),
+                    JobPriority::default(),
+                );
+                job_ids.push(insert_job(conn, &job)?);
+            }
+            Ok((job_ids, pending.len()))
+        })
+    })
+    .await?;
+    if !job_ids.is_empty() {
+        state.jobs_created.notify_one();
+    }
+    Ok(accepted(&JobsQueuedResponse::new(job_ids, records)))
+}
+
+/// Query of `GET /jobs`.
+#[derive(Debug, Deserialize)]
+pub struct JobsQuery {
+    status: Option<String>,
+    job_type: Option<String>,
+    entity_type: Option<String>,
+    limit: Option<String>,
+    after_id: Option<String>,
+}
+
+impl JobsQuery {
+    fn parse(self) -> Result<JobFilter, ApiError> {
+        let mut fields = Fields::default();
+        let status = fields.take(
+            "status",
+            parse_with(self.status, |s| s.parse::<JobStatus>()),
+        );
+        let job_type = fields.take(
+            "job_type",
+            parse_with(self.job_type, |s| s.parse::<JobType>()),
+        );
+        let entity_type = fields.take(
+            "entity_type",
+            parse_with(self.entity_type, EntityType::parse),
+        );
+        let limit = fields.take("limit", query::limit(self.limit));
+        let after_id = fields.take("after_id", query::id(self.after_id));
+        fields.finish()?;
+        Ok(JobFilter {
+            status,
+            job_type,
+            entity_type,
+            after_id,
+            limit: limit.unwrap_or_default(),
+        })
+    }
+}
+
+/// `GET /jobs` → the tenant's jobs, oldest first.
+#[utoipa::path(
+    get, path = "/api/v1/etl/jobs", tag = "jobs",
+    params(
+        ("status" = Option<JobStatus>, Query, description = "Only jobs in this status"),
+        ("job_type" = Option<JobType>, Query, description = "extract, transform or load"),
+        ("entity_type" = Option<String>, Query, description = "Only jobs of this entity type"),
+        ("limit" = Option<i64>, Query, description = "1–1000, default 100"),
+        ("after_id" = Option<i32>, Query, description = "Keyset paging: only ids above this"),
+    ),
+    responses(
+        (status = 200, description = "Jobs, oldest first", body = Vec<JobResponse>),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Tenant missing or inactive", body = ErrorBody),
+        (status = 422, description = "A query parameter is invalid", body = ErrorBody),
+        (status = 503, description = "PostgreSQL unreachable", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn list(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    query: web::Query<JobsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let filter = query.into_inner().parse()?;
+    let rows = blocking(&state.pool, move |conn| {
+        ensure_active(conn, tenant.id)?;
+        Ok(jobs::list_for_tenant(conn, tenant.id, &filter)?)
+    })
+    .await?;
+    let body: Vec<JobResponse> = rows.into_iter().map(Into::into).collect();
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// `GET /jobs/{id}` → the job.
+#[utoipa::path(
+    get, path = "/api/v1/etl/jobs/{id}", tag = "jobs",
+    params(("id" = i32, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The job", body = JobResponse),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Tenant missing or inactive", body = ErrorBody),
+        (status = 404, description = "No such job of this tenant", body = ErrorBody),
+        (status = 503, description = "PostgreSQL unreachable", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn get(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    id: web::Path<i32>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let job = blocking(&state.pool, move |conn| {
+        ensure_active(conn, tenant.id)?;
+        jobs::find_for_tenant(conn, tenant.id, id)?
+            .ok_or_else(|| ApiError::not_found(&format!("Job {id}")))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(JobResponse::from(job)))
+}
+
+/// Runs a status change and turns its outcome into an answer.
+async fn change<F>(
+    state: &AppState,
+    tenant: Tenant,
+    id: i32,
+    what: &'static str,
+    work: F,
+) -> Result<HttpResponse, ApiError>
+where
+    F: FnOnce(&mut PgConnection) -> Result<JobChange, diesel_error::Error> + Send + 'static,
+{
+    let outcome = blocking(&state.pool, move |conn| {
+        conn.transaction(|conn| {
+            ensure_active(conn, tenant.id)?;
+            Ok::<_, ApiError>(work(conn)?)
+        })
+    })
+    .await?;
+    match outcome {
+        JobChange::NotFound => Err(ApiError::not_found(&format!("Job {id}"))),
+        JobChange::Conflict { current } => Err(ApiError::conflict(format!(
+            "Cannot {what} a job that is {current}"
+        ))),
+        JobChange::Changed(job) => {
+            if job.status() == JobStatus::Pending {
+                state.jobs_created.notify_one();
+            }
+            Ok(HttpResponse::Ok().json(JobResponse::from(*job)))
+        }
+    }
+}
+
+mod diesel_error {
+    pub use etl_store::QueryError as Error;
+}
+
+/// `POST /jobs/{id}/retry` → a failed job goes back to pending.
+#[utoipa::path(
+    post, path = "/api/v1/etl/jobs/{id}/retry", tag = "jobs",
+    params(("id" = i32, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "Pending again; it will be republished", body = JobResponse),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Tenant missing or inactive", body = ErrorBody),
+        (status = 404, description = "No such job of this tenant", body = ErrorBody),
+        (status = 409, description = "Only a failed job can be retried", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn retry(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    id: web::Path<i32>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let tenant_id = tenant.id;
+    change(&state, tenant, id, "retry", move |conn| {
+        jobs::retry(conn, tenant_id, id)
+    })
+    .await
+}
+
+/// `POST /jobs/{id}/cancel` → a job that has not started is cancelled.
+#[utoipa::path(
+    post, path = "/api/v1/etl/jobs/{id}/cancel", tag = "jobs",
+    params(("id" = i32, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "Cancelled; it will never run", body = JobResponse),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Tenant missing or inactive", body = ErrorBody),
+        (status = 404, description = "No such job of this tenant", body = ErrorBody),
+        (status = 409, description = "The job is running or finished", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn cancel(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    id: web::Path<i32>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let tenant_id = tenant.id;
+    change(&state, tenant, id, "cancel", move |conn| {
+        jobs::cancel(conn, tenant_id, id)
+    })
+    .await
+}
+
+/// `PUT /jobs/{id}/status` → an external worker reports progress.
+#[utoipa::path(
+    put, path = "/api/v1/etl/jobs/{id}/status", tag = "jobs",
+    params(("id" = i32, Path, description = "Job id")),
+    request_body = UpdateJobStatusRequest,
+    responses(
+        (status = 200, description = "Recorded", body = JobResponse),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Tenant missing or inactive", body = ErrorBody),
+        (status = 404, description = "No such job of this tenant", body = ErrorBody),
+        (status = 409, description = "The job is cancelled or finished", body = ErrorBody),
+        (status = 422, description = "Status is not running, completed or failed", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn report(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    id: web::Path<i32>,
+    JsonBody(request): JsonBody<UpdateJobStatusRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let tenant_id = tenant.id;
+    let status = JobStatus::from(request.status);
+    change(&state, tenant, id, "report on", move |conn| {
+        jobs::report(conn, tenant_id, id, status, request.error_details)
+    })
+    .await
+}

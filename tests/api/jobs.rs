@@ -1,0 +1,342 @@
+//! SPEC §5 job routes, seen through the API and the job table (the queue
+//! side is tested in the queue tests).
+
+use etl_tests::{json, TestApp, TestTenant};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+async fn pipeline(app: &TestApp, tenant: &TestTenant, body: Value) -> reqwest::Response {
+    app.post_json("/api/v1/etl/pipeline", tenant, &body).await
+}
+
+async fn new_extract_job(app: &TestApp, tenant: &TestTenant) -> i64 {
+    let response = pipeline(
+        app,
+        tenant,
+        json!({"entity_type": "jira_issues", "integration_id": tenant.integration, "payload": {"jql": "project = X"}}),
+    )
+    .await;
+    assert_eq!(response.status(), 202);
+    let body = json(response).await;
+    assert_eq!(body["status"], "queued");
+    body["job_id"].as_i64().expect("job_id")
+}
+
+async fn job(app: &TestApp, tenant: &TestTenant, id: i64) -> Value {
+    let response = app.get_as(&format!("/api/v1/etl/jobs/{id}"), tenant).await;
+    assert_eq!(response.status(), 200);
+    json(response).await
+}
+
+async fn post(app: &TestApp, tenant: &TestTenant, path: &str) -> reqwest::Response {
+    app.authed(Method::POST, path, tenant)
+        .send()
+        .await
+        .expect("request")
+}
+
+async fn report(app: &TestApp, tenant: &TestTenant, id: i64, body: Value) -> reqwest::Response {
+    app.authed(
+        Method::PUT,
+        &format!("/api/v1/etl/jobs/{id}/status"),
+        tenant,
+    )
+    .json(&body)
+    .send()
+    .await
+    .expect("request")
+}
+
+#[tokio::test]
+async fn pipeline_writes_an_extract_job_with_the_request_in_it() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme");
+    let id = new_extract_job(&app, &tenant).await;
+    let job = job(&app, &tenant, id).await;
+    assert_eq!(job["job_type"], "extract");
+    assert_eq!(job["entity_type"], "jira_issues");
+    assert_eq!(job["tenant_id"], tenant.id);
+    assert_eq!(job["priority"], 5);
+    assert_eq!(job["payload"]["integration_id"], tenant.integration);
+    assert_eq!(job["payload"]["payload"], json!({"jql": "project = X"}));
+    assert!(["pending", "queued"].contains(&job["status"].as_str().unwrap_or_default()));
+    for column in [
+        "scheduled_at",
+        "started_at",
+        "completed_at",
+        "error_details",
+        "retry_count",
+        "max_retries",
+        "result",
+    ] {
+        assert!(job.get(column).is_some(), "the job shows {column}");
+    }
+}
+
+#[tokio::test]
+async fn pipeline_validates_entity_type_priority_and_integration() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme");
+    let other = app.tenant("globex");
+    let base =
+        json!({"entity_type": "jira_issues", "integration_id": tenant.integration, "payload": {}});
+    let with = |field: &str, value: Value| {
+        let mut body = base.clone();
+        body[field] = value;
+        body
+    };
+    for (body, field) in [
+        (
+            with("entity_type", json!("confluence_pages")),
+            "entity_type",
+        ),
+        (with("priority", json!(0)), "priority"),
+        (with("priority", json!(11)), "priority"),
+        (with("payload", json!([])), "payload"),
+        (
+            with("integration_id", json!(other.integration)),
+            "integration_id",
+        ),
+    ] {
+        let response = pipeline(&app, &tenant, body.clone()).await;
+        assert_eq!(response.status(), 422, "{body}");
+        assert_eq!(json(response).await["errors"][0]["field"], field, "{body}");
+    }
+    assert_eq!(app.count("SELECT count(*) FROM etl_job_queue"), 0);
+    let urgent = pipeline(&app, &tenant, with("priority", json!(1))).await;
+    assert_eq!(urgent.status(), 202);
+}
+
+#[tokio::test]
+async fn load_writes_a_load_job_and_refuses_unknown_entity_types() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme");
+    let response = app
+        .post_json(
+            "/api/v1/etl/load",
+            &tenant,
+            &json!({"entity_type": "github_prs", "transformed_data": [{"external_id": "1"}]}),
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    let id = json(response).await["job_id"].as_i64().expect("job_id");
+    let job = job(&app, &tenant, id).await;
+    assert_eq!(job["job_type"], "load");
+    assert_eq!(
+        job["payload"]["transformed_data"],
+        json!([{"external_id": "1"}])
+    );
+    for body in [
+        json!({"entity_type": "gitlab_mrs", "transformed_data": [{}]}),
+        json!({"entity_type": "github_prs", "transformed_data": []}),
+        json!({"entity_type": "github_prs", "transformed_data": [1]}),
+    ] {
+        let response = app.post_json("/api/v1/etl/load", &tenant, &body).await;
+        assert_eq!(response.status(), 422, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn pipeline_process_queues_pending_records_in_batches_once() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme");
+    let records: Vec<Value> = (0..25)
+        .map(|i| json!({"integration_id": tenant.integration, "entity_type": "jira_issues", "raw_data": {"id": i}}))
+        .collect();
+    let stored = json(
+        app.post_json(
+            "/api/v1/etl/raw-data/store-batch",
+            &tenant,
+            &json!({"records": records}),
+        )
+        .await,
+    )
+    .await;
+    let response = app
+        .post_json(
+            "/api/v1/etl/pipeline/process",
+            &tenant,
+            &json!({"entity_type": "jira_issues", "batch_size": 10}),
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    let body = json(response).await;
+    assert_eq!(body["status"], "queued");
+    assert_eq!(body["records"], 25);
+    let job_ids = body["job_ids"].as_array().expect("job ids").clone();
+    assert_eq!(job_ids.len(), 3);
+    let mut covered = Vec::new();
+    for id in &job_ids {
+        let job = job(&app, &tenant, id.as_i64().expect("id")).await;
+        assert_eq!(job["job_type"], "transform");
+        covered.extend(
+            job["payload"]["raw_data_ids"]
+                .as_array()
+                .expect("ids")
+                .clone(),
+        );
+    }
+    assert_eq!(Value::Array(covered), stored["record_ids"]);
+    // The records are taken: a second call finds nothing more to queue.
+    let again = json(
+        app.post_json(
+            "/api/v1/etl/pipeline/process",
+            &tenant,
+            &json!({"entity_type": "jira_issues"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(again["records"], 0);
+    assert_eq!(again["job_ids"], json!([]));
+}
+
+#[tokio::test]
+async fn jobs_list_filters_pages_and_is_tenant_scoped() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme");
+    let other = app.tenant("globex");
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(new_extract_job(&app, &tenant).await);
+    }
+    new_extract_job(&app, &other).await;
+    let page = json(
+        app.get_as("/api/v1/etl/jobs?job_type=extract&limit=2", &tenant)
+            .await,
+    )
+    .await;
+    assert_eq!(page.as_array().map(Vec::len), Some(2));
+    assert_eq!(page[0]["id"], ids[0]);
+    let rest = json(
+        app.get_as(&format!("/api/v1/etl/jobs?after_id={}", ids[1]), &tenant)
+            .await,
+    )
+    .await;
+    let rest: Vec<i64> = rest
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|j| j["id"].as_i64().expect("id"))
+        .collect();
+    assert_eq!(rest, ids[2..]);
+    let loads = json(app.get_as("/api/v1/etl/jobs?job_type=load", &tenant).await).await;
+    assert_eq!(loads, json!([]));
+    for query in [
+        "status=paused",
+        "job_type=export",
+        "limit=0",
+        "entity_type=Bad",
+        "after_id=x",
+    ] {
+        let response = app
+            .get_as(&format!("/api/v1/etl/jobs?{query}"), &tenant)
+            .await;
+        assert_eq!(response.status(), 422, "{query}");
+    }
+    let foreign = app
+        .get_as(&format!("/api/v1/etl/jobs/{}", ids[0]), &other)
+        .await;
+    assert_eq!(foreign.status(), 404);
+}
+
+#[tokio::test]
+async fn cancel_stops_unstarted_jobs_only() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme");
+    let id = new_extract_job(&app, &tenant).await;
+    let response = post(&app, &tenant, &format!("/api/v1/etl/jobs/{id}/cancel")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(json(response).await["status"], "cancelled");
+    let again = post(&app, &tenant, &format!("/api/v1/etl/jobs/{id}/cancel")).await;
+    assert_eq!(again.status(), 409);
+    assert_eq!(json(again).await["code"], "conflict");
+    // A cancelled job takes no reports.
+    assert_eq!(
+        report(&app, &tenant, id, json!({"status": "running"}))
+            .await
+            .status(),
+        409
+    );
+
+    let running = new_extract_job(&app, &tenant).await;
+    assert_eq!(
+        report(&app, &tenant, running, json!({"status": "running"}))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        post(&app, &tenant, &format!("/api/v1/etl/jobs/{running}/cancel"))
+            .await
+            .status(),
+        409
+    );
+    let other = app.tenant("globex");
+    assert_eq!(
+        post(&app, &other, &format!("/api/v1/etl/jobs/{running}/cancel"))
+            .await
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn external_reports_move_a_job_and_stamp_its_times() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme");
+    let id = new_extract_job(&app, &tenant).await;
+    let running = json(report(&app, &tenant, id, json!({"status": "running"})).await).await;
+    assert_eq!(running["status"], "running");
+    assert!(running["started_at"].is_string());
+    let done = json(report(&app, &tenant, id, json!({"status": "completed"})).await).await;
+    assert_eq!(done["status"], "completed");
+    assert!(done["completed_at"].is_string());
+    assert_eq!(
+        report(&app, &tenant, id, json!({"status": "failed"}))
+            .await
+            .status(),
+        409
+    );
+    let bad = report(&app, &tenant, id, json!({"status": "queued"})).await;
+    assert_eq!(bad.status(), 422);
+}
+
+#[tokio::test]
+async fn a_reported_failure_stays_failed_until_retried() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme");
+    let id = new_extract_job(&app, &tenant).await;
+    let failed = json(
+        report(
+            &app,
+            &tenant,
+            id,
+            json!({"status": "failed", "error_details": {"why": "token expired"}}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["error_details"], json!({"why": "token expired"}));
+    assert_eq!(job(&app, &tenant, id).await["status"], "failed");
+
+    let retried = post(&app, &tenant, &format!("/api/v1/etl/jobs/{id}/retry")).await;
+    assert_eq!(retried.status(), 200);
+    let retried = json(retried).await;
+    assert!(["pending", "queued"].contains(&retried["status"].as_str().unwrap_or_default()));
+    assert_eq!(retried["retry_count"], 0);
+    // Only failed jobs may be retried.
+    assert_eq!(
+        post(&app, &tenant, &format!("/api/v1/etl/jobs/{id}/retry"))
+            .await
+            .status(),
+        409
+    );
+    assert_eq!(
+        post(&app, &tenant, "/api/v1/etl/jobs/999999/retry")
+            .await
+            .status(),
+        404
+    );
+}
