@@ -5,4 +5,5 @@ ALTER TABLE etl_job_queue
     DROP COLUMN worker,
     DROP COLUMN heartbeat_at,
     DROP COLUMN lease_until,
-    DROP COLUMN queued_at;
+    DROP COLUMN queued_at,
+    DROP COLUMN created_at;

@@ -1,6 +1,8 @@
 -- What the transactional outbox and the workers need beyond the seed's
 -- columns of etl_job_queue (added, none changed).
 ALTER TABLE etl_job_queue
+    -- When the job was created (scheduled_at moves on retries; this does not).
+    ADD COLUMN created_at   TIMESTAMP NOT NULL DEFAULT now(),
     -- When the broker confirmed the job's message (status became 'queued').
     ADD COLUMN queued_at    TIMESTAMP,
     -- A relay publishing the job holds it until then; others skip it.

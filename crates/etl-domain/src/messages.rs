@@ -51,6 +51,14 @@ impl JobMessage {
         }
     }
 
+    pub fn job_type(&self) -> crate::status::JobType {
+        match self {
+            Self::Extract { .. } => crate::status::JobType::Extract,
+            Self::Transform { .. } => crate::status::JobType::Transform,
+            Self::Load { .. } => crate::status::JobType::Load,
+        }
+    }
+
     pub fn priority(&self) -> JobPriority {
         match self {
             Self::Extract { priority, .. }

@@ -192,6 +192,7 @@ pub struct JobResponse {
     pub error_details: Option<serde_json::Value>,
     pub retry_count: Option<i32>,
     pub max_retries: Option<i32>,
+    pub created_at: NaiveDateTime,
     /// When the broker confirmed the job's message.
     pub queued_at: Option<NaiveDateTime>,
     /// Last sign of life of the worker running it.

@@ -26,7 +26,7 @@ use actix_web::{middleware, web, App, HttpServer};
 
 pub use blocking::blocking;
 pub use error::{ApiError, ErrorCode};
-pub use state::AppState;
+pub use state::{AppState, ReadinessCheck};
 
 /// Limits and knobs of the HTTP server.
 #[derive(Debug, Clone)]

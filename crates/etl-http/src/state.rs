@@ -9,6 +9,13 @@ use crate::auth::JwtKeys;
 use crate::metrics::Metrics;
 use crate::store_writer::{StoreWriter, StoreWriterConfig};
 
+/// A dependency `/ready` reports on besides PostgreSQL.
+#[derive(Clone)]
+pub struct ReadinessCheck {
+    pub name: &'static str,
+    pub is_up: Arc<dyn Fn() -> bool + Send + Sync>,
+}
+
 /// What every handler can reach. Cheap to clone (everything inside is shared).
 #[derive(Clone)]
 pub struct AppState {
@@ -20,6 +27,8 @@ pub struct AppState {
     /// Poked after jobs are committed, so a relay in this process publishes
     /// them at once instead of at its next poll.
     pub jobs_created: Arc<Notify>,
+    /// Other dependencies `/ready` checks (RabbitMQ in amqp mode).
+    pub checks: Vec<ReadinessCheck>,
     /// How long `/ready` waits for a database connection.
     pub ready_timeout: Duration,
 }
@@ -32,7 +41,25 @@ impl AppState {
             jwt,
             metrics: Metrics::new(),
             jobs_created: Arc::new(Notify::new()),
+            checks: Vec::new(),
             ready_timeout: Duration::from_secs(2),
         }
+    }
+
+    /// Shares metrics (and their registry) with other components.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Shares the "jobs were committed" signal with a relay or workers.
+    pub fn with_jobs_notifier(mut self, notifier: Arc<Notify>) -> Self {
+        self.jobs_created = notifier;
+        self
+    }
+
+    pub fn with_check(mut self, check: ReadinessCheck) -> Self {
+        self.checks.push(check);
+        self
     }
 }

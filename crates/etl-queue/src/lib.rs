@@ -1,43 +1,43 @@
-//! RabbitMQ adapter of the ETL service (placeholder until the job-queue issue
-//! lands): the names of the topology of SPEC §6, which both the adapter and
-//! the extraction service must agree on.
+//! RabbitMQ adapter of the ETL service (SPEC §6).
+//!
+//! Shaped like a Vector component: [`AmqpConfig`] (plain data with
+//! documented defaults) builds a [`Broker`] (the runtime object: one
+//! connection, a confirmed publishing channel, consumers on channels of
+//! their own). Building declares the topology, so a broker that exists is
+//! ready to use; a queue declared elsewhere with other arguments is reported
+//! by name ([`QueueError::Topology`]).
+//!
+//! Publishing waits for the broker's confirm; a nack and an unroutable
+//! message are errors of their own. Consumers never ack by themselves: the
+//! caller acks once the job's effects are committed.
 
-/// The direct exchange every job message is published to.
-pub const EXCHANGE: &str = "etl.direct";
-/// The fanout exchange queues dead-letter into.
-pub const DEAD_LETTER_EXCHANGE: &str = "etl.dlx";
-/// Where dead-lettered messages end up.
-pub const FAILED_QUEUE: &str = "etl.failed";
-/// Queues declare `x-max-priority` of this.
-pub const MAX_PRIORITY: u8 = 10;
+mod broker;
+pub mod topology;
 
-use etl_domain::JobType;
+pub use broker::{AmqpConfig, Broker, Delivery, JobConsumer};
+pub use topology::{queue_name, routing_key};
 
-/// The routing key (and binding) of a job type's messages.
-pub fn routing_key(job_type: JobType) -> &'static str {
-    job_type.as_str()
-}
-
-/// The durable queue a job type's messages wait in: `etl.<job type>`.
-pub fn queue_name(job_type: JobType) -> &'static str {
-    match job_type {
-        JobType::Extract => "etl.extract",
-        JobType::Transform => "etl.transform",
-        JobType::Load => "etl.load",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn each_job_type_has_its_queue_and_routing_key() {
-        for job_type in JobType::ALL {
-            assert_eq!(
-                queue_name(*job_type),
-                format!("etl.{}", routing_key(*job_type))
-            );
-        }
-    }
+/// What can go wrong talking to RabbitMQ.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("cannot connect to RabbitMQ: {0}")]
+    Connect(#[source] lapin::Error),
+    #[error("declaring `{name}` failed (declared elsewhere with other arguments?): {source}")]
+    Topology {
+        name: String,
+        #[source]
+        source: lapin::Error,
+    },
+    #[error("RabbitMQ channel error: {0}")]
+    Channel(#[source] lapin::Error),
+    #[error("RabbitMQ refused (nacked) the message of job {job_id}")]
+    Nacked { job_id: i32 },
+    #[error("RabbitMQ could not route the message of job {job_id} to any queue")]
+    Unroutable { job_id: i32 },
+    #[error("cannot encode the message of job {job_id}: {source}")]
+    Encode {
+        job_id: i32,
+        #[source]
+        source: serde_json::Error,
+    },
 }

@@ -10,11 +10,20 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use etl_http::auth::{JwtKeys, JwtSecret};
-use etl_http::{AppState, HttpConfig};
-use etl_store::{migrations, PgPool};
+use std::sync::Arc;
 
-use crate::settings::Settings;
+use etl_http::auth::{JwtKeys, JwtSecret};
+use etl_http::{AppState, HttpConfig, ReadinessCheck};
+use etl_jobs::relay::{BrokerHealth, Relay, RelayConfig};
+use etl_jobs::rescuer::{self, RescuerConfig};
+use etl_jobs::worker::{Worker, WorkerConfig};
+use etl_jobs::{Handlers, QueueMetrics};
+use etl_queue::AmqpConfig;
+use etl_store::{migrations, PgPool};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+
+use crate::settings::{QueueMode, Settings};
 
 const ENV_HELP: &str = "\
 Settings (environment):
@@ -40,7 +49,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the HTTP API (and, once the queue lands, run workers and the relay).
+    /// Serve the HTTP API, and run the outbox relay, the workers and the
+    /// rescuer in the same process.
     Serve {
         /// Development mode: create the database when missing, apply
         /// migrations, seed a demo tenant, generate a JWT secret when none is
@@ -48,6 +58,9 @@ enum Command {
         #[arg(long)]
         dev: bool,
     },
+    /// Run the outbox relay, the workers and the rescuer without HTTP; run
+    /// as many as the load needs, on as many machines.
+    Worker,
     /// Apply the embedded database migrations, then exit.
     Migrate,
 }
@@ -61,6 +74,7 @@ fn main() -> ExitCode {
     telemetry::init(settings.log_format);
     let outcome = match cli.command {
         Command::Serve { dev } => serve(&settings, dev),
+        Command::Worker => worker(&settings),
         Command::Migrate => migrate(&settings),
     };
     match outcome {
@@ -120,14 +134,17 @@ async fn run_server(
         });
     }
     let addr = listener.local_addr()?;
-    tracing::info!(
-        database = %settings.database_url.database_name(),
-        queue = ?settings.queue,
-        rabbitmq = %settings.rabbitmq_host(),
-        worker_concurrency = settings.worker_concurrency,
-        "starting"
-    );
-    let state = AppState::new(pool, JwtKeys::new(&secret));
+    log_start(settings);
+    let background = Background::start(settings, &pool);
+    let mut state = AppState::new(pool, JwtKeys::new(&secret))
+        .with_metrics(background.metrics.clone())
+        .with_jobs_notifier(background.jobs_created.clone());
+    if let Some(health) = background.broker_health.clone() {
+        state = state.with_check(ReadinessCheck {
+            name: "rabbitmq",
+            is_up: Arc::new(move || health.is_up()),
+        });
+    }
     let config = HttpConfig {
         max_body_bytes: settings.max_body_bytes,
         ..HttpConfig::default()
@@ -137,11 +154,134 @@ async fn run_server(
     tracing::info!(%addr, "listening on http://{addr}");
     let server_task = tokio::spawn(server);
     shutdown_signal().await;
-    tracing::info!("shutting down: finishing in-flight requests");
+    tracing::info!("shutting down: finishing in-flight requests and jobs");
     handle.stop(true).await;
     server_task.await??;
+    background.stop().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn worker(settings: &Settings) -> anyhow::Result<()> {
+    let pool = etl_store::build_pool(&settings.pool_config());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        tokio::task::spawn_blocking({
+            let pool = pool.clone();
+            move || migrate_when_reachable(&pool)
+        });
+        log_start(settings);
+        let background = Background::start(settings, &pool);
+        tracing::info!("worker running");
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing running jobs");
+        background.stop().await;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+fn log_start(settings: &Settings) {
+    tracing::info!(
+        database = %settings.database_url.database_name(),
+        queue = ?settings.queue,
+        rabbitmq = %settings.rabbitmq_host(),
+        worker_concurrency = settings.worker_concurrency,
+        "starting"
+    );
+}
+
+/// The relay, workers, rescuer and metrics refresher of one process.
+struct Background {
+    metrics: etl_http::metrics::Metrics,
+    jobs_created: Arc<Notify>,
+    broker_health: Option<BrokerHealth>,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Background {
+    fn start(settings: &Settings, pool: &PgPool) -> Self {
+        let metrics = etl_http::metrics::Metrics::new();
+        let queue_metrics = QueueMetrics::register(metrics.registry());
+        let jobs_created = Arc::new(Notify::new());
+        let (shutdown, stopping) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let handlers = handlers();
+        let mut worker_config = WorkerConfig::new(worker_name());
+        worker_config.concurrency = settings.worker_concurrency;
+        let worker = Worker::new(pool.clone(), handlers, worker_config);
+        let has_handlers = !worker.job_types().is_empty();
+        let mut broker_health = None;
+        match settings.queue {
+            QueueMode::Amqp => {
+                let amqp = AmqpConfig::new(settings.rabbitmq_url.clone());
+                let health = BrokerHealth::default();
+                broker_health = Some(health.clone());
+                let relay = Relay {
+                    pool: pool.clone(),
+                    amqp: amqp.clone(),
+                    config: RelayConfig::default(),
+                    wake: jobs_created.clone(),
+                    health,
+                    metrics: queue_metrics.clone(),
+                };
+                tasks.spawn(relay.run(stopping.clone()));
+                if has_handlers {
+                    tasks.spawn(worker.run_amqp(amqp, stopping.clone()));
+                }
+            }
+            QueueMode::Postgres => {
+                if has_handlers {
+                    tasks.spawn(worker.run_postgres(jobs_created.clone(), stopping.clone()));
+                }
+            }
+        }
+        tasks.spawn(rescuer::run(
+            pool.clone(),
+            RescuerConfig::default(),
+            stopping.clone(),
+        ));
+        tasks.spawn(etl_jobs::metrics::refresh(
+            pool.clone(),
+            queue_metrics,
+            Duration::from_secs(5),
+            stopping,
+        ));
+        Self {
+            metrics,
+            jobs_created,
+            broker_health,
+            shutdown,
+            tasks,
+        }
+    }
+
+    /// Signals every task to stop and waits for them (running jobs finish).
+    async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// What this process's workers run. The transform and load handlers arrive
+/// with the transformers; until then workers take no jobs and the relay
+/// still publishes them for whoever consumes.
+fn handlers() -> Handlers {
+    Handlers::default()
+}
+
+/// `<host>-<pid>`: unique among the processes sharing the queues.
+fn worker_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "etl".to_owned());
+    format!("{host}-{}", std::process::id())
 }
 
 /// Resolves on SIGINT or SIGTERM.

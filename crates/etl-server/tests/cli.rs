@@ -238,17 +238,9 @@ fn serve_answers_health_and_ready_and_stops_gracefully_on_sigterm() {
         .send()
         .expect("health");
     assert_eq!(health.status(), 200);
-    // `serve` applies pending migrations at start; /ready answers once the
-    // database does.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client
-        .get(format!("{address}/ready"))
-        .send()
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(Instant::now() < deadline, "/ready never answered 200");
-    }
+    // `serve` applies pending migrations at start and connects to
+    // RabbitMQ; /ready answers 200 once both are done.
+    wait_until_ready(&address);
     let mut conn = db.connect();
     assert!(
         !etl_store::migrations::has_pending(&mut conn).expect("status"),
@@ -257,6 +249,21 @@ fn serve_answers_health_and_ready_and_stops_gracefully_on_sigterm() {
     let status = server.terminate();
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
     server.wait_for_line("stopped");
+}
+
+/// Polls `/ready` until it answers 200, for at most 30 s.
+fn wait_until_ready(address: &str) {
+    let client = reqwest::blocking::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client
+        .get(format!("{address}/ready"))
+        .send()
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "/ready never answered 200");
+        std::thread::yield_now();
+    }
 }
 
 fn token_from(line: &str) -> String {
@@ -277,8 +284,7 @@ fn serve_dev_creates_the_database_seeds_it_and_prints_a_working_token() {
     token_from(&server.wait_for_line("token "));
     server.wait_for_line("curl");
     let address = server.address();
-    let ready = reqwest::blocking::get(format!("{address}/ready")).expect("ready");
-    assert_eq!(ready.status(), 200);
+    wait_until_ready(&address);
 
     let mut conn = db.connect();
     assert!(!etl_store::migrations::has_pending(&mut conn).expect("status"));

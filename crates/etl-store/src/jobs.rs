@@ -23,6 +23,7 @@ pub struct Job {
     pub error_details: Option<serde_json::Value>,
     pub retry_count: Option<i32>,
     pub max_retries: Option<i32>,
+    pub created_at: NaiveDateTime,
     pub queued_at: Option<NaiveDateTime>,
     pub lease_until: Option<NaiveDateTime>,
     pub heartbeat_at: Option<NaiveDateTime>,
@@ -62,6 +63,7 @@ impl From<Job> for etl_domain::JobResponse {
             error_details: job.error_details,
             retry_count: job.retry_count,
             max_retries: job.max_retries,
+            created_at: job.created_at,
             queued_at: job.queued_at,
             heartbeat_at: job.heartbeat_at,
             worker: job.worker,
@@ -341,4 +343,214 @@ pub fn outbox_backlog(conn: &mut PgConnection) -> QueryResult<(i64, f64)> {
             / 1000.0
     });
     Ok((count, age))
+}
+
+/// Claims a job for `worker`: `queued` (or still `pending`, when its
+/// message outran the relay's bookkeeping) becomes `running`. `None` when
+/// the job is not claimable (running elsewhere, finished, cancelled).
+pub fn claim(conn: &mut PgConnection, id: i32, worker: &str) -> QueryResult<Option<Job>> {
+    diesel::update(
+        jobs::table
+            .filter(jobs::id.eq(id))
+            .filter(jobs::status.eq_any([JobStatus::Queued.as_str(), JobStatus::Pending.as_str()])),
+    )
+    .set((
+        jobs::status.eq(JobStatus::Running.as_str()),
+        jobs::started_at.eq(diesel::dsl::now),
+        jobs::heartbeat_at.eq(diesel::dsl::now),
+        jobs::worker.eq(worker),
+        jobs::lease_until.eq(None::<NaiveDateTime>),
+    ))
+    .returning(Job::as_returning())
+    .get_result(conn)
+    .optional()
+}
+
+/// Claims the most urgent due job of the given types (PostgreSQL-only
+/// mode): `FOR UPDATE SKIP LOCKED`, so concurrent workers never take the
+/// same one.
+pub fn claim_next(
+    conn: &mut PgConnection,
+    job_types: &[JobType],
+    worker: &str,
+) -> QueryResult<Option<Job>> {
+    let types: Vec<&str> = job_types.iter().map(|t| t.as_str()).collect();
+    conn.transaction(|conn| {
+        let next: Option<i32> = jobs::table
+            .filter(jobs::status.eq_any([JobStatus::Pending.as_str(), JobStatus::Queued.as_str()]))
+            .filter(jobs::scheduled_at.le(diesel::dsl::now))
+            .filter(jobs::job_type.eq_any(&types))
+            .order((
+                jobs::priority.asc(),
+                jobs::scheduled_at.asc(),
+                jobs::id.asc(),
+            ))
+            .select(jobs::id)
+            .for_update()
+            .skip_locked()
+            .first(conn)
+            .optional()?;
+        match next {
+            Some(id) => claim(conn, id, worker),
+            None => Ok(None),
+        }
+    })
+}
+
+/// Refreshes the heartbeat of a job `worker` runs. `false` when the job is
+/// no longer the worker's (it was rescued).
+pub fn heartbeat(conn: &mut PgConnection, id: i32, worker: &str) -> QueryResult<bool> {
+    let updated = diesel::update(
+        jobs::table
+            .filter(jobs::id.eq(id))
+            .filter(jobs::status.eq(JobStatus::Running.as_str()))
+            .filter(jobs::worker.eq(worker)),
+    )
+    .set(jobs::heartbeat_at.eq(diesel::dsl::now))
+    .execute(conn)?;
+    Ok(updated == 1)
+}
+
+/// Marks a job `worker` runs completed with its result. `false` when the job
+/// is no longer the worker's: the caller must roll back its effects.
+pub fn complete(
+    conn: &mut PgConnection,
+    id: i32,
+    worker: &str,
+    result: &serde_json::Value,
+) -> QueryResult<bool> {
+    let updated = diesel::update(
+        jobs::table
+            .filter(jobs::id.eq(id))
+            .filter(jobs::status.eq(JobStatus::Running.as_str()))
+            .filter(jobs::worker.eq(worker)),
+    )
+    .set((
+        jobs::status.eq(JobStatus::Completed.as_str()),
+        jobs::completed_at.eq(diesel::dsl::now),
+        jobs::result.eq(result),
+        jobs::error_details.eq(None::<serde_json::Value>),
+    ))
+    .execute(conn)?;
+    Ok(updated == 1)
+}
+
+/// What became of a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Back to `pending`, due again at the given time (the relay or a
+    /// PostgreSQL-mode worker picks it up then).
+    RetryAt(NaiveDateTime),
+    /// Out of attempts (or not worth retrying): `failed` for good.
+    Failed,
+    /// The job was not the worker's any more; nothing changed.
+    NotOwned,
+}
+
+/// Records a failed attempt of a running job: another attempt after
+/// `backoff` while `retry_count < max_retries` (and `retryable`), else
+/// `failed`. `worker` = `None` for the rescuer, which acts on any worker's
+/// job. Call inside a transaction.
+pub fn fail_attempt(
+    conn: &mut PgConnection,
+    id: i32,
+    worker: Option<&str>,
+    error_details: &serde_json::Value,
+    retryable: bool,
+    backoff: impl FnOnce(i32) -> chrono::Duration,
+) -> QueryResult<AttemptOutcome> {
+    let job: Option<Job> = jobs::table
+        .filter(jobs::id.eq(id))
+        .filter(jobs::status.eq(JobStatus::Running.as_str()))
+        .select(Job::as_select())
+        .for_update()
+        .first(conn)
+        .optional()?;
+    let Some(job) = job.filter(|j| worker.is_none_or(|w| j.worker.as_deref() == Some(w))) else {
+        return Ok(AttemptOutcome::NotOwned);
+    };
+    let retries = job.retry_count.unwrap_or(0);
+    let max_retries = job.max_retries.unwrap_or(3);
+    if retryable && retries < max_retries {
+        let attempt = retries + 1;
+        let due = chrono::Utc::now().naive_utc() + backoff(attempt);
+        diesel::update(jobs::table.find(id))
+            .set((
+                jobs::status.eq(JobStatus::Pending.as_str()),
+                jobs::retry_count.eq(attempt),
+                jobs::scheduled_at.eq(due),
+                jobs::error_details.eq(error_details),
+                jobs::heartbeat_at.eq(None::<NaiveDateTime>),
+                jobs::queued_at.eq(None::<NaiveDateTime>),
+            ))
+            .execute(conn)?;
+        Ok(AttemptOutcome::RetryAt(due))
+    } else {
+        diesel::update(jobs::table.find(id))
+            .set((
+                jobs::status.eq(JobStatus::Failed.as_str()),
+                jobs::completed_at.eq(diesel::dsl::now),
+                jobs::error_details.eq(error_details),
+                jobs::retry_count.eq(retries + i32::from(retryable)),
+            ))
+            .execute(conn)?;
+        Ok(AttemptOutcome::Failed)
+    }
+}
+
+/// Running jobs of the given types whose heartbeat is older than `stale`.
+pub fn stale_running(
+    conn: &mut PgConnection,
+    job_types: &[JobType],
+    stale_before: NaiveDateTime,
+) -> QueryResult<Vec<i32>> {
+    let types: Vec<&str> = job_types.iter().map(|t| t.as_str()).collect();
+    jobs::table
+        .filter(jobs::status.eq(JobStatus::Running.as_str()))
+        .filter(jobs::job_type.eq_any(&types))
+        .filter(
+            jobs::heartbeat_at
+                .lt(stale_before)
+                .or(jobs::heartbeat_at.is_null()),
+        )
+        .select(jobs::id)
+        .load(conn)
+}
+
+/// Finds a job by id whatever its tenant (workers act for every tenant).
+pub fn find(conn: &mut PgConnection, id: i32) -> QueryResult<Option<Job>> {
+    jobs::table
+        .find(id)
+        .select(Job::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Jobs by status, for the metrics.
+pub fn count_by_status(conn: &mut PgConnection) -> QueryResult<Vec<(Option<String>, i64)>> {
+    use diesel::dsl::count_star;
+    jobs::table
+        .group_by(jobs::status)
+        .select((jobs::status, count_star()))
+        .load(conn)
+}
+
+/// Fails a pending job outright (its row cannot be published).
+pub fn fail_pending(
+    conn: &mut PgConnection,
+    id: i32,
+    error_details: &serde_json::Value,
+) -> QueryResult<usize> {
+    diesel::update(
+        jobs::table
+            .filter(jobs::id.eq(id))
+            .filter(jobs::status.eq(JobStatus::Pending.as_str())),
+    )
+    .set((
+        jobs::status.eq(JobStatus::Failed.as_str()),
+        jobs::completed_at.eq(diesel::dsl::now),
+        jobs::error_details.eq(error_details),
+        jobs::lease_until.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)
 }

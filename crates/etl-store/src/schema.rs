@@ -61,6 +61,7 @@ diesel::table! {
         error_details -> Nullable<Jsonb>,
         retry_count -> Nullable<Int4>,
         max_retries -> Nullable<Int4>,
+        created_at -> Timestamp,
         queued_at -> Nullable<Timestamp>,
         lease_until -> Nullable<Timestamp>,
         heartbeat_at -> Nullable<Timestamp>,

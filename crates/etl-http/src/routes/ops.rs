@@ -23,19 +23,29 @@ pub async fn health() -> HttpResponse {
     ))]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let database = database_state(&state).await;
-    let checks = json!({ "database": database.as_str() });
-    if database == DatabaseState::Ok {
+    let mut checks = serde_json::Map::new();
+    checks.insert("database".to_owned(), json!(database.as_str()));
+    let mut down: Vec<String> = Vec::new();
+    match database {
+        DatabaseState::Ok => {}
+        DatabaseState::MigrationsPending => down.push("database migrations are pending".to_owned()),
+        DatabaseState::Down => down.push("database is down".to_owned()),
+    }
+    for check in &state.checks {
+        let up = (check.is_up)();
+        checks.insert(check.name.to_owned(), json!(if up { "ok" } else { "down" }));
+        if !up {
+            down.push(format!("{} is down", check.name));
+        }
+    }
+    if down.is_empty() {
         return HttpResponse::Ok().json(json!({"status": "ready", "checks": checks}));
     }
-    let detail = match database {
-        DatabaseState::MigrationsPending => "Not ready: database migrations are pending",
-        _ => "Not ready: database is down",
-    };
     HttpResponse::ServiceUnavailable()
         .insert_header((header::RETRY_AFTER, "5"))
         .json(json!({
             "status": "unavailable",
-            "detail": detail,
+            "detail": format!("Not ready: {}", down.join(", ")),
             "code": "service_unavailable",
             "checks": checks,
         }))

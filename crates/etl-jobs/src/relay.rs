@@ -1,0 +1,210 @@
+//! The outbox relay: publishes committed, due `pending` jobs with publisher
+//! confirms and marks them `queued` once confirmed. While RabbitMQ is down
+//! jobs simply wait in the table; the relay reconnects with backoff and
+//! jitter and publishes them when it returns.
+//!
+//! Several relays (one per process) may run: each leases the rows it
+//! publishes (`lease_until`, taken under `FOR UPDATE SKIP LOCKED`), so a job
+//! is published once. Should a relay die between the broker's confirm and
+//! its bookkeeping, the lease expires and the job is published again; the
+//! worker's claim makes the second message change nothing.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use etl_domain::JobType;
+use etl_queue::{AmqpConfig, Broker};
+use etl_store::{jobs, PgPool};
+use serde_json::json;
+use tokio::sync::{watch, Notify};
+
+use crate::db::db;
+use crate::outbox::message_for;
+use crate::{Backoff, QueueMetrics};
+
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Most jobs published per round.
+    pub batch: i64,
+    /// Longest wait between rounds when nothing wakes the relay.
+    pub poll: Duration,
+    /// How long a relay holds the jobs it is publishing.
+    pub lease: Duration,
+    /// Which job types to publish.
+    pub job_types: Vec<JobType>,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            batch: 200,
+            poll: Duration::from_millis(500),
+            lease: Duration::from_secs(30),
+            job_types: JobType::ALL.to_vec(),
+        }
+    }
+}
+
+/// Whether the relay's broker connection is up, for `/ready`.
+#[derive(Debug, Clone, Default)]
+pub struct BrokerHealth(Arc<AtomicBool>);
+
+impl BrokerHealth {
+    pub fn is_up(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, up: bool) {
+        self.0.store(up, Ordering::Relaxed);
+    }
+}
+
+pub struct Relay {
+    pub pool: PgPool,
+    pub amqp: AmqpConfig,
+    pub config: RelayConfig,
+    /// Poked when jobs are committed in this process.
+    pub wake: Arc<Notify>,
+    pub health: BrokerHealth,
+    pub metrics: QueueMetrics,
+}
+
+impl Relay {
+    /// Runs until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut broker: Option<Broker> = None;
+        let mut reconnect = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+        while !*shutdown.borrow() {
+            let connected = broker.as_ref().is_some_and(Broker::is_connected);
+            self.health.set(connected);
+            if !connected {
+                if let Some(old) = broker.take() {
+                    old.close().await;
+                }
+                match self.amqp.connect().await {
+                    Ok(fresh) => {
+                        tracing::info!("relay connected to RabbitMQ");
+                        broker = Some(fresh);
+                        reconnect.reset();
+                        continue;
+                    }
+                    Err(error) => {
+                        let wait = reconnect.next_delay();
+                        tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "relay cannot reach RabbitMQ; jobs wait in the outbox");
+                        self.sleep(wait, &mut shutdown).await;
+                        continue;
+                    }
+                }
+            }
+            let Some(live) = broker.as_ref() else {
+                continue;
+            };
+            match self.round(live).await {
+                Ok(0) => self.idle(&mut shutdown).await,
+                Ok(_) => {}
+                Err(RoundError::Broker(error)) => {
+                    tracing::warn!(%error, "publishing failed; reconnecting");
+                    broker = None;
+                }
+                Err(RoundError::Database(error)) => {
+                    tracing::warn!(%error, "relay cannot reach PostgreSQL");
+                    self.sleep(self.config.poll, &mut shutdown).await;
+                }
+            }
+        }
+        if let Some(broker) = broker {
+            broker.close().await;
+        }
+    }
+
+    /// Publishes one batch of due jobs; returns how many it took.
+    async fn round(&self, broker: &Broker) -> Result<usize, RoundError> {
+        let (types, batch) = (self.config.job_types.clone(), self.config.batch);
+        let lease_until = chrono::Utc::now().naive_utc()
+            + chrono::Duration::from_std(self.config.lease)
+                .unwrap_or(chrono::Duration::seconds(30));
+        let leased = db(&self.pool, move |conn| {
+            Ok(jobs::lease_due(conn, &types, batch, lease_until)?)
+        })
+        .await
+        .map_err(RoundError::Database)?;
+        if leased.is_empty() {
+            return Ok(0);
+        }
+        let mut messages = Vec::with_capacity(leased.len());
+        let mut unusable = Vec::new();
+        for job in &leased {
+            match message_for(job) {
+                Ok(message) => messages.push(message),
+                Err(why) => unusable.push((job.id, why)),
+            }
+        }
+        self.metrics.published.inc_by(messages.len() as u64);
+        let outcomes = broker.publish(&messages).await;
+        let mut confirmed = Vec::new();
+        let mut refused = Vec::new();
+        let mut broken = None;
+        for (message, outcome) in messages.iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => confirmed.push(message.job_id()),
+                Err(error) => {
+                    tracing::warn!(job_id = message.job_id(), %error, "job not published");
+                    refused.push(message.job_id());
+                    if matches!(error, etl_queue::QueueError::Channel(_)) {
+                        broken = Some(error);
+                    }
+                }
+            }
+        }
+        self.metrics.confirmed.inc_by(confirmed.len() as u64);
+        self.metrics.nacked.inc_by(refused.len() as u64);
+        let taken = leased.len();
+        db(&self.pool, move |conn| {
+            jobs::mark_queued(conn, &confirmed)?;
+            jobs::release_lease(conn, &refused)?;
+            for (id, why) in unusable {
+                // A row that cannot become a message never will: fail it.
+                let details = json!({"code": "unpublishable", "message": why});
+                conn_fail(conn, id, &details)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(RoundError::Database)?;
+        match broken {
+            Some(error) => Err(RoundError::Broker(error)),
+            None => Ok(taken),
+        }
+    }
+
+    async fn idle(&self, shutdown: &mut watch::Receiver<bool>) {
+        tokio::select! {
+            _ = self.wake.notified() => {}
+            _ = tokio::time::sleep(self.config.poll) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+
+    async fn sleep(&self, wait: Duration, shutdown: &mut watch::Receiver<bool>) {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+fn conn_fail(
+    conn: &mut etl_store::PgConnection,
+    id: i32,
+    details: &serde_json::Value,
+) -> Result<(), crate::JobsError> {
+    jobs::fail_pending(conn, id, details)?;
+    Ok(())
+}
+
+#[derive(Debug)]
+enum RoundError {
+    Broker(etl_queue::QueueError),
+    Database(crate::JobsError),
+}

@@ -1,0 +1,400 @@
+//! Workers: claim a job, run its handler, commit its effects together with
+//! its `completed` status, and only then ack its message.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use etl_domain::JobType;
+use etl_queue::{AmqpConfig, Delivery};
+use etl_store::jobs::{self, AttemptOutcome, Job};
+use etl_store::{Connection as _, PgConnection, PgPool};
+use serde_json::json;
+use tokio::sync::{watch, Notify, Semaphore};
+
+use crate::db::db;
+use crate::{Backoff, JobsError};
+
+/// Why a job's run failed. Shown to clients in the job's `error_details`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobFailure {
+    pub code: String,
+    pub message: String,
+    /// Worth another attempt (a dependency hiccup) or not (bad input).
+    pub retryable: bool,
+}
+
+impl JobFailure {
+    pub fn retryable(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: code.to_owned(),
+            message: message.into(),
+            retryable: true,
+        }
+    }
+
+    pub fn permanent(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: code.to_owned(),
+            message: message.into(),
+            retryable: false,
+        }
+    }
+
+    fn details(&self) -> serde_json::Value {
+        json!({"code": self.code, "message": self.message})
+    }
+}
+
+/// What a job of one type does. `run` gets the connection inside the
+/// transaction that will also mark the job completed: everything it writes
+/// commits with that status, or not at all.
+pub trait JobHandler: Send + Sync + 'static {
+    /// Does the work; returns the job's `result` (counts).
+    fn run(&self, conn: &mut PgConnection, job: &Job) -> Result<serde_json::Value, JobFailure>;
+}
+
+/// The handler of each job type this process runs.
+#[derive(Clone, Default)]
+pub struct Handlers {
+    by_type: HashMap<JobType, Arc<dyn JobHandler>>,
+}
+
+impl Handlers {
+    pub fn with(mut self, job_type: JobType, handler: impl JobHandler) -> Self {
+        self.by_type.insert(job_type, Arc::new(handler));
+        self
+    }
+
+    pub fn job_types(&self) -> Vec<JobType> {
+        let mut types: Vec<JobType> = self.by_type.keys().copied().collect();
+        types.sort_by_key(|t| t.as_str());
+        types
+    }
+
+    fn get(&self, job_type: JobType) -> Option<Arc<dyn JobHandler>> {
+        self.by_type.get(&job_type).cloned()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Who this worker is, in `etl_job_queue.worker` (unique per process).
+    pub name: String,
+    /// Jobs run at once (`ETL_WORKER_CONCURRENCY`); also the AMQP prefetch.
+    pub concurrency: usize,
+    /// How often a running job's heartbeat is refreshed.
+    pub heartbeat: Duration,
+    /// First retry delay; doubles per attempt, with jitter.
+    pub retry_base: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+    /// PostgreSQL mode: longest wait between looks for due jobs.
+    pub poll: Duration,
+}
+
+impl WorkerConfig {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            concurrency: 4,
+            heartbeat: Duration::from_secs(5),
+            retry_base: Duration::from_secs(2),
+            retry_max: Duration::from_secs(300),
+            poll: Duration::from_millis(250),
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Execution {
+    Completed,
+    /// Failed; another attempt is scheduled.
+    Retrying,
+    /// Failed for good.
+    Failed,
+    /// The job stopped being ours (rescued meanwhile); nothing committed.
+    Lost,
+}
+
+pub struct Worker {
+    pool: PgPool,
+    handlers: Handlers,
+    config: WorkerConfig,
+}
+
+enum RunError {
+    Failure(JobFailure),
+    Lost,
+    Database(etl_store::QueryError),
+}
+
+impl From<etl_store::QueryError> for RunError {
+    fn from(error: etl_store::QueryError) -> Self {
+        Self::Database(error)
+    }
+}
+
+impl Worker {
+    pub fn new(pool: PgPool, handlers: Handlers, config: WorkerConfig) -> Arc<Self> {
+        Arc::new(Self {
+            pool,
+            handlers,
+            config,
+        })
+    }
+
+    pub fn job_types(&self) -> Vec<JobType> {
+        self.handlers.job_types()
+    }
+
+    fn retry_delay(&self, attempt: i32) -> chrono::Duration {
+        let backoff = Backoff::new(self.config.retry_base, self.config.retry_max);
+        let delay = backoff.delay(u32::try_from(attempt).unwrap_or(1));
+        chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(1))
+    }
+
+    /// Runs a claimed job to its end, with a heartbeat while it runs.
+    pub async fn execute(self: &Arc<Self>, job: Job) -> Execution {
+        let id = job.id;
+        let (stop_beat, beat) = self.heartbeat(id);
+        let outcome = self.run_in_transaction(job).await;
+        let _ = stop_beat.send(true);
+        let _ = beat.await;
+        let failure = match outcome {
+            Ok(Ok(())) => return Execution::Completed,
+            Ok(Err(RunError::Lost)) => return Execution::Lost,
+            Ok(Err(RunError::Failure(failure))) => failure,
+            Ok(Err(RunError::Database(error))) => {
+                JobFailure::retryable("database_error", format!("database: {error}"))
+            }
+            // The handler panicked or the pool failed: retry, the cause may pass.
+            Err(error) => JobFailure::retryable("worker_error", error.to_string()),
+        };
+        tracing::warn!(job_id = id, code = %failure.code, message = %failure.message, "job attempt failed");
+        let worker = self.config.name.clone();
+        let this = self.clone();
+        let recorded = db(&self.pool, move |conn| {
+            Ok(conn.transaction(|conn| {
+                jobs::fail_attempt(
+                    conn,
+                    id,
+                    Some(&worker),
+                    &failure.details(),
+                    failure.retryable,
+                    |n| this.retry_delay(n),
+                )
+            })?)
+        })
+        .await;
+        match recorded {
+            Ok(AttemptOutcome::RetryAt(_)) => Execution::Retrying,
+            Ok(AttemptOutcome::Failed) => Execution::Failed,
+            Ok(AttemptOutcome::NotOwned) => Execution::Lost,
+            Err(error) => {
+                // The row still says running: the rescuer will retry it once
+                // its heartbeat is stale.
+                tracing::error!(job_id = id, %error, "could not record a failed attempt");
+                Execution::Lost
+            }
+        }
+    }
+
+    async fn run_in_transaction(&self, job: Job) -> Result<Result<(), RunError>, JobsError> {
+        let handler = job.job_type().and_then(|t| self.handlers.get(t));
+        let worker = self.config.name.clone();
+        db(&self.pool, move |conn| {
+            let Some(handler) = handler else {
+                return Ok(Err(RunError::Failure(JobFailure::permanent(
+                    "no_handler",
+                    format!("this worker runs no {} jobs", job.job_type),
+                ))));
+            };
+            Ok(conn.transaction(|conn| {
+                let result = handler.run(conn, &job).map_err(RunError::Failure)?;
+                if jobs::complete(conn, job.id, &worker, &result)? {
+                    Ok(())
+                } else {
+                    Err(RunError::Lost)
+                }
+            }))
+        })
+        .await
+    }
+
+    fn heartbeat(self: &Arc<Self>, id: i32) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+        let (stop, mut stopped) = watch::channel(false);
+        let this = self.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(this.config.heartbeat) => {}
+                    _ = stopped.changed() => return,
+                }
+                let worker = this.config.name.clone();
+                if let Err(error) = db(&this.pool, move |conn| {
+                    Ok(jobs::heartbeat(conn, id, &worker)?)
+                })
+                .await
+                {
+                    tracing::warn!(job_id = id, %error, "heartbeat failed");
+                }
+            }
+        });
+        (stop, task)
+    }
+
+    /// Handles one delivery: claim, run, then ack, dead-letter or requeue.
+    async fn handle(self: &Arc<Self>, delivery: Delivery) {
+        let Some(job_id) = delivery.job_id() else {
+            tracing::warn!("a message without a job id; dead-lettering it");
+            let _ = delivery.dead_letter().await;
+            return;
+        };
+        let worker = self.config.name.clone();
+        let claimed = db(&self.pool, move |conn| {
+            Ok(jobs::claim(conn, job_id, &worker)?)
+        })
+        .await;
+        let settled = match claimed {
+            Ok(Some(job)) => match self.execute(job).await {
+                Execution::Failed => delivery.dead_letter().await,
+                Execution::Completed | Execution::Retrying | Execution::Lost => {
+                    delivery.ack().await
+                }
+            },
+            Ok(None) => {
+                // Finished, cancelled or running elsewhere: this message
+                // changes nothing. A failed job's redelivery goes on to the
+                // dead-letter queue, where failed jobs' messages belong.
+                let status = db(&self.pool, move |conn| Ok(jobs::find(conn, job_id)?))
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|job| job.status());
+                if status == Some(etl_domain::JobStatus::Failed) && delivery.redelivered() {
+                    delivery.dead_letter().await
+                } else {
+                    delivery.ack().await
+                }
+            }
+            Err(error) => {
+                tracing::warn!(job_id, %error, "cannot claim the job; giving the message back");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                delivery.requeue().await
+            }
+        };
+        if let Err(error) = settled {
+            tracing::warn!(job_id, %error, "could not settle the message");
+        }
+    }
+
+    /// AMQP mode: consumes the queues of the handled job types until
+    /// `shutdown`, reconnecting with backoff when the broker goes away.
+    pub async fn run_amqp(
+        self: Arc<Self>,
+        mut amqp: AmqpConfig,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        amqp.prefetch = u16::try_from(self.config.concurrency)
+            .unwrap_or(u16::MAX)
+            .max(1);
+        amqp.connection_name = format!("{} worker", self.config.name);
+        let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let mut reconnect = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+        while !*shutdown.borrow() {
+            let broker = match amqp.connect().await {
+                Ok(broker) => broker,
+                Err(error) => {
+                    let wait = reconnect.next_delay();
+                    tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "worker cannot reach RabbitMQ");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    continue;
+                }
+            };
+            reconnect.reset();
+            let mut consumers = tokio::task::JoinSet::new();
+            for job_type in self.job_types() {
+                let tag = format!("{}-{}", self.config.name, job_type);
+                match broker.consume(job_type, &tag).await {
+                    Ok(mut consumer) => {
+                        let this = self.clone();
+                        let slots = slots.clone();
+                        consumers.spawn(async move {
+                            while let Some(next) = consumer.next().await {
+                                let Ok(delivery) = next else { break };
+                                let Ok(slot) = slots.clone().acquire_owned().await else {
+                                    break;
+                                };
+                                let this = this.clone();
+                                tokio::spawn(async move {
+                                    this.handle(delivery).await;
+                                    drop(slot);
+                                });
+                            }
+                        });
+                    }
+                    Err(error) => tracing::warn!(%error, %job_type, "cannot consume"),
+                }
+            }
+            tokio::select! {
+                _ = consumers.join_next() => {
+                    tracing::warn!("a consumer stopped; reconnecting");
+                }
+                _ = shutdown.changed() => {}
+            }
+            consumers.abort_all();
+            // Let running jobs finish (their acks travel on this connection)
+            // before closing it: taking every slot waits for them.
+            let all = u32::try_from(self.config.concurrency.max(1)).unwrap_or(u32::MAX);
+            drop(slots.acquire_many(all).await);
+            broker.close().await;
+        }
+    }
+
+    /// PostgreSQL mode: claims due jobs from the table (`FOR UPDATE SKIP
+    /// LOCKED`) until `shutdown`, woken early by `wake`.
+    pub async fn run_postgres(self: Arc<Self>, wake: Arc<Notify>, shutdown: watch::Receiver<bool>) {
+        let mut loops = tokio::task::JoinSet::new();
+        for _ in 0..self.config.concurrency.max(1) {
+            let this = self.clone();
+            let wake = wake.clone();
+            let mut shutdown = shutdown.clone();
+            loops.spawn(async move {
+                let types = this.job_types();
+                while !*shutdown.borrow() {
+                    let worker = this.config.name.clone();
+                    let types = types.clone();
+                    match db(&this.pool, move |conn| {
+                        Ok(jobs::claim_next(conn, &types, &worker)?)
+                    })
+                    .await
+                    {
+                        Ok(Some(job)) => {
+                            this.execute(job).await;
+                        }
+                        Ok(None) => {
+                            tokio::select! {
+                                _ = wake.notified() => {}
+                                _ = tokio::time::sleep(this.config.poll) => {}
+                                _ = shutdown.changed() => {}
+                            }
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "cannot claim jobs");
+                            tokio::select! {
+                                _ = tokio::time::sleep(this.config.poll * 4) => {}
+                                _ = shutdown.changed() => {}
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        while loops.join_next().await.is_some() {}
+    }
+}
