@@ -2,6 +2,7 @@
 //! a token factory, and a TCP proxy that can cut a dependency off.
 
 mod proxy;
+pub mod rabbit;
 
 use std::net::TcpListener;
 
@@ -29,6 +30,8 @@ pub struct TestApp {
 pub struct TestAppBuilder {
     database_url: Option<String>,
     http: Option<HttpConfig>,
+    database: Option<TestDatabase>,
+    configure: Option<Box<dyn FnOnce(AppState) -> AppState>>,
 }
 
 impl TestAppBuilder {
@@ -44,15 +47,30 @@ impl TestAppBuilder {
         self
     }
 
+    /// Serve over this (already made) database instead of a new one.
+    pub fn database(mut self, db: TestDatabase) -> Self {
+        self.database = Some(db);
+        self
+    }
+
+    /// Adjusts the server's state (shared notifier, readiness checks).
+    pub fn state(mut self, configure: impl FnOnce(AppState) -> AppState + 'static) -> Self {
+        self.configure = Some(Box::new(configure));
+        self
+    }
+
     pub async fn spawn(self) -> TestApp {
-        let db = TestDatabase::migrated();
+        let db = self.database.unwrap_or_else(TestDatabase::migrated);
         let url = self.database_url.unwrap_or_else(|| db.url().to_owned());
         let mut pool_config = etl_store::PoolConfig::new(url);
         pool_config.checkout_timeout = std::time::Duration::from_secs(2);
         pool_config.max_size = 4;
         let pool = etl_store::build_pool(&pool_config);
         let keys = JwtKeys::new(&JwtSecret::new(TEST_SECRET));
-        let state = AppState::new(pool, keys.clone());
+        let mut state = AppState::new(pool, keys.clone());
+        if let Some(configure) = self.configure {
+            state = configure(state);
+        }
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding an ephemeral port");
         let port = listener.local_addr().expect("bound address").port();
         let config = self.http.unwrap_or(HttpConfig {
@@ -197,6 +215,17 @@ impl TestApp {
             .get_result::<Count>(&mut conn)
             .expect("counting")
             .n
+    }
+}
+
+impl TestApp {
+    /// Runs SQL on the test database (to set up states the API cannot make).
+    pub fn execute(&self, sql: &str) -> usize {
+        use etl_store::test_support::diesel_prelude::*;
+        let mut conn = self.db.connect();
+        diesel::sql_query(sql)
+            .execute(&mut conn)
+            .expect("executing SQL")
     }
 }
 

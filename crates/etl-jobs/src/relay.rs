@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::SubsecRound;
 use etl_domain::JobType;
 use etl_queue::{AmqpConfig, Broker};
 use etl_store::{jobs, PgPool};
@@ -121,9 +122,12 @@ impl Relay {
     /// Publishes one batch of due jobs; returns how many it took.
     async fn round(&self, broker: &Broker) -> Result<usize, RoundError> {
         let (types, batch) = (self.config.job_types.clone(), self.config.batch);
-        let lease_until = chrono::Utc::now().naive_utc()
+        // Truncated to PostgreSQL's microseconds: it is compared for
+        // equality later, to recognise this round's lease.
+        let lease_until = (chrono::Utc::now().naive_utc()
             + chrono::Duration::from_std(self.config.lease)
-                .unwrap_or(chrono::Duration::seconds(30));
+                .unwrap_or(chrono::Duration::seconds(30)))
+        .trunc_subsecs(6);
         let leased = db(&self.pool, move |conn| {
             Ok(jobs::lease_due(conn, &types, batch, lease_until)?)
         })
@@ -161,8 +165,8 @@ impl Relay {
         self.metrics.nacked.inc_by(refused.len() as u64);
         let taken = leased.len();
         db(&self.pool, move |conn| {
-            jobs::mark_queued(conn, &confirmed)?;
-            jobs::release_lease(conn, &refused)?;
+            jobs::mark_queued(conn, &confirmed, lease_until)?;
+            jobs::release_lease(conn, &refused, lease_until)?;
             for (id, why) in unusable {
                 // A row that cannot become a message never will: fail it.
                 let details = json!({"code": "unpublishable", "message": why});

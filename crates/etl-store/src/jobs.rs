@@ -305,13 +305,20 @@ pub fn lease_due(
     })
 }
 
-/// Marks published jobs `queued` once the broker confirmed them. A job
-/// cancelled meanwhile stays cancelled (its message will be skipped).
-pub fn mark_queued(conn: &mut PgConnection, ids: &[i32]) -> QueryResult<usize> {
+/// Marks published jobs `queued` once the broker confirmed them. Only rows
+/// still under this relay's lease (`lease_until`) change: a job claimed by a
+/// worker meanwhile (and perhaps already failed and pending again for its
+/// next attempt) or cancelled is not the publication this confirm is for.
+pub fn mark_queued(
+    conn: &mut PgConnection,
+    ids: &[i32],
+    lease_until: NaiveDateTime,
+) -> QueryResult<usize> {
     diesel::update(
         jobs::table
             .filter(jobs::id.eq_any(ids))
-            .filter(jobs::status.eq(JobStatus::Pending.as_str())),
+            .filter(jobs::status.eq(JobStatus::Pending.as_str()))
+            .filter(jobs::lease_until.eq(lease_until)),
     )
     .set((
         jobs::status.eq(JobStatus::Queued.as_str()),
@@ -322,11 +329,19 @@ pub fn mark_queued(conn: &mut PgConnection, ids: &[i32]) -> QueryResult<usize> {
 }
 
 /// Gives leased jobs back (their publishing failed) so the next round
-/// retries them.
-pub fn release_lease(conn: &mut PgConnection, ids: &[i32]) -> QueryResult<usize> {
-    diesel::update(jobs::table.filter(jobs::id.eq_any(ids)))
-        .set(jobs::lease_until.eq(None::<NaiveDateTime>))
-        .execute(conn)
+/// retries them. Only rows still under this lease change.
+pub fn release_lease(
+    conn: &mut PgConnection,
+    ids: &[i32],
+    lease_until: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        jobs::table
+            .filter(jobs::id.eq_any(ids))
+            .filter(jobs::lease_until.eq(lease_until)),
+    )
+    .set(jobs::lease_until.eq(None::<NaiveDateTime>))
+    .execute(conn)
 }
 
 /// Outbox figures: pending jobs and the age in seconds of the oldest one.
@@ -491,7 +506,6 @@ pub fn fail_attempt(
                 jobs::status.eq(JobStatus::Failed.as_str()),
                 jobs::completed_at.eq(diesel::dsl::now),
                 jobs::error_details.eq(error_details),
-                jobs::retry_count.eq(retries + i32::from(retryable)),
             ))
             .execute(conn)?;
         Ok(AttemptOutcome::Failed)

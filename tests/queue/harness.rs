@@ -1,0 +1,255 @@
+//! Starts a server with its relay, workers and rescuer as a test needs them.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use etl_jobs::relay::{BrokerHealth, Relay, RelayConfig};
+use etl_jobs::rescuer::RescuerConfig;
+use etl_jobs::worker::{Worker, WorkerConfig};
+use etl_jobs::{Handlers, JobFailure, JobHandler, QueueMetrics};
+use etl_queue::AmqpConfig;
+use etl_store::jobs::Job;
+use etl_store::PgConnection;
+use etl_tests::rabbit::TestVhost;
+use etl_tests::{json, poll_until, TestApp, TestTenant};
+use serde_json::{json, Value};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Amqp,
+    Postgres,
+}
+
+/// What the test handler does with a job.
+#[derive(Debug, Clone, Copy)]
+pub enum Behaviour {
+    Succeed,
+    /// Fails every attempt, retryably.
+    AlwaysFail,
+    /// Fails its first attempt for good, succeeds afterwards.
+    FailFirstPermanently,
+}
+
+/// A load-job handler that records every run.
+#[derive(Clone)]
+pub struct Recorder {
+    pub runs: Arc<Mutex<Vec<i32>>>,
+    behaviour: Behaviour,
+}
+
+impl Recorder {
+    pub fn new(behaviour: Behaviour) -> Self {
+        Self {
+            runs: Arc::default(),
+            behaviour,
+        }
+    }
+
+    pub fn runs(&self) -> Vec<i32> {
+        self.runs.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    pub fn runs_of(&self, job_id: i64) -> usize {
+        self.runs()
+            .iter()
+            .filter(|id| i64::from(**id) == job_id)
+            .count()
+    }
+}
+
+impl JobHandler for Recorder {
+    fn run(&self, _conn: &mut PgConnection, job: &Job) -> Result<Value, JobFailure> {
+        let earlier = {
+            let mut runs = self
+                .runs
+                .lock()
+                .map_err(|_| JobFailure::retryable("poisoned", "lock"))?;
+            let earlier = runs.iter().filter(|id| **id == job.id).count();
+            runs.push(job.id);
+            earlier
+        };
+        match self.behaviour {
+            Behaviour::Succeed => Ok(json!({"inserted": 1})),
+            Behaviour::AlwaysFail => Err(JobFailure::retryable("flaky", "it always fails")),
+            Behaviour::FailFirstPermanently if earlier == 0 => {
+                Err(JobFailure::permanent("bad_input", "the first run refuses"))
+            }
+            Behaviour::FailFirstPermanently => Ok(json!({"inserted": 1})),
+        }
+    }
+}
+
+pub struct Harness {
+    pub app: TestApp,
+    pub tenant: TestTenant,
+    pub vhost: Option<TestVhost>,
+    pub health: BrokerHealth,
+    wake: Arc<Notify>,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Harness {
+    /// A server (and, in amqp mode, its relay) over fresh databases and a
+    /// fresh vhost. The relay reaches RabbitMQ at `broker` (e.g. a proxy).
+    pub async fn start(mode: Mode) -> Self {
+        Self::start_with_broker(mode, None).await
+    }
+
+    pub async fn start_with_broker(mode: Mode, broker: Option<&str>) -> Self {
+        let vhost = (mode == Mode::Amqp).then(TestVhost::create);
+        let wake = Arc::new(Notify::new());
+        let health = BrokerHealth::default();
+        let (shutdown, _) = watch::channel(false);
+        let app = {
+            let wake = wake.clone();
+            let health = health.clone();
+            let amqp = mode == Mode::Amqp;
+            TestApp::builder()
+                .state(move |state| {
+                    let state = state.with_jobs_notifier(wake);
+                    if amqp {
+                        state.with_check(etl_http::ReadinessCheck {
+                            name: "rabbitmq",
+                            is_up: Arc::new(move || health.is_up()),
+                        })
+                    } else {
+                        state
+                    }
+                })
+                .spawn()
+                .await
+        };
+        let tenant = app.tenant("acme");
+        let mut harness = Self {
+            app,
+            tenant,
+            vhost,
+            health,
+            wake,
+            shutdown,
+            tasks: JoinSet::new(),
+        };
+        if let Some(vhost) = &harness.vhost {
+            let url = vhost.url_at(broker.unwrap_or("127.0.0.1:5672"));
+            let relay = Relay {
+                pool: harness.app.db.pool(),
+                amqp: AmqpConfig::new(url),
+                config: RelayConfig {
+                    poll: Duration::from_millis(100),
+                    lease: Duration::from_secs(5),
+                    ..RelayConfig::default()
+                },
+                wake: harness.wake.clone(),
+                health: harness.health.clone(),
+                metrics: QueueMetrics::register(etl_http::metrics::Metrics::new().registry()),
+            };
+            harness.tasks.spawn(relay.run(harness.shutdown.subscribe()));
+        }
+        harness
+    }
+
+    /// Starts a worker running `handler` for load jobs.
+    pub fn worker(&mut self, name: &str, handler: Recorder, concurrency: usize) {
+        self.worker_for(etl_domain::JobType::Load, name, handler, concurrency);
+    }
+
+    /// Starts a worker running `handler` for jobs of `job_type`.
+    pub fn worker_for(
+        &mut self,
+        job_type: etl_domain::JobType,
+        name: &str,
+        handler: Recorder,
+        concurrency: usize,
+    ) {
+        let mut config = WorkerConfig::new(name);
+        config.concurrency = concurrency;
+        config.heartbeat = Duration::from_millis(200);
+        config.retry_base = Duration::from_millis(50);
+        config.retry_max = Duration::from_millis(200);
+        config.poll = Duration::from_millis(50);
+        let handlers = Handlers::default().with(job_type, handler);
+        let worker = Worker::new(self.app.db.pool(), handlers, config);
+        match &self.vhost {
+            Some(vhost) => {
+                self.tasks.spawn(
+                    worker.run_amqp(AmqpConfig::new(vhost.url()), self.shutdown.subscribe()),
+                );
+            }
+            None => {
+                self.tasks
+                    .spawn(worker.run_postgres(self.wake.clone(), self.shutdown.subscribe()));
+            }
+        }
+    }
+
+    pub fn rescuer_config() -> RescuerConfig {
+        RescuerConfig {
+            every: Duration::from_millis(100),
+            stale_after: Duration::from_millis(500),
+            retry_base: Duration::from_millis(50),
+            retry_max: Duration::from_millis(200),
+            ..RescuerConfig::default()
+        }
+    }
+
+    /// Creates an extract job of `priority` through the API.
+    pub async fn extract_job(&self, priority: i64) -> i64 {
+        let body = json!({"entity_type": "jira_issues", "integration_id": self.tenant.integration,
+                          "payload": {}, "priority": priority});
+        let response = self
+            .app
+            .post_json("/api/v1/etl/pipeline", &self.tenant, &body)
+            .await;
+        assert_eq!(response.status(), 202);
+        json(response).await["job_id"].as_i64().expect("job id")
+    }
+
+    /// Creates a load job through the API.
+    pub async fn load_job(&self) -> i64 {
+        self.load_job_with(
+            json!({"entity_type": "github_prs", "transformed_data": [{"external_id": "1"}]}),
+        )
+        .await
+    }
+
+    pub async fn load_job_with(&self, body: Value) -> i64 {
+        let response = self
+            .app
+            .post_json("/api/v1/etl/load", &self.tenant, &body)
+            .await;
+        assert_eq!(response.status(), 202);
+        json(response).await["job_id"].as_i64().expect("job id")
+    }
+
+    pub async fn job(&self, id: i64) -> Value {
+        json(
+            self.app
+                .get_as(&format!("/api/v1/etl/jobs/{id}"), &self.tenant)
+                .await,
+        )
+        .await
+    }
+
+    /// Waits until the job's status is `status` (at most 20 s).
+    pub async fn wait_for_status(&self, id: i64, status: &str) -> Value {
+        let found = poll_until(Duration::from_secs(20), || async {
+            let job = self.job(id).await;
+            (job["status"] == status).then_some(job)
+        })
+        .await;
+        match found {
+            Some(job) => job,
+            None => panic!("job {id} never became {status}: {}", self.job(id).await),
+        }
+    }
+
+    /// Stops the background tasks (they finish what they run).
+    pub async fn stop(mut self) -> Self {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+        self
+    }
+}

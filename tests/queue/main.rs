@@ -1,0 +1,7 @@
+//! The job queue against the real RabbitMQ (each test in its own vhost) and
+//! the real PostgreSQL: what is published, in which order, and what workers
+//! do with it, in both queue modes.
+
+mod harness;
+mod machinery;
+mod messages;
