@@ -103,13 +103,15 @@ impl Harness {
         let wake = Arc::new(Notify::new());
         let health = BrokerHealth::default();
         let (shutdown, _) = watch::channel(false);
+        let metrics = etl_http::metrics::Metrics::new();
+        let queue_metrics = QueueMetrics::register(metrics.registry());
         let app = {
             let wake = wake.clone();
             let health = health.clone();
             let amqp = mode == Mode::Amqp;
             TestApp::builder()
                 .state(move |state| {
-                    let state = state.with_jobs_notifier(wake);
+                    let state = state.with_jobs_notifier(wake).with_metrics(metrics);
                     if amqp {
                         state.with_check(etl_http::ReadinessCheck {
                             name: "rabbitmq",
@@ -144,10 +146,16 @@ impl Harness {
                 },
                 wake: harness.wake.clone(),
                 health: harness.health.clone(),
-                metrics: QueueMetrics::register(etl_http::metrics::Metrics::new().registry()),
+                metrics: queue_metrics.clone(),
             };
             harness.tasks.spawn(relay.run(harness.shutdown.subscribe()));
         }
+        harness.tasks.spawn(etl_jobs::metrics::refresh(
+            harness.app.db.pool(),
+            queue_metrics,
+            Duration::from_millis(100),
+            harness.shutdown.subscribe(),
+        ));
         harness
     }
 

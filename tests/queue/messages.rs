@@ -160,3 +160,28 @@ async fn a_queue_declared_elsewhere_with_other_arguments_is_named() {
     };
     assert!(error.contains("etl.transform"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_publishing_and_jobs_by_status() {
+    let h = Harness::start(Mode::Amqp).await;
+    let id = h.load_job().await;
+    h.wait_for_status(id, "queued").await;
+    let text = etl_tests::poll_until(std::time::Duration::from_secs(10), || async {
+        let text = h.app.get("/metrics").await.text().await.ok()?;
+        text.lines()
+            .any(|l| l == "etl_jobs{status=\"queued\"} 1")
+            .then_some(text)
+    })
+    .await
+    .expect("the jobs gauge counts the queued job");
+    for line in [
+        "etl_queue_messages_published_total 1",
+        "etl_queue_messages_confirmed_total 1",
+        "etl_queue_messages_nacked_total 0",
+        "etl_outbox_backlog 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+    assert!(text.contains("etl_outbox_oldest_pending_age_seconds"));
+    h.stop().await;
+}

@@ -313,3 +313,87 @@ fn serve_dev_with_a_secret_signs_the_token_for_the_demo_tenant_with_it() {
     assert_eq!(claims.tenant_id, seed.tenant.id);
     drop(server);
 }
+
+#[test]
+fn worker_publishes_committed_jobs_and_stops_gracefully() {
+    use etl_domain::{EntityType, JobPriority, JobType};
+    use etl_store::jobs::{self, NewJob};
+
+    let db = TestDatabase::migrated();
+    let vhost = etl_tests::rabbit::TestVhost::create();
+    let job_id = {
+        let mut conn = db.connect();
+        let tenant = etl_store::seed::ensure_demo(&mut conn)
+            .expect("seed")
+            .tenant;
+        let job = NewJob::new(
+            tenant.id,
+            JobType::Load,
+            &EntityType::parse("github_prs").expect("valid"),
+            serde_json::json!({"transformed_data": [{"external_id": "1"}]}),
+            JobPriority::default(),
+        );
+        jobs::insert(&mut conn, &job).expect("job").id
+    };
+    let mut worker = Running::start(
+        etl_server(&["worker"])
+            .env("DATABASE_URL", db.url())
+            .env("RABBITMQ_URL", vhost.url()),
+    );
+    worker.wait_for_line("worker running");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut conn = db.connect();
+        let job = jobs::find(&mut conn, job_id).expect("query").expect("job");
+        if job.status() == etl_domain::JobStatus::Queued {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker process never published the job"
+        );
+        std::thread::yield_now();
+    }
+    assert_eq!(vhost.depth("etl.load"), 1, "published once");
+    let status = worker.terminate();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+}
+
+#[test]
+fn postgres_mode_is_ready_without_rabbitmq() {
+    let db = TestDatabase::migrated();
+    let server = Running::start(
+        etl_server(&["serve"])
+            .env("DATABASE_URL", db.url())
+            .env("ETL_JWT_SECRET", "s")
+            .env("ETL_QUEUE", "postgres")
+            // Nothing listens there: amqp mode could never be ready.
+            .env("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:1/%2f"),
+    );
+    let address = server.address();
+    wait_until_ready(&address);
+    let body: serde_json::Value = reqwest::blocking::get(format!("{address}/ready"))
+        .expect("ready")
+        .json()
+        .expect("json");
+    assert_eq!(body["checks"].get("rabbitmq"), None);
+}
+
+#[test]
+fn amqp_mode_is_not_ready_while_rabbitmq_is_unreachable() {
+    let db = TestDatabase::migrated();
+    let server = Running::start(
+        etl_server(&["serve"])
+            .env("DATABASE_URL", db.url())
+            .env("ETL_JWT_SECRET", "s")
+            .env("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:1/%2f"),
+    );
+    let address = server.address();
+    let response = reqwest::blocking::get(format!("{address}/ready")).expect("ready");
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().expect("json");
+    assert_eq!(body["checks"]["rabbitmq"], "down");
+    // The API itself keeps answering.
+    let health = reqwest::blocking::get(format!("{address}/health")).expect("health");
+    assert_eq!(health.status(), 200);
+}
