@@ -1,3 +1,4 @@
+ALTER TABLE etl_job_queue RESET (fillfactor);
 DROP INDEX idx_etl_queue_heartbeat;
 DROP INDEX idx_etl_queue_due;
 ALTER TABLE etl_job_queue

@@ -18,3 +18,8 @@ ALTER TABLE etl_job_queue
 CREATE INDEX idx_etl_queue_due ON etl_job_queue (priority, scheduled_at) WHERE status = 'pending';
 -- The rescuer's question: which running jobs stopped beating.
 CREATE INDEX idx_etl_queue_heartbeat ON etl_job_queue (heartbeat_at) WHERE status = 'running';
+
+-- Job rows are updated several times each (leased, queued, running, done):
+-- free space on each page lets PostgreSQL update them in place (HOT) when
+-- no indexed column changes, as with the relay's lease.
+ALTER TABLE etl_job_queue SET (fillfactor = 70);

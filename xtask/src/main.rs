@@ -2,6 +2,7 @@
 //! as the server, so `migrate` here is exactly `etl-server migrate`.
 
 mod bench;
+mod bench_queue;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -50,6 +51,14 @@ enum Task {
         #[command(subcommand)]
         which: Bench,
     },
+    /// (Used by `bench queue`.) A bare lapin publish loop with confirms.
+    #[command(hide = true)]
+    BenchPublishLoop {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        messages: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,6 +72,16 @@ enum Bench {
         /// Concurrent connections for the single-record comparison.
         #[arg(long, default_value_t = 32)]
         connections: u32,
+    },
+    /// The outbox relay beside a bare lapin publish loop with confirms, and
+    /// POST-to-queued latency. Needs psql, wrk and rabbitmqctl.
+    Queue {
+        /// Jobs published in the throughput comparison.
+        #[arg(long, default_value_t = 20_000)]
+        jobs: u32,
+        /// Seconds of POST load for the latency measurement.
+        #[arg(long, default_value_t = 5)]
+        seconds: u32,
     },
 }
 
@@ -102,6 +121,12 @@ fn main() -> ExitCode {
                 },
             )
         }),
+        Task::Bench {
+            which: Bench::Queue { jobs, seconds },
+        } => workspace_root().and_then(|root| {
+            bench_queue::queue(&root, &bench_queue::QueueOptions { jobs, seconds })
+        }),
+        Task::BenchPublishLoop { url, messages } => bench_queue::publish_loop(&url, messages),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -39,7 +39,7 @@ pub struct RelayConfig {
 impl Default for RelayConfig {
     fn default() -> Self {
         Self {
-            batch: 200,
+            batch: 1000,
             poll: Duration::from_millis(500),
             lease: Duration::from_secs(30),
             job_types: JobType::ALL.to_vec(),

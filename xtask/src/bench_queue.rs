@@ -1,0 +1,348 @@
+//! `cargo xtask bench queue`: the outbox relay's throughput beside a bare
+//! lapin publish loop with publisher confirms on the same broker, and the
+//! latency from `POST /load` to `queued`, all in one run.
+//!
+//! Both publishers send the same body size, persistent, to the same durable
+//! priority queue, in batches of 200 awaiting every confirm. Needs `psql`,
+//! `wrk` and `rabbitmqctl`.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use etl_http::auth::{JwtKeys, JwtSecret};
+use etl_store::migrations::{self, DatabaseUrl};
+
+const SECRET: &str = "bench-secret";
+const BATCH: usize = 200;
+
+pub struct QueueOptions {
+    pub jobs: u32,
+    pub seconds: u32,
+}
+
+fn psql(db: &DatabaseUrl, sql: &str) -> anyhow::Result<String> {
+    let output = Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+            db.as_str(),
+            "-c",
+            sql,
+        ])
+        .output()
+        .context("running psql")?;
+    if !output.status.success() {
+        bail!("psql: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+fn rabbitmqctl(args: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new("rabbitmqctl")
+        .arg("-q")
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .context("running rabbitmqctl")?;
+    if !status.success() {
+        bail!("rabbitmqctl {args:?} failed");
+    }
+    Ok(())
+}
+
+/// The load-job payload both publishers send, about 300 bytes of JSON.
+fn payload() -> serde_json::Value {
+    serde_json::json!({"transformed_data": [{"external_id": "1", "repository": "acme/shop", "number": 42,
+        "title": "Speed up checkout for large baskets", "state": "open", "author": "dana"}]})
+}
+
+pub fn queue(root: &Path, options: &QueueOptions) -> anyhow::Result<()> {
+    for tool in ["psql", "wrk", "rabbitmqctl"] {
+        if Command::new("which")
+            .arg(tool)
+            .output()
+            .map(|o| !o.status.success())
+            .unwrap_or(true)
+        {
+            bail!("`{tool}` is not installed");
+        }
+    }
+    println!("building the release binaries…");
+    let status = Command::new("cargo")
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "etl-server",
+            "-p",
+            "xtask",
+        ])
+        .current_dir(root)
+        .status()?;
+    if !status.success() {
+        bail!("release build failed");
+    }
+    let server_url = crate::database_url()?;
+    let name = format!("etl_bench_{}", std::process::id());
+    let db = DatabaseUrl::parse(&server_url.with_database(&name)).map_err(anyhow::Error::msg)?;
+    migrations::create_database_if_missing(&db)?;
+    rabbitmqctl(&["add_vhost", &name])?;
+    rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"])?;
+    let amqp = format!("amqp://guest:guest@127.0.0.1:5672/{name}");
+    let outcome = run(root, options, &db, &amqp, &name);
+    let _ = migrations::drop_database(&db);
+    let _ = rabbitmqctl(&["delete_vhost", &name]);
+    outcome
+}
+
+fn run(
+    root: &Path,
+    options: &QueueOptions,
+    db: &DatabaseUrl,
+    amqp: &str,
+    vhost: &str,
+) -> anyhow::Result<()> {
+    let mut conn = etl_store::connect(db.as_str())?;
+    migrations::run_pending(&mut conn)?;
+    let tenant = etl_store::seed::ensure_demo(&mut conn)?.tenant.id;
+    drop(conn);
+    let payload_sql = payload().to_string().replace('\'', "''");
+
+    // 1. Outbox relay throughput: jobs committed at once, time until every
+    //    one is confirmed and marked queued.
+    let worker = Process::start(root, "worker", db, amqp, None)?;
+    psql(db, &format!(
+        "INSERT INTO etl_job_queue (tenant_id, job_type, entity_type, payload) VALUES ({tenant}, 'load', 'github_prs', '{payload_sql}')"
+    ))?;
+    wait_for(
+        db,
+        "SELECT count(*) = 1 FROM etl_job_queue WHERE status = 'queued'",
+        Duration::from_secs(30),
+    )?;
+    let n = options.jobs;
+    let started = Instant::now();
+    psql(
+        db,
+        &format!(
+            "INSERT INTO etl_job_queue (tenant_id, job_type, entity_type, payload)
+         SELECT {tenant}, 'load', 'github_prs', '{payload_sql}' FROM generate_series(1, {n})"
+        ),
+    )?;
+    wait_for(
+        db,
+        &format!(
+            "SELECT count(*) = {} FROM etl_job_queue WHERE status = 'queued'",
+            n + 1
+        ),
+        Duration::from_secs(600),
+    )?;
+    let relay_rate = f64::from(n) / started.elapsed().as_secs_f64();
+    drop(worker);
+    rabbitmqctl(&["purge_queue", "-p", vhost, "etl.load"])?;
+
+    // 2. The same number of messages through a bare lapin loop.
+    let output = Command::new(root.join("target/release/xtask"))
+        .args([
+            "bench-publish-loop",
+            "--url",
+            amqp,
+            "--messages",
+            &n.to_string(),
+        ])
+        .output()
+        .context("running the publish loop")?;
+    if !output.status.success() {
+        bail!(
+            "publish loop failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let loop_rate: f64 = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .context("publish loop output")?;
+    rabbitmqctl(&["purge_queue", "-p", vhost, "etl.load"])?;
+
+    // 3. Latency from POST /load (the job row's created_at, inside the
+    //    request's transaction) to queued, under a steady load.
+    psql(db, "DELETE FROM etl_job_queue")?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let server = Process::start(root, "serve", db, amqp, Some(port))?;
+    let token =
+        JwtKeys::new(&JwtSecret::new(SECRET)).issue("bench", tenant, chrono::Duration::hours(1));
+    let script = std::env::temp_dir().join(format!("etl-bench-queue-{}.lua", std::process::id()));
+    let body = serde_json::json!({"entity_type": "github_prs", "transformed_data": payload()["transformed_data"]});
+    std::fs::File::create(&script)?.write_all(
+        format!(
+            "wrk.method = \"POST\"\nwrk.body = [[{body}]]\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = \"Bearer {token}\"\n"
+        )
+        .as_bytes(),
+    )?;
+    let wrk = Command::new("wrk")
+        .args(["-t1", "-c4", "-d", &format!("{}s", options.seconds), "-s"])
+        .arg(&script)
+        .arg(format!("http://127.0.0.1:{port}/api/v1/etl/load"))
+        .output()?;
+    let _ = std::fs::remove_file(&script);
+    let wrk_text = String::from_utf8_lossy(&wrk.stdout);
+    let posted: f64 = wrk_text
+        .split("Requests/sec:")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    wait_for(
+        db,
+        "SELECT count(*) = 0 FROM etl_job_queue WHERE status = 'pending'",
+        Duration::from_secs(120),
+    )?;
+    let percentiles = psql(
+        db,
+        "SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY ms))::numeric, 1) || ' ' ||
+                round((percentile_cont(0.99) WITHIN GROUP (ORDER BY ms))::numeric, 1) || ' ' || count(*)
+           FROM (SELECT extract(epoch FROM queued_at - created_at) * 1000 AS ms
+                   FROM etl_job_queue WHERE queued_at IS NOT NULL) t",
+    )?;
+    drop(server);
+    let mut parts = percentiles.split_whitespace();
+    let (p50, p99, count) = (
+        parts.next().unwrap_or("?"),
+        parts.next().unwrap_or("?"),
+        parts.next().unwrap_or("?"),
+    );
+
+    println!(
+        "\n{:<44} {:>12} {:>12} {:>7}",
+        "", "etl outbox", "bare lapin", "ratio"
+    );
+    println!(
+        "{:<44} {:>8.0} j/s {:>8.0} m/s {:>6.0}%",
+        format!("{n} jobs published with confirms"),
+        relay_rate,
+        loop_rate,
+        100.0 * relay_rate / loop_rate
+    );
+    println!(
+        "POST /load → queued: p50 {p50} ms, p99 {p99} ms over {count} jobs ({posted:.0} POST/s, 4 connections)"
+    );
+    Ok(())
+}
+
+/// Polls `sql` (which answers `t` or `f`) until true.
+fn wait_for(db: &DatabaseUrl, sql: &str, limit: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    while psql(db, sql)? != "t" {
+        if Instant::now() > deadline {
+            bail!("timed out waiting for: {sql}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// A release etl-server process, stopped on drop.
+struct Process(Child);
+
+impl Process {
+    fn start(
+        root: &Path,
+        command: &str,
+        db: &DatabaseUrl,
+        amqp: &str,
+        port: Option<u16>,
+    ) -> anyhow::Result<Self> {
+        let mut cmd = Command::new(root.join("target/release/etl-server"));
+        cmd.arg(command)
+            .env("DATABASE_URL", db.as_str())
+            .env("RABBITMQ_URL", amqp)
+            .env("ETL_JWT_SECRET", SECRET)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null());
+        if let Some(port) = port {
+            cmd.env("ETL_BIND", format!("127.0.0.1:{port}"));
+        }
+        let process = Self(cmd.spawn().context("starting etl-server")?);
+        if let Some(port) = port {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                if Instant::now() > deadline {
+                    bail!("the server did not start");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(process)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// The baseline: a bare lapin loop publishing `messages` persistent
+/// messages of the same size to `etl.load` through `etl.direct`, 200 at a
+/// time, awaiting every confirm. Prints messages per second.
+pub fn publish_loop(url: &str, messages: u32) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+        use lapin::{BasicProperties, Connection, ConnectionProperties};
+        let properties = ConnectionProperties::default()
+            .with_executor(tokio_executor_trait::Tokio::current())
+            .with_reactor(tokio_reactor_trait::Tokio::current());
+        let connection = Connection::connect(url, properties).await?;
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        let body = serde_json::to_vec(&serde_json::json!({
+            "job_id": 1, "tenant_id": 1, "job_type": "load", "entity_type": "github_prs",
+            "transformed_data": payload()["transformed_data"], "priority": 5
+        }))?;
+        let started = Instant::now();
+        let mut sent = 0;
+        while sent < messages {
+            let mut confirms = Vec::with_capacity(BATCH);
+            for _ in 0..BATCH.min((messages - sent) as usize) {
+                let props = BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_content_type("application/json".into())
+                    .with_priority(6);
+                confirms.push(
+                    channel
+                        .basic_publish(
+                            "etl.direct",
+                            "load",
+                            BasicPublishOptions::default(),
+                            &body,
+                            props,
+                        )
+                        .await?,
+                );
+                sent += 1;
+            }
+            for confirm in confirms {
+                confirm.await?;
+            }
+        }
+        println!("{}", f64::from(messages) / started.elapsed().as_secs_f64());
+        let _ = connection.close(200, "done").await;
+        Ok(())
+    })
+}
