@@ -17,6 +17,7 @@ mod openapi;
 pub mod requests;
 pub mod responses;
 pub mod status;
+pub mod transform;
 pub mod values;
 
 pub use auth::Claims;

@@ -171,9 +171,11 @@ fn parse_amqp_url(value: &str) -> Result<String, String> {
         "amqp" => {}
         // The AMQP client is built without TLS, to keep the binary lean.
         "amqps" => {
-            return Err("amqps:// (TLS) is not supported by this build; use amqp:// \
+            return Err(
+                "amqps:// (TLS) is not supported by this build; use amqp:// \
                         (or a TLS-terminating proxy next to the service)"
-                .to_owned())
+                    .to_owned(),
+            )
         }
         other => return Err(format!("scheme must be amqp:// (got {other}://)")),
     }
