@@ -8,6 +8,7 @@
 pub mod idempotency;
 pub mod integrations;
 pub mod jobs;
+pub mod loaders;
 pub mod migrations;
 pub mod pool;
 pub mod raw_records;

@@ -1,0 +1,199 @@
+//! Set-based upserts into the final tables.
+
+use chrono::{TimeZone, Utc};
+use etl_domain::transform::{PrState, PullRequestRow, WorkItemRow};
+use etl_store::integrations::{self, NewIntegration};
+use etl_store::loaders::{self, LoadCounts};
+use etl_store::tenants::{self, NewTenant};
+use etl_store::test_support::TestDatabase;
+use serde_json::json;
+
+fn setup(db: &TestDatabase) -> (etl_store::PgConnection, i32, i32) {
+    let mut conn = db.connect();
+    let tenant = tenants::insert(
+        &mut conn,
+        &NewTenant {
+            name: "acme",
+            active: true,
+        },
+    )
+    .expect("tenant")
+    .id;
+    let integration = integrations::insert(
+        &mut conn,
+        &NewIntegration {
+            tenant_id: tenant,
+            provider: "jira",
+            name: "j",
+            active: true,
+            settings: json!({}),
+        },
+    )
+    .expect("integration")
+    .id;
+    (conn, tenant, integration)
+}
+
+fn item(integration: i32, id: &str, summary: &str, day: u32) -> WorkItemRow {
+    WorkItemRow {
+        integration_id: integration,
+        external_id: id.to_owned(),
+        key: Some(format!("K-{id}")),
+        project_key: Some("K".to_owned()),
+        summary: summary.to_owned(),
+        description: None,
+        issue_type: Some("Bug".to_owned()),
+        status: Some("Done".to_owned()),
+        status_category: Some("done".to_owned()),
+        priority: None,
+        assignee: None,
+        assignee_name: None,
+        reporter: None,
+        labels: vec!["a".to_owned(), "ü".to_owned()],
+        parent_key: None,
+        source_created_at: Some(Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()),
+        source_updated_at: Some(Utc.with_ymd_and_hms(2024, 1, day, 0, 0, 0).unwrap()),
+        resolved_at: None,
+        story_points: Some(3.0),
+        custom_fields: json!({"customfield_1": [1]})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        raw_data_id: None,
+    }
+}
+
+fn counts(inserted: usize, updated: usize, unchanged: usize, duplicates: usize) -> LoadCounts {
+    LoadCounts {
+        inserted,
+        updated,
+        unchanged,
+        duplicates,
+    }
+}
+
+#[test]
+fn loads_insert_then_update_newer_and_ignore_older_or_equal() {
+    let db = TestDatabase::migrated();
+    let (mut conn, tenant, integration) = setup(&db);
+    let first = vec![
+        item(integration, "1", "one", 2),
+        item(integration, "2", "two", 2),
+    ];
+    assert_eq!(
+        loaders::load_work_items(&mut conn, tenant, &first).expect("load"),
+        counts(2, 0, 0, 0)
+    );
+    let snapshot =
+        loaders::list_work_items(&mut conn, tenant, None, None, None, 100).expect("list");
+    // The same data again changes nothing, loaded_at included.
+    assert_eq!(
+        loaders::load_work_items(&mut conn, tenant, &first).expect("load"),
+        counts(0, 0, 2, 0)
+    );
+    assert_eq!(
+        loaders::list_work_items(&mut conn, tenant, None, None, None, 100).expect("list"),
+        snapshot
+    );
+    // An older copy changes nothing; a newer one updates.
+    let older = vec![item(integration, "1", "stale", 1)];
+    assert_eq!(
+        loaders::load_work_items(&mut conn, tenant, &older).expect("load"),
+        counts(0, 0, 1, 0)
+    );
+    let newer = vec![item(integration, "1", "fresh", 3)];
+    assert_eq!(
+        loaders::load_work_items(&mut conn, tenant, &newer).expect("load"),
+        counts(0, 1, 0, 0)
+    );
+    let rows = loaders::list_work_items(&mut conn, tenant, None, None, None, 100).expect("list");
+    assert_eq!(rows[0]["summary"], "fresh");
+    assert_eq!(rows[0]["labels"], json!(["a", "ü"]));
+    assert_eq!(rows[0]["custom_fields"], json!({"customfield_1": [1]}));
+    assert_eq!(rows[1]["summary"], "two");
+    assert!(rows[0].get("tenant_id").is_none());
+}
+
+#[test]
+fn duplicates_in_one_batch_resolve_to_the_newest() {
+    let db = TestDatabase::migrated();
+    let (mut conn, tenant, integration) = setup(&db);
+    let batch = vec![
+        item(integration, "1", "middle", 2),
+        item(integration, "1", "newest", 3),
+        item(integration, "1", "oldest", 1),
+    ];
+    assert_eq!(
+        loaders::load_work_items(&mut conn, tenant, &batch).expect("load"),
+        counts(1, 0, 0, 2)
+    );
+    let rows = loaders::list_work_items(&mut conn, tenant, None, None, None, 100).expect("list");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["summary"], "newest");
+}
+
+#[test]
+fn pull_requests_load_and_filter_by_repository_and_state() {
+    let db = TestDatabase::migrated();
+    let (mut conn, tenant, integration) = setup(&db);
+    let pr = |id: &str, repo: &str, state: PrState| PullRequestRow {
+        integration_id: integration,
+        external_id: id.to_owned(),
+        repository: Some(repo.to_owned()),
+        number: Some(1),
+        title: Some("t".to_owned()),
+        state,
+        draft: None,
+        author: Some("dependabot[bot]".to_owned()),
+        base_ref: Some("main".to_owned()),
+        head_ref: None,
+        head_sha: None,
+        labels: vec![],
+        source_created_at: None,
+        source_updated_at: None,
+        closed_at: None,
+        merged_at: None,
+        additions: None,
+        deletions: None,
+        changed_files: None,
+        commits: None,
+        comments: None,
+        review_comments: None,
+        raw_data_id: None,
+    };
+    let batch = vec![
+        pr("1", "a/x", PrState::Open),
+        pr("2", "a/x", PrState::Merged),
+        pr("3", "b/y", PrState::Open),
+    ];
+    assert_eq!(
+        loaders::load_pull_requests(&mut conn, tenant, &batch).expect("load"),
+        counts(3, 0, 0, 0)
+    );
+    // No timestamps: the same rows again are unchanged, a changed one updates.
+    assert_eq!(
+        loaders::load_pull_requests(&mut conn, tenant, &batch).expect("load"),
+        counts(0, 0, 3, 0)
+    );
+    let merged =
+        loaders::list_pull_requests(&mut conn, tenant, Some("a/x"), Some("merged"), None, 100)
+            .expect("list");
+    assert_eq!(merged.len(), 1);
+    assert_eq!(merged[0]["external_id"], "2");
+    assert_eq!(merged[0]["additions"], serde_json::Value::Null);
+    let page = loaders::list_pull_requests(
+        &mut conn,
+        tenant,
+        None,
+        None,
+        merged[0]["id"].as_i64().map(|i| i as i32),
+        100,
+    )
+    .expect("list");
+    assert_eq!(page.len(), 1);
+    assert!(
+        loaders::list_pull_requests(&mut conn, tenant + 1, None, None, None, 100)
+            .expect("list")
+            .is_empty()
+    );
+}
