@@ -111,28 +111,50 @@ async fn pipeline_validates_entity_type_priority_and_integration() {
 async fn load_writes_a_load_job_and_refuses_unknown_entity_types() {
     let app = TestApp::spawn().await;
     let tenant = app.tenant("acme");
+    let row = json!({"integration_id": tenant.integration, "external_id": "1", "state": "open"});
     let response = app
         .post_json(
             "/api/v1/etl/load",
             &tenant,
-            &json!({"entity_type": "github_prs", "transformed_data": [{"external_id": "1"}]}),
+            &json!({"entity_type": "github_prs", "transformed_data": [row]}),
         )
         .await;
     assert_eq!(response.status(), 202);
     let id = json(response).await["job_id"].as_i64().expect("job_id");
     let job = job(&app, &tenant, id).await;
     assert_eq!(job["job_type"], "load");
-    assert_eq!(
-        job["payload"]["transformed_data"],
-        json!([{"external_id": "1"}])
-    );
-    for body in [
-        json!({"entity_type": "gitlab_mrs", "transformed_data": [{}]}),
-        json!({"entity_type": "github_prs", "transformed_data": []}),
-        json!({"entity_type": "github_prs", "transformed_data": [1]}),
+    assert_eq!(job["payload"]["transformed_data"], json!([row]));
+    let other = app.tenant("globex");
+    let foreign = json!({"integration_id": other.integration, "external_id": "1", "state": "open"});
+    for (body, field) in [
+        (
+            json!({"entity_type": "gitlab_mrs", "transformed_data": [row]}),
+            "entity_type",
+        ),
+        (
+            json!({"entity_type": "github_prs", "transformed_data": []}),
+            "transformed_data",
+        ),
+        (
+            json!({"entity_type": "github_prs", "transformed_data": [1]}),
+            "transformed_data[0]",
+        ),
+        (
+            json!({"entity_type": "github_prs", "transformed_data": [row, {"integration_id": 1, "external_id": "2"}]}),
+            "transformed_data[1].state",
+        ),
+        (
+            json!({"entity_type": "github_prs", "transformed_data": [row, {"integration_id": 1, "external_id": "2", "state": "gone"}]}),
+            "transformed_data[1].state",
+        ),
+        (
+            json!({"entity_type": "github_prs", "transformed_data": [foreign]}),
+            "transformed_data[0].integration_id",
+        ),
     ] {
         let response = app.post_json("/api/v1/etl/load", &tenant, &body).await;
         assert_eq!(response.status(), 422, "{body}");
+        assert_eq!(json(response).await["errors"][0]["field"], field, "{body}");
     }
 }
 

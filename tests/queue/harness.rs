@@ -217,9 +217,9 @@ impl Harness {
 
     /// Creates a load job through the API.
     pub async fn load_job(&self) -> i64 {
-        self.load_job_with(
-            json!({"entity_type": "github_prs", "transformed_data": [{"external_id": "1"}]}),
-        )
+        self.load_job_with(json!({"entity_type": "github_prs", "transformed_data": [
+            {"integration_id": self.tenant.integration, "external_id": "1", "state": "open"}
+        ]}))
         .await
     }
 

@@ -26,7 +26,7 @@ async fn published_messages_carry_the_spec_bodies_and_properties() {
         .expect("id");
     let load = h
         .load_job_with(
-            json!({"entity_type": "github_prs", "transformed_data": [{"external_id": "7"}]}),
+            json!({"entity_type": "github_prs", "transformed_data": [{"integration_id": t.integration, "external_id": "7", "state": "open"}]}),
         )
         .await;
     let stored = json(
@@ -84,7 +84,7 @@ async fn published_messages_carry_the_spec_bodies_and_properties() {
     assert_eq!(
         serde_json::from_slice::<Value>(&body).expect("json"),
         json!({"job_id": load, "tenant_id": t.id, "job_type": "load", "entity_type": "github_prs",
-               "transformed_data": [{"external_id": "7"}], "priority": 5})
+               "transformed_data": [{"integration_id": t.integration, "external_id": "7", "state": "open"}], "priority": 5})
     );
     assert_eq!(props.priority(), &Some(6));
 

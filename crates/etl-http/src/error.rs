@@ -148,6 +148,22 @@ impl ApiError {
         }
     }
 
+    /// The same error with every field path under `prefix`
+    /// (`entity_type` → `records[3].entity_type`).
+    pub fn prefixed(mut self, prefix: &str) -> Self {
+        for error in &mut self.errors {
+            error.field = if error.field == "body" {
+                prefix.to_owned()
+            } else {
+                format!("{prefix}.{}", error.field)
+            };
+        }
+        if let [one] = self.errors.as_slice() {
+            self.detail = format!("Invalid request: {}: {}", one.field, one.message);
+        }
+        self
+    }
+
     pub fn code(&self) -> ErrorCode {
         self.code
     }

@@ -60,7 +60,7 @@ fn payload_error(error: &actix_web::Error) -> ApiError {
 
 /// Parses JSON into `T`, telling malformed JSON (400) from JSON of the wrong
 /// shape (422, with the path of the offending field).
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let malformed = |error: &serde_json::Error| {
         ApiError::new(
             ErrorCode::MalformedJson,

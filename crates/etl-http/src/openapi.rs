@@ -8,7 +8,7 @@ use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorCode, FieldError};
-use crate::routes::{jobs, ops, raw_data};
+use crate::routes::{final_data, jobs, ops, raw_data};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -36,12 +36,16 @@ use crate::routes::{jobs, ops, raw_data};
         jobs::retry,
         jobs::cancel,
         jobs::report,
+        jobs::transform,
+        final_data::work_items,
+        final_data::pull_requests,
     ),
     components(schemas(ErrorBody, ErrorCode, FieldError)),
     modifiers(&BearerAuth),
     tags(
         (name = "raw-data", description = "Raw API responses as extracted"),
         (name = "jobs", description = "Extract, transform and load jobs"),
+        (name = "final data", description = "The final tables, read-only"),
         (name = "operations", description = "Health, readiness, metrics; no token"),
     )
 )]

@@ -17,6 +17,7 @@ mod backoff;
 mod db;
 pub mod metrics;
 pub mod outbox;
+pub mod pipeline;
 pub mod relay;
 pub mod rescuer;
 pub mod worker;

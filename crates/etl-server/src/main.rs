@@ -267,11 +267,10 @@ impl Background {
     }
 }
 
-/// What this process's workers run. The transform and load handlers arrive
-/// with the transformers; until then workers take no jobs and the relay
-/// still publishes them for whoever consumes.
+/// What this process's workers run: transform and load jobs. Extract jobs
+/// are the extraction service's.
 fn handlers() -> Handlers {
-    Handlers::default()
+    etl_jobs::pipeline::handlers()
 }
 
 /// `<host>-<pid>`: unique among the processes sharing the queues.

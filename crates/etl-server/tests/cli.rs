@@ -314,49 +314,117 @@ fn serve_dev_with_a_secret_signs_the_token_for_the_demo_tenant_with_it() {
     drop(server);
 }
 
-#[test]
-fn worker_publishes_committed_jobs_and_stops_gracefully() {
+/// Writes `n` load jobs of one pull request each, as the API would.
+fn load_jobs(db: &TestDatabase, n: usize) -> Vec<i32> {
     use etl_domain::{EntityType, JobPriority, JobType};
     use etl_store::jobs::{self, NewJob};
+    let mut conn = db.connect();
+    let seed = etl_store::seed::ensure_demo(&mut conn).expect("seed");
+    (0..n)
+        .map(|i| {
+            let row = serde_json::json!({"integration_id": seed.github.id, "external_id": i.to_string(),
+                                         "state": "open", "repository": "acme/shop"});
+            let job = NewJob::new(
+                seed.tenant.id,
+                JobType::Load,
+                &EntityType::parse("github_prs").expect("valid"),
+                serde_json::json!({"transformed_data": [row]}),
+                JobPriority::default(),
+            );
+            jobs::insert(&mut conn, &job).expect("job").id
+        })
+        .collect()
+}
 
+/// Waits until every job is completed; returns the jobs.
+fn wait_completed(db: &TestDatabase, ids: &[i32]) -> Vec<etl_store::jobs::Job> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut conn = db.connect();
+        let jobs: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                etl_store::jobs::find(&mut conn, *id)
+                    .expect("query")
+                    .expect("job")
+            })
+            .collect();
+        if jobs
+            .iter()
+            .all(|j| j.status() == etl_domain::JobStatus::Completed)
+        {
+            return jobs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "jobs never completed: {:?}",
+            jobs.iter().map(|j| j.status()).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_worker_process_runs_committed_jobs_and_stops_gracefully() {
     let db = TestDatabase::migrated();
     let vhost = etl_tests::rabbit::TestVhost::create();
-    let job_id = {
-        let mut conn = db.connect();
-        let tenant = etl_store::seed::ensure_demo(&mut conn)
-            .expect("seed")
-            .tenant;
-        let job = NewJob::new(
-            tenant.id,
-            JobType::Load,
-            &EntityType::parse("github_prs").expect("valid"),
-            serde_json::json!({"transformed_data": [{"external_id": "1"}]}),
-            JobPriority::default(),
-        );
-        jobs::insert(&mut conn, &job).expect("job").id
-    };
+    let ids = load_jobs(&db, 3);
     let mut worker = Running::start(
         etl_server(&["worker"])
             .env("DATABASE_URL", db.url())
             .env("RABBITMQ_URL", vhost.url()),
     );
     worker.wait_for_line("worker running");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut conn = db.connect();
-        let job = jobs::find(&mut conn, job_id).expect("query").expect("job");
-        if job.status() == etl_domain::JobStatus::Queued {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the worker process never published the job"
+    for job in wait_completed(&db, &ids) {
+        assert_eq!(
+            job.result.as_ref().map(|r| r["inserted"].clone()),
+            Some(serde_json::json!(1))
         );
-        std::thread::yield_now();
     }
-    assert_eq!(vhost.depth("etl.load"), 1, "published once");
+    assert_eq!(vhost.depth("etl.load"), 0, "every message acked");
     let status = worker.terminate();
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
+}
+
+#[test]
+fn two_worker_processes_share_the_queues_and_run_each_job_once() {
+    let db = TestDatabase::migrated();
+    let vhost = etl_tests::rabbit::TestVhost::create();
+    let start = || {
+        Running::start(
+            etl_server(&["worker"])
+                .env("DATABASE_URL", db.url())
+                .env("RABBITMQ_URL", vhost.url())
+                .env("ETL_WORKER_CONCURRENCY", "2"),
+        )
+    };
+    let (first, second) = (start(), start());
+    first.wait_for_line("worker running");
+    second.wait_for_line("worker running");
+    let ids = load_jobs(&db, 40);
+    let jobs = wait_completed(&db, &ids);
+    for job in &jobs {
+        // A second run of the same job would have found its row inserted
+        // already; every job inserted its own row.
+        assert_eq!(
+            job.result.as_ref().map(|r| r["inserted"].clone()),
+            Some(serde_json::json!(1)),
+            "job {}",
+            job.id
+        );
+    }
+    let workers: std::collections::BTreeSet<_> =
+        jobs.iter().filter_map(|j| j.worker.clone()).collect();
+    assert_eq!(workers.len(), 2, "both processes took jobs: {workers:?}");
+    let mut conn = db.connect();
+    let tenant = etl_store::seed::ensure_demo(&mut conn)
+        .expect("seed")
+        .tenant
+        .id;
+    let rows = etl_store::loaders::list_pull_requests(&mut conn, tenant, None, None, None, 1000)
+        .expect("rows");
+    assert_eq!(rows.len(), 40);
+    assert_eq!(vhost.depth("etl.load"), 0);
 }
 
 #[test]

@@ -77,3 +77,16 @@ pub fn set_active(conn: &mut PgConnection, id: i32, active: bool) -> QueryResult
         .set(integrations::active.eq(active))
         .execute(conn)
 }
+
+/// The tenant's integrations among `ids`, with their settings.
+pub fn find_many_for_tenant(
+    conn: &mut PgConnection,
+    tenant_id: i32,
+    ids: &[i32],
+) -> QueryResult<Vec<Integration>> {
+    integrations::table
+        .filter(integrations::id.eq_any(ids))
+        .filter(integrations::tenant_id.eq(tenant_id))
+        .select(Integration::as_select())
+        .load(conn)
+}

@@ -286,3 +286,41 @@ pub fn take_pending(
     }
     Ok(ids)
 }
+
+/// The tenant's records among `ids` (another tenant's or missing ids are
+/// simply absent), locked for the transform that reads them.
+pub fn find_many_for_tenant(
+    conn: &mut PgConnection,
+    tenant_id: i32,
+    ids: &[i32],
+) -> QueryResult<Vec<RawRecord>> {
+    raw::table
+        .filter(raw::tenant_id.eq(tenant_id))
+        .filter(raw::id.eq_any(ids))
+        .order(raw::id.asc())
+        .select(RawRecord::as_select())
+        .for_update()
+        .load(conn)
+}
+
+/// Moves records to `processing` (a transform took them).
+pub fn mark_processing(conn: &mut PgConnection, ids: &[i32]) -> QueryResult<usize> {
+    diesel::update(raw::table.filter(raw::id.eq_any(ids)))
+        .set(raw::processing_status.eq(ProcessingStatus::Processing.as_str()))
+        .execute(conn)
+}
+
+/// Marks one record `failed` with why (a transform refused it).
+pub fn mark_failed(
+    conn: &mut PgConnection,
+    id: i32,
+    error_details: &serde_json::Value,
+) -> QueryResult<usize> {
+    diesel::update(raw::table.find(id))
+        .set((
+            raw::processing_status.eq(ProcessingStatus::Failed.as_str()),
+            raw::error_details.eq(error_details),
+            raw::processed_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+}

@@ -7,8 +7,10 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use etl_domain::{
     ETLPipelineRequest, EntityType, JobPriority, JobQueuedResponse, JobResponse, JobStatus,
-    JobType, JobsQueuedResponse, LoadRequest, PipelineProcessRequest, UpdateJobStatusRequest,
+    JobType, JobsQueuedResponse, LoadRequest, PipelineProcessRequest, TransformRequest,
+    TransformerKind, UpdateJobStatusRequest,
 };
+use etl_jobs::pipeline;
 use etl_store::jobs::{self, JobChange, JobFilter, NewJob};
 use etl_store::{integrations, raw_records, Connection as _, PgConnection};
 use serde::Deserialize;
@@ -113,12 +115,26 @@ pub async fn load(
             "must hold at least one row",
         ));
     }
+    let kind = request.entity_type;
+    let integration_ids = validate_rows(kind, &request.transformed_data)?;
     let ids = create_jobs(&state, move |conn| {
         ensure_active(conn, tenant.id)?;
+        let usable = integrations::active_ids_for_tenant(conn, tenant.id, &integration_ids)?;
+        let mut fields = Fields::default();
+        for (i, row) in request.transformed_data.iter().enumerate() {
+            let id = row.get("integration_id").and_then(serde_json::Value::as_i64).unwrap_or_default();
+            if !usable.iter().any(|u| i64::from(*u) == id) {
+                fields.note(
+                    &format!("transformed_data[{i}].integration_id"),
+                    format!("integration {id} is not an active integration of this tenant"),
+                );
+            }
+        }
+        fields.finish()?;
         let job = NewJob::new(
             tenant.id,
             JobType::Load,
-            &request.entity_type.entity_type(),
+            &kind.entity_type(),
             json!({"transformed_data": request.transformed_data, "load_options": request.load_options}),
             JobPriority::default(),
         );
@@ -126,6 +142,32 @@ pub async fn load(
     })
     .await?;
     Ok(accepted(&JobQueuedResponse::new(ids[0])))
+}
+
+/// Checks every row has the final table's shape (422 naming
+/// `transformed_data[i].field`); returns the integrations they name.
+fn validate_rows(
+    kind: TransformerKind,
+    rows: &[etl_domain::JsonObject],
+) -> Result<Vec<i32>, ApiError> {
+    use etl_domain::transform::{PullRequestRow, WorkItemRow};
+    let mut integration_ids = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        let text = serde_json::to_vec(row).map_err(ApiError::internal)?;
+        let integration_id = match kind {
+            TransformerKind::JiraIssues => {
+                crate::extract::parse_json::<WorkItemRow>(&text).map(|r| r.integration_id)
+            }
+            TransformerKind::GithubPrs => {
+                crate::extract::parse_json::<PullRequestRow>(&text).map(|r| r.integration_id)
+            }
+        }
+        .map_err(|error| error.prefixed(&format!("transformed_data[{i}]")))?;
+        integration_ids.push(integration_id);
+    }
+    integration_ids.sort_unstable();
+    integration_ids.dedup();
+    Ok(integration_ids)
 }
 
 /// `POST /pipeline/process` → 202: transform jobs for every pending raw
@@ -396,4 +438,87 @@ pub async fn report(
         jobs::report(conn, tenant_id, id, status, request.error_details)
     })
     .await
+}
+
+/// `POST /transform` → 202 with a transform job, or with
+/// `transform_options.dry_run` 200 with what it would produce (nothing
+/// stored).
+#[utoipa::path(
+    post, path = "/api/v1/etl/transform", tag = "jobs",
+    request_body = TransformRequest,
+    responses(
+        (status = 202, description = "Transform job written", body = JobQueuedResponse),
+        (status = 200, description = "Dry run: {records, errors}, nothing stored", body = Object),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Tenant missing or inactive", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "Invalid field, entity type without transformer, or a raw_data_ids[i] that is not the tenant's record of that type", body = ErrorBody),
+        (status = 503, description = "PostgreSQL unreachable", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn transform(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    JsonBody(request): JsonBody<TransformRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let dry_run = request
+        .transform_options
+        .as_ref()
+        .is_some_and(|o| o.dry_run);
+    let kind = request.entity_type;
+    let ids: Vec<i32> = request.raw_data_ids.as_slice().to_vec();
+    if dry_run {
+        let transformed = blocking(&state.pool, move |conn| {
+            ensure_active(conn, tenant.id)?;
+            let records = checked_records(conn, tenant.id, kind, &ids)?;
+            Ok::<_, ApiError>(pipeline::transform_records(
+                conn, tenant.id, kind, &records,
+            )?)
+        })
+        .await?;
+        return Ok(HttpResponse::Ok().json(transformed));
+    }
+    let created = create_jobs(&state, move |conn| {
+        ensure_active(conn, tenant.id)?;
+        checked_records(conn, tenant.id, kind, &ids)?;
+        let job = NewJob::new(
+            tenant.id,
+            JobType::Transform,
+            &kind.entity_type(),
+            json!({"raw_data_ids": ids}),
+            JobPriority::default(),
+        );
+        Ok(vec![insert_job(conn, &job)?])
+    })
+    .await?;
+    Ok(accepted(&JobQueuedResponse::new(created[0])))
+}
+
+/// The tenant's records named by `ids`, all of the kind's entity type; 422
+/// naming each id that is not.
+fn checked_records(
+    conn: &mut PgConnection,
+    tenant_id: i32,
+    kind: TransformerKind,
+    ids: &[i32],
+) -> Result<Vec<etl_store::raw_records::RawRecord>, ApiError> {
+    let records = raw_records::find_many_for_tenant(conn, tenant_id, ids)?;
+    let mut fields = Fields::default();
+    for (i, id) in ids.iter().enumerate() {
+        match records.iter().find(|r| r.id == *id) {
+            None => fields.note(
+                &format!("raw_data_ids[{i}]"),
+                format!("raw record {id} not found"),
+            ),
+            Some(record) if record.entity_type != kind.as_str() => fields.note(
+                &format!("raw_data_ids[{i}]"),
+                format!("raw record {id} is {}, not {kind}", record.entity_type),
+            ),
+            Some(_) => {}
+        }
+    }
+    fields.finish()?;
+    Ok(records)
 }

@@ -1,3 +1,4 @@
+pub(crate) mod final_data;
 pub(crate) mod jobs;
 pub(crate) mod ops;
 pub(crate) mod raw_data;
@@ -27,6 +28,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/pipeline", web::post().to(jobs::pipeline))
                 .route("/pipeline/process", web::post().to(jobs::process))
                 .route("/load", web::post().to(jobs::load))
+                .route("/transform", web::post().to(jobs::transform))
+                .route("/work-items", web::get().to(final_data::work_items))
+                .route("/pull-requests", web::get().to(final_data::pull_requests))
                 .route("/jobs", web::get().to(jobs::list))
                 .route("/jobs/{id}", web::get().to(jobs::get))
                 .route("/jobs/{id}/retry", web::post().to(jobs::retry))

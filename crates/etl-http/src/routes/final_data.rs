@@ -1,0 +1,133 @@
+//! Final tables, read-only (SPEC §5): `GET /work-items`, `GET /pull-requests`.
+
+use actix_web::{web, HttpResponse};
+use etl_domain::PageLimit;
+use etl_store::loaders;
+use serde::Deserialize;
+
+use crate::blocking;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::Tenant;
+use crate::query::{self, Fields};
+use crate::state::AppState;
+use crate::tenancy::ensure_active;
+
+/// Query of `GET /work-items`.
+#[derive(Debug, Deserialize)]
+pub struct WorkItemsQuery {
+    project_key: Option<String>,
+    status: Option<String>,
+    limit: Option<String>,
+    after_id: Option<String>,
+}
+
+/// Query of `GET /pull-requests`.
+#[derive(Debug, Deserialize)]
+pub struct PullRequestsQuery {
+    repository: Option<String>,
+    state: Option<String>,
+    limit: Option<String>,
+    after_id: Option<String>,
+}
+
+fn paging(
+    limit: Option<String>,
+    after_id: Option<String>,
+    fields: &mut Fields,
+) -> (PageLimit, Option<i32>) {
+    let limit = fields
+        .take("limit", query::limit(limit))
+        .unwrap_or_default();
+    let after_id = fields.take("after_id", query::id(after_id));
+    (limit, after_id)
+}
+
+/// `GET /work-items` → the tenant's work items, oldest first.
+#[utoipa::path(
+    get, path = "/api/v1/etl/work-items", tag = "final data",
+    params(
+        ("project_key" = Option<String>, Query, description = "Only this project"),
+        ("status" = Option<String>, Query, description = "Only this status (as the source names it)"),
+        ("limit" = Option<i64>, Query, description = "1–1000, default 100"),
+        ("after_id" = Option<i32>, Query, description = "Keyset paging: only ids above this"),
+    ),
+    responses(
+        (status = 200, description = "Rows of work_items (every column but tenant_id)", body = Vec<Object>),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Tenant missing or inactive", body = ErrorBody),
+        (status = 422, description = "A query parameter is invalid", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn work_items(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    query: web::Query<WorkItemsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let mut fields = Fields::default();
+    let (limit, after_id) = paging(query.limit, query.after_id, &mut fields);
+    fields.finish()?;
+    let rows = blocking(&state.pool, move |conn| {
+        ensure_active(conn, tenant.id)?;
+        Ok(loaders::list_work_items(
+            conn,
+            tenant.id,
+            query.project_key.as_deref(),
+            query.status.as_deref(),
+            after_id,
+            limit.get(),
+        )?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(rows))
+}
+
+/// `GET /pull-requests` → the tenant's pull requests, oldest first.
+#[utoipa::path(
+    get, path = "/api/v1/etl/pull-requests", tag = "final data",
+    params(
+        ("repository" = Option<String>, Query, description = "Only this repository (owner/name)"),
+        ("state" = Option<String>, Query, description = "open, closed or merged"),
+        ("limit" = Option<i64>, Query, description = "1–1000, default 100"),
+        ("after_id" = Option<i32>, Query, description = "Keyset paging: only ids above this"),
+    ),
+    responses(
+        (status = 200, description = "Rows of pull_requests (every column but tenant_id)", body = Vec<Object>),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Tenant missing or inactive", body = ErrorBody),
+        (status = 422, description = "A query parameter is invalid", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn pull_requests(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    query: web::Query<PullRequestsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let mut fields = Fields::default();
+    if let Some(state) = &query.state {
+        if !matches!(state.as_str(), "open" | "closed" | "merged") {
+            fields.note(
+                "state",
+                format!("`{state}` is not one of: open closed merged"),
+            );
+        }
+    }
+    let (limit, after_id) = paging(query.limit, query.after_id, &mut fields);
+    fields.finish()?;
+    let rows = blocking(&state.pool, move |conn| {
+        ensure_active(conn, tenant.id)?;
+        Ok(loaders::list_pull_requests(
+            conn,
+            tenant.id,
+            query.repository.as_deref(),
+            query.state.as_deref(),
+            after_id,
+            limit.get(),
+        )?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(rows))
+}

@@ -1,0 +1,212 @@
+//! The transform and load jobs (SPEC §7), as [`JobHandler`]s, and the
+//! transform step itself, shared with the HTTP dry run.
+
+use std::collections::HashMap;
+
+use etl_domain::transform::{
+    self, jira::CustomFieldMappings, PullRequestRow, TransformError, WorkItemRow,
+};
+use etl_domain::{JobPriority, JobType, TransformerKind};
+use etl_store::jobs::{self, Job, NewJob};
+use etl_store::raw_records::{self, RawRecord};
+use etl_store::{integrations, loaders, PgConnection, QueryError};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::worker::{JobFailure, JobHandler};
+
+/// One record a transform refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordError {
+    pub raw_data_id: i32,
+    #[serde(flatten)]
+    pub error: TransformError,
+}
+
+/// Rows and refusals of one transform.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Transformed {
+    /// Final-table rows, as load jobs carry them.
+    pub records: Vec<Value>,
+    pub errors: Vec<RecordError>,
+}
+
+/// Transforms records (all of the kind's entity type). Reads the
+/// integrations' settings for custom field mappings; writes nothing.
+pub fn transform_records(
+    conn: &mut PgConnection,
+    tenant_id: i32,
+    kind: TransformerKind,
+    records: &[RawRecord],
+) -> Result<Transformed, QueryError> {
+    let mut integration_ids: Vec<i32> = records.iter().map(|r| r.integration_id).collect();
+    integration_ids.sort_unstable();
+    integration_ids.dedup();
+    let mappings: HashMap<i32, CustomFieldMappings> =
+        integrations::find_many_for_tenant(conn, tenant_id, &integration_ids)?
+            .into_iter()
+            .map(|i| (i.id, CustomFieldMappings::from_settings(&i.settings)))
+            .collect();
+    let mut out = Transformed::default();
+    for record in records {
+        let row = match kind {
+            TransformerKind::JiraIssues => {
+                let mapping = mappings
+                    .get(&record.integration_id)
+                    .cloned()
+                    .unwrap_or_default();
+                transform::jira::transform(&record.raw_data, record.integration_id, &mapping).map(
+                    |mut row| {
+                        row.raw_data_id = Some(record.id);
+                        serde_json::to_value(row)
+                    },
+                )
+            }
+            TransformerKind::GithubPrs => {
+                transform::github::transform(&record.raw_data, record.integration_id).map(
+                    |mut row| {
+                        row.raw_data_id = Some(record.id);
+                        serde_json::to_value(row)
+                    },
+                )
+            }
+        };
+        match row {
+            Ok(Ok(value)) => out.records.push(value),
+            // Rows are plain data: serialising them cannot fail.
+            Ok(Err(error)) => out.errors.push(RecordError {
+                raw_data_id: record.id,
+                error: TransformError::invalid("raw_data", error.to_string()),
+            }),
+            Err(error) => out.errors.push(RecordError {
+                raw_data_id: record.id,
+                error,
+            }),
+        }
+    }
+    Ok(out)
+}
+
+fn kind_of(job: &Job) -> Result<TransformerKind, JobFailure> {
+    TransformerKind::parse(&job.entity_type)
+        .map_err(|e| JobFailure::permanent("no_transformer", format!("entity_type {e}")))
+}
+
+fn database(error: QueryError) -> JobFailure {
+    JobFailure::retryable("database_error", format!("database: {error}"))
+}
+
+/// `transform` jobs: read the job's raw records (the tenant's only), mark
+/// them processing, transform each (a refused one becomes `failed` with
+/// `{code, message, field}`), and write a load job with the rows, all in
+/// the job's transaction.
+pub struct TransformHandler;
+
+impl JobHandler for TransformHandler {
+    fn run(&self, conn: &mut PgConnection, job: &Job) -> Result<Value, JobFailure> {
+        let kind = kind_of(job)?;
+        let ids: Vec<i32> = serde_json::from_value(
+            job.payload
+                .get("raw_data_ids")
+                .cloned()
+                .unwrap_or(Value::Null),
+        )
+        .map_err(|e| JobFailure::permanent("bad_payload", format!("payload.raw_data_ids: {e}")))?;
+        let records: Vec<RawRecord> = raw_records::find_many_for_tenant(conn, job.tenant_id, &ids)
+            .map_err(database)?
+            .into_iter()
+            .filter(|r| {
+                r.entity_type == kind.as_str()
+                    && r.status() != etl_domain::ProcessingStatus::Skipped
+            })
+            .collect();
+        let taken: Vec<i32> = records.iter().map(|r| r.id).collect();
+        raw_records::mark_processing(conn, &taken).map_err(database)?;
+        let transformed =
+            transform_records(conn, job.tenant_id, kind, &records).map_err(database)?;
+        for refused in &transformed.errors {
+            let details = serde_json::to_value(&refused.error).unwrap_or(Value::Null);
+            raw_records::mark_failed(conn, refused.raw_data_id, &details).map_err(database)?;
+        }
+        let load_job_id = if transformed.records.is_empty() {
+            None
+        } else {
+            let priority =
+                JobPriority::new(i64::from(job.priority.unwrap_or(5))).unwrap_or_default();
+            let load = NewJob::new(
+                job.tenant_id,
+                JobType::Load,
+                &kind.entity_type(),
+                json!({"transformed_data": transformed.records}),
+                priority,
+            );
+            Some(jobs::insert(conn, &load).map_err(database)?.id)
+        };
+        Ok(json!({
+            "records": ids.len(),
+            "found": records.len(),
+            "transformed": transformed.records.len(),
+            "failed": transformed.errors.len(),
+            "load_job_id": load_job_id,
+        }))
+    }
+}
+
+/// `load` jobs: upsert the rows and mark their raw records completed, in the
+/// job's transaction.
+pub struct LoadHandler;
+
+impl JobHandler for LoadHandler {
+    fn run(&self, conn: &mut PgConnection, job: &Job) -> Result<Value, JobFailure> {
+        let kind = kind_of(job)?;
+        let data = job
+            .payload
+            .get("transformed_data")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let bad = |e: serde_json::Error| {
+            JobFailure::permanent("bad_payload", format!("payload.transformed_data: {e}"))
+        };
+        let (counts, raw_ids, records) = match kind {
+            TransformerKind::JiraIssues => {
+                let rows: Vec<WorkItemRow> = serde_json::from_value(data).map_err(bad)?;
+                let counts =
+                    loaders::load_work_items(conn, job.tenant_id, &rows).map_err(database)?;
+                (
+                    counts,
+                    rows.iter()
+                        .filter_map(|r| r.raw_data_id)
+                        .collect::<Vec<_>>(),
+                    rows.len(),
+                )
+            }
+            TransformerKind::GithubPrs => {
+                let rows: Vec<PullRequestRow> = serde_json::from_value(data).map_err(bad)?;
+                let counts =
+                    loaders::load_pull_requests(conn, job.tenant_id, &rows).map_err(database)?;
+                (
+                    counts,
+                    rows.iter()
+                        .filter_map(|r| r.raw_data_id)
+                        .collect::<Vec<_>>(),
+                    rows.len(),
+                )
+            }
+        };
+        loaders::complete_raw_records(conn, job.tenant_id, &raw_ids).map_err(database)?;
+        Ok(json!({
+            "records": records,
+            "inserted": counts.inserted,
+            "updated": counts.updated,
+            "unchanged": counts.unchanged,
+            "duplicates": counts.duplicates,
+        }))
+    }
+}
+
+/// The handlers of a process that runs the pipeline.
+pub fn handlers() -> crate::Handlers {
+    crate::Handlers::default()
+        .with(JobType::Transform, TransformHandler)
+        .with(JobType::Load, LoadHandler)
+}
