@@ -159,6 +159,27 @@ impl Harness {
         harness
     }
 
+    /// Starts a worker running the real transform and load handlers.
+    pub fn pipeline_worker(&mut self, name: &str) {
+        let mut config = WorkerConfig::new(name);
+        config.concurrency = 2;
+        config.retry_base = Duration::from_millis(50);
+        config.retry_max = Duration::from_millis(200);
+        config.poll = Duration::from_millis(50);
+        let worker = Worker::new(self.app.db.pool(), etl_jobs::pipeline::handlers(), config);
+        match &self.vhost {
+            Some(vhost) => {
+                self.tasks.spawn(
+                    worker.run_amqp(AmqpConfig::new(vhost.url()), self.shutdown.subscribe()),
+                );
+            }
+            None => {
+                self.tasks
+                    .spawn(worker.run_postgres(self.wake.clone(), self.shutdown.subscribe()));
+            }
+        }
+    }
+
     /// Starts a worker running `handler` for load jobs.
     pub fn worker(&mut self, name: &str, handler: Recorder, concurrency: usize) {
         self.worker_for(etl_domain::JobType::Load, name, handler, concurrency);

@@ -1,0 +1,340 @@
+//! End to end: raw API responses stored through the API, processed through
+//! RabbitMQ by the real transform and load handlers, and checked in the
+//! final tables. Runs over the project's own fixtures always, and over
+//! `../shared/fixtures` when that folder is present.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use etl_domain::transform::{self, jira::CustomFieldMappings};
+use etl_tests::{json, poll_until};
+use serde_json::{json, Value};
+
+use crate::harness::{Harness, Mode};
+
+const STORY_POINTS_FIELD: &str = "customfield_10024";
+
+/// Every object of every JSON file under `dir/kind`: a file holds an
+/// object, an array, or an `{"issues": [...]}` envelope.
+fn objects(dir: &Path, kind: &str) -> Vec<(String, Value)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join(kind))
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    let mut out = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("readable fixture");
+        let value: Value = serde_json::from_str(&text).expect("JSON fixture");
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let items = match value {
+            Value::Array(items) => items,
+            Value::Object(ref object) if object.get("issues").is_some_and(Value::is_array) => {
+                object["issues"].as_array().cloned().unwrap_or_default()
+            }
+            other => vec![other],
+        };
+        out.extend(items.into_iter().map(|item| (name.clone(), item)));
+    }
+    out
+}
+
+struct Stored {
+    raw_ids: Vec<i64>,
+    /// Distinct keys of the records the transformer accepts.
+    valid_keys: std::collections::BTreeSet<String>,
+    invalid: usize,
+}
+
+async fn store_all(
+    h: &Harness,
+    entity_type: &str,
+    integration: i32,
+    items: &[(String, Value)],
+) -> Stored {
+    let mut stored = Stored {
+        raw_ids: Vec::new(),
+        valid_keys: Default::default(),
+        invalid: 0,
+    };
+    let mappings = CustomFieldMappings {
+        story_points: Some(STORY_POINTS_FIELD.to_owned()),
+    };
+    for chunk in items.chunks(200) {
+        let records: Vec<Value> = chunk
+            .iter()
+            .map(|(file, raw)| {
+                json!({"integration_id": integration, "entity_type": entity_type, "raw_data": raw,
+                                      "extraction_metadata": {"file": file}})
+            })
+            .collect();
+        let response = h
+            .app
+            .post_json(
+                "/api/v1/etl/raw-data/store-batch",
+                &h.tenant,
+                &json!({"records": records}),
+            )
+            .await;
+        assert_eq!(response.status(), 201);
+        let body = json(response).await;
+        stored.raw_ids.extend(
+            body["record_ids"]
+                .as_array()
+                .expect("ids")
+                .iter()
+                .filter_map(Value::as_i64),
+        );
+    }
+    for (_, raw) in items {
+        let key = match entity_type {
+            "jira_issues" => {
+                transform::jira::transform(raw, integration, &mappings).map(|r| r.external_id)
+            }
+            _ => transform::github::transform(raw, integration).map(|r| r.external_id),
+        };
+        match key {
+            Ok(key) => {
+                stored.valid_keys.insert(key);
+            }
+            Err(_) => stored.invalid += 1,
+        }
+    }
+    stored
+}
+
+async fn process_and_wait(h: &Harness) {
+    for entity_type in ["jira_issues", "github_prs"] {
+        let response = h
+            .app
+            .post_json(
+                "/api/v1/etl/pipeline/process",
+                &h.tenant,
+                &json!({"entity_type": entity_type, "batch_size": 7}),
+            )
+            .await;
+        assert_eq!(response.status(), 202);
+    }
+    let settled = poll_until(Duration::from_secs(60), || async {
+        let busy = h.app.count(
+            "SELECT (SELECT count(*) FROM raw_extraction_data WHERE processing_status IN ('pending', 'processing'))
+                  + (SELECT count(*) FROM etl_job_queue WHERE status IN ('pending', 'queued', 'running'))",
+        );
+        (busy == 0).then_some(())
+    })
+    .await;
+    assert!(settled.is_some(), "the pipeline settles");
+    assert_eq!(
+        h.app
+            .count("SELECT count(*) FROM etl_job_queue WHERE status <> 'completed'"),
+        0,
+        "every job completed"
+    );
+}
+
+async fn final_rows(h: &Harness, path: &str) -> Vec<Value> {
+    json(
+        h.app
+            .get_as(&format!("/api/v1/etl/{path}?limit=1000"), &h.tenant)
+            .await,
+    )
+    .await
+    .as_array()
+    .cloned()
+    .unwrap_or_default()
+}
+
+fn by_external_id<'a>(rows: &'a [Value], id: &str) -> &'a Value {
+    rows.iter()
+        .find(|r| r["external_id"] == id)
+        .unwrap_or_else(|| panic!("no row for {id}"))
+}
+
+async fn run_over(dir: &Path) -> (Harness, Vec<Value>, Vec<Value>) {
+    let mut h = Harness::start(Mode::Amqp).await;
+    h.pipeline_worker("e2e");
+    let jira = h.tenant.integration;
+    let settings = json!({"custom_field_mappings": {"story_points": STORY_POINTS_FIELD}});
+    h.app.execute(&format!(
+        "UPDATE integrations SET settings = '{settings}' WHERE id = {jira}"
+    ));
+    let github = h.app.create_integration(h.tenant.id, "github", true);
+    let issues = objects(dir, "jira");
+    let prs = objects(dir, "github");
+    assert!(
+        !issues.is_empty() && !prs.is_empty(),
+        "fixtures in {}",
+        dir.display()
+    );
+    let stored_issues = store_all(&h, "jira_issues", jira, &issues).await;
+    let stored_prs = store_all(&h, "github_prs", github, &prs).await;
+    process_and_wait(&h).await;
+
+    let items = final_rows(&h, "work-items").await;
+    let pulls = final_rows(&h, "pull-requests").await;
+    let keys = |rows: &[Value]| -> std::collections::BTreeSet<String> {
+        rows.iter()
+            .map(|r| r["external_id"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        keys(&items),
+        stored_issues.valid_keys,
+        "one work item per valid issue"
+    );
+    assert_eq!(
+        keys(&pulls),
+        stored_prs.valid_keys,
+        "one pull request per valid PR"
+    );
+    let failed = h
+        .app
+        .count("SELECT count(*) FROM raw_extraction_data WHERE processing_status = 'failed'");
+    assert_eq!(
+        failed as usize,
+        stored_issues.invalid + stored_prs.invalid,
+        "the broken ones failed"
+    );
+    assert_eq!(
+        h.app.count(
+            "SELECT count(*) FROM raw_extraction_data WHERE processing_status = 'failed'
+               AND NOT (error_details ? 'code' AND error_details ? 'message' AND error_details ? 'field')"
+        ),
+        0,
+        "each failure says {{code, message, field}}"
+    );
+    eprintln!(
+        "{}: {} issues -> {} work items, {} PRs -> {} pull requests, {failed} failed",
+        dir.display(),
+        issues.len(),
+        items.len(),
+        prs.len(),
+        pulls.len()
+    );
+    let all = stored_issues.raw_ids.len() + stored_prs.raw_ids.len();
+    assert_eq!(
+        h.app.count("SELECT count(*) FROM raw_extraction_data WHERE processing_status IN ('completed', 'failed')") as usize,
+        all
+    );
+
+    // Storing and processing the same data again changes nothing.
+    store_all(&h, "jira_issues", jira, &issues).await;
+    store_all(&h, "github_prs", github, &prs).await;
+    process_and_wait(&h).await;
+    assert_eq!(
+        final_rows(&h, "work-items").await,
+        items,
+        "work items unchanged"
+    );
+    assert_eq!(
+        final_rows(&h, "pull-requests").await,
+        pulls,
+        "pull requests unchanged"
+    );
+    (h, items, pulls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_projects_fixtures_flow_from_raw_to_final_tables() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let (h, items, pulls) = run_over(&dir).await;
+
+    let story = by_external_id(&items, "20001");
+    assert_eq!(story["key"], "SHOP-1");
+    assert_eq!(story["project_key"], "SHOP");
+    assert_eq!(story["status_category"], "indeterminate");
+    assert_eq!(story["assignee"], "dana");
+    assert_eq!(story["assignee_name"], "Dana Developer");
+    assert_eq!(
+        story["story_points"], 3.0,
+        "a numeric string through the mapping"
+    );
+    assert_eq!(story["labels"], json!(["money"]));
+    let subtask = by_external_id(&items, "20002");
+    assert_eq!(subtask["parent_key"], "SHOP-1");
+    assert_eq!(subtask["description"], "Use decimal amounts.");
+    assert_eq!(subtask["status_category"], "done");
+    assert_eq!(subtask["assignee"], Value::Null);
+    assert_eq!(subtask["story_points"], 1.5);
+    assert!(subtask["resolved_at"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("2024-03-05T12:00:00")));
+
+    let merged = by_external_id(&pulls, "30001");
+    assert_eq!(merged["state"], "merged");
+    assert_eq!(merged["author"], "dependabot[bot]");
+    assert_eq!(merged["repository"], "acme/shop");
+    assert_eq!(merged["additions"], 12);
+    let open = by_external_id(&pulls, "30002");
+    assert_eq!(open["state"], "open");
+    assert_eq!(open["draft"], Value::Null);
+    assert_eq!(open["commits"], Value::Null, "list items carry no counts");
+
+    // An older copy leaves the row as it was; a newer one updates it.
+    let github = h
+        .app
+        .count("SELECT min(id)::int8 FROM integrations WHERE provider = 'github'")
+        as i32;
+    let mut pr: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/github/merged-single.json"),
+        )
+        .expect("fixture"),
+    )
+    .expect("json");
+    pr["title"] = json!("An old title");
+    pr["updated_at"] = json!("2024-03-02T10:00:00Z");
+    store_all(
+        &h,
+        "github_prs",
+        github,
+        &[("older".to_owned(), pr.clone())],
+    )
+    .await;
+    process_and_wait(&h).await;
+    assert_eq!(
+        by_external_id(&final_rows(&h, "pull-requests").await, "30001")["title"],
+        "Use decimal amounts"
+    );
+    pr["title"] = json!("A new title");
+    pr["updated_at"] = json!("2024-03-09T10:00:00Z");
+    store_all(&h, "github_prs", github, &[("newer".to_owned(), pr)]).await;
+    process_and_wait(&h).await;
+    assert_eq!(
+        by_external_id(&final_rows(&h, "pull-requests").await, "30001")["title"],
+        "A new title"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_fixtures_flow_from_raw_to_final_tables_when_present() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
+    if !dir.is_dir() {
+        // The shared recordings live beside the checkout in CI; a clone
+        // without them still runs the project's own fixtures above.
+        eprintln!("{} is absent: nothing to check", dir.display());
+        return;
+    }
+    let (h, items, pulls) = run_over(&dir).await;
+    if items.iter().any(|r| r["key"] == "EE-2") {
+        let ee2 = items.iter().find(|r| r["key"] == "EE-2").expect("EE-2");
+        assert_eq!(ee2["story_points"], 2.0);
+        let ee25 = items.iter().find(|r| r["key"] == "EE-25").expect("EE-25");
+        assert_eq!(ee25["parent_key"], "EE-1");
+        let k52 = items.iter().find(|r| r["key"] == "K5-2").expect("K5-2");
+        assert_eq!(k52["assignee"], Value::Null);
+    }
+    if let Some(bot) = pulls.iter().find(|r| r["author"] == "dependabot[bot]") {
+        assert_eq!(bot["state"], "merged");
+    }
+    h.stop().await;
+}
