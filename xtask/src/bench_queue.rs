@@ -23,7 +23,7 @@ pub struct QueueOptions {
     pub seconds: u32,
 }
 
-fn psql(db: &DatabaseUrl, sql: &str) -> anyhow::Result<String> {
+pub(crate) fn psql(db: &DatabaseUrl, sql: &str) -> anyhow::Result<String> {
     let output = Command::new("psql")
         .args([
             "-X",
@@ -43,7 +43,7 @@ fn psql(db: &DatabaseUrl, sql: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
-fn rabbitmqctl(args: &[&str]) -> anyhow::Result<()> {
+pub(crate) fn rabbitmqctl(args: &[&str]) -> anyhow::Result<()> {
     let status = Command::new("rabbitmqctl")
         .arg("-q")
         .args(args)
@@ -238,7 +238,7 @@ fn run(
 }
 
 /// Polls `sql` (which answers `t` or `f`) until true.
-fn wait_for(db: &DatabaseUrl, sql: &str, limit: Duration) -> anyhow::Result<()> {
+pub(crate) fn wait_for(db: &DatabaseUrl, sql: &str, limit: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + limit;
     while psql(db, sql)? != "t" {
         if Instant::now() > deadline {
@@ -250,10 +250,10 @@ fn wait_for(db: &DatabaseUrl, sql: &str, limit: Duration) -> anyhow::Result<()> 
 }
 
 /// A release etl-server process, stopped on drop.
-struct Process(Child);
+pub(crate) struct Process(pub(crate) Child);
 
 impl Process {
-    fn start(
+    pub(crate) fn start(
         root: &Path,
         command: &str,
         db: &DatabaseUrl,

@@ -2,6 +2,7 @@
 //! as the server, so `migrate` here is exactly `etl-server migrate`.
 
 mod bench;
+mod bench_pipeline;
 mod bench_queue;
 
 use std::path::PathBuf;
@@ -73,6 +74,17 @@ enum Bench {
         #[arg(long, default_value_t = 32)]
         connections: u32,
     },
+    /// Jira issues from raw rows to work_items through the pipeline, beside
+    /// PostgreSQL's INSERT … SELECT doing the same mapping. Needs psql,
+    /// curl and rabbitmqctl.
+    Pipeline {
+        /// Raw issues to process.
+        #[arg(long, default_value_t = 100_000)]
+        issues: u32,
+        /// Records per transform job.
+        #[arg(long, default_value_t = 1000)]
+        batch_size: u32,
+    },
     /// The outbox relay beside a bare lapin publish loop with confirms, and
     /// POST-to-queued latency. Needs psql, wrk and rabbitmqctl.
     Queue {
@@ -125,6 +137,14 @@ fn main() -> ExitCode {
             which: Bench::Queue { jobs, seconds },
         } => workspace_root().and_then(|root| {
             bench_queue::queue(&root, &bench_queue::QueueOptions { jobs, seconds })
+        }),
+        Task::Bench {
+            which: Bench::Pipeline { issues, batch_size },
+        } => workspace_root().and_then(|root| {
+            bench_pipeline::pipeline(
+                &root,
+                &bench_pipeline::PipelineOptions { issues, batch_size },
+            )
         }),
         Task::BenchPublishLoop { url, messages } => bench_queue::publish_loop(&url, messages),
     };

@@ -120,7 +120,13 @@ impl JobHandler for TransformHandler {
                     && r.status() != etl_domain::ProcessingStatus::Skipped
             })
             .collect();
-        let taken: Vec<i32> = records.iter().map(|r| r.id).collect();
+        // `/pipeline/process` already moved its records to processing; only
+        // the others are updated (an update rewrites the whole row).
+        let taken: Vec<i32> = records
+            .iter()
+            .filter(|r| r.status() != etl_domain::ProcessingStatus::Processing)
+            .map(|r| r.id)
+            .collect();
         raw_records::mark_processing(conn, &taken).map_err(database)?;
         let transformed =
             transform_records(conn, job.tenant_id, kind, &records).map_err(database)?;

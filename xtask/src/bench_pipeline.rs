@@ -1,0 +1,190 @@
+//! `cargo xtask bench pipeline`: Jira issues from raw rows to `work_items`
+//! through the whole pipeline (transform jobs, RabbitMQ, load jobs), beside
+//! PostgreSQL's own `INSERT … SELECT` doing the same mapping with JSON
+//! operators on the same rows, in one run; and the server's peak memory.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use etl_http::auth::{JwtKeys, JwtSecret};
+use etl_store::migrations::{self, DatabaseUrl};
+
+use crate::bench_queue::{psql, rabbitmqctl, wait_for, Process};
+
+pub struct PipelineOptions {
+    pub issues: u32,
+    pub batch_size: u32,
+}
+
+/// A realistic Jira issue (REST v2, Cloud), varied by `i`, as SQL building
+/// it from `generate_series`.
+const TEMPLATE: &str = "jsonb_build_object(
+    'id', (100000 + i)::text, 'key', 'BENCH-' || i,
+    'self', 'https://example.atlassian.net/rest/api/2/issue/' || (100000 + i),
+    'fields', jsonb_build_object(
+        'summary', 'Checkout page times out when the basket holds more than ' || (i % 97) || ' items',
+        'description', 'Steps: add items, open checkout. Expected: page loads. Actual: 504 after 30 s. Seen on Chrome and Firefox.',
+        'project', jsonb_build_object('id', '10000', 'key', 'BENCH', 'name', 'Bench'),
+        'issuetype', jsonb_build_object('id', '10004', 'name', 'Bug', 'subtask', false),
+        'status', jsonb_build_object('name', 'In Progress', 'statusCategory', jsonb_build_object('id', 4, 'key', 'indeterminate')),
+        'priority', jsonb_build_object('name', 'High'),
+        'assignee', CASE WHEN i % 5 = 0 THEN NULL ELSE jsonb_build_object('accountId', 'acc-' || (i % 40), 'displayName', 'Dev ' || (i % 40)) END,
+        'reporter', jsonb_build_object('accountId', 'acc-qa', 'displayName', 'Quinn QA'),
+        'labels', jsonb_build_array('checkout', 'perf'),
+        'parent', CASE WHEN i % 10 = 0 THEN jsonb_build_object('key', 'BENCH-1') ELSE NULL END,
+        'created', '2024-01-15T10:00:00.000+0000',
+        'updated', to_char(timestamptz '2024-02-01 00:00:00+00' + i * interval '1 second', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"+0000\"'),
+        'resolutiondate', NULL,
+        'customfield_10016', (i % 8)::float8,
+        'customfield_10020', jsonb_build_array(jsonb_build_object('id', 12, 'name', 'Sprint 12')),
+        'customfield_10030', NULL,
+        'watches', jsonb_build_object('watchCount', 4)))";
+
+/// The same mapping as the transformer, in SQL.
+const BASELINE: &str = "INSERT INTO work_items_baseline
+    (tenant_id, integration_id, external_id, key, project_key, summary, description, issue_type, status,
+     status_category, priority, assignee, assignee_name, reporter, labels, parent_key,
+     source_created_at, source_updated_at, resolved_at, story_points, custom_fields, raw_data_id)
+  SELECT r.tenant_id, r.integration_id, r.raw_data->>'id', r.raw_data->>'key',
+         r.raw_data#>>'{fields,project,key}', r.raw_data#>>'{fields,summary}',
+         r.raw_data#>>'{fields,description}', r.raw_data#>>'{fields,issuetype,name}',
+         r.raw_data#>>'{fields,status,name}', r.raw_data#>>'{fields,status,statusCategory,key}',
+         r.raw_data#>>'{fields,priority,name}',
+         coalesce(r.raw_data#>>'{fields,assignee,accountId}', r.raw_data#>>'{fields,assignee,name}'),
+         r.raw_data#>>'{fields,assignee,displayName}',
+         coalesce(r.raw_data#>>'{fields,reporter,accountId}', r.raw_data#>>'{fields,reporter,name}'),
+         ARRAY(SELECT jsonb_array_elements_text(coalesce(r.raw_data#>'{fields,labels}', '[]'))),
+         r.raw_data#>>'{fields,parent,key}',
+         (r.raw_data#>>'{fields,created}')::timestamptz, (r.raw_data#>>'{fields,updated}')::timestamptz,
+         (r.raw_data#>>'{fields,resolutiondate}')::timestamptz,
+         (r.raw_data#>>'{fields,customfield_10016}')::float8,
+         coalesce((SELECT jsonb_object_agg(k, v) FROM jsonb_each(r.raw_data->'fields') AS f(k, v)
+                    WHERE k LIKE 'customfield\\_%' AND v <> 'null'::jsonb), '{}'),
+         r.id
+    FROM raw_extraction_data r
+   WHERE r.entity_type = 'jira_issues'
+  ON CONFLICT (tenant_id, integration_id, external_id) DO UPDATE
+     SET summary = EXCLUDED.summary, source_updated_at = EXCLUDED.source_updated_at
+   WHERE EXCLUDED.source_updated_at >= work_items_baseline.source_updated_at";
+
+pub fn pipeline(root: &Path, options: &PipelineOptions) -> anyhow::Result<()> {
+    println!("building the release binaries…");
+    let status = std::process::Command::new("cargo")
+        .args(["build", "--release", "--quiet", "-p", "etl-server"])
+        .current_dir(root)
+        .status()?;
+    if !status.success() {
+        bail!("release build failed");
+    }
+    let server_url = crate::database_url()?;
+    let name = format!("etl_bench_{}", std::process::id());
+    let db = DatabaseUrl::parse(&server_url.with_database(&name)).map_err(anyhow::Error::msg)?;
+    migrations::create_database_if_missing(&db)?;
+    rabbitmqctl(&["add_vhost", &name])?;
+    rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"])?;
+    let amqp = format!("amqp://guest:guest@127.0.0.1:5672/{name}");
+    let outcome = run(root, options, &db, &amqp);
+    let _ = migrations::drop_database(&db);
+    let _ = rabbitmqctl(&["delete_vhost", &name]);
+    outcome
+}
+
+fn run(root: &Path, options: &PipelineOptions, db: &DatabaseUrl, amqp: &str) -> anyhow::Result<()> {
+    let mut conn = etl_store::connect(db.as_str())?;
+    migrations::run_pending(&mut conn)?;
+    let seed = etl_store::seed::ensure_demo(&mut conn)?;
+    drop(conn);
+    let (tenant, jira) = (seed.tenant.id, seed.jira.id);
+    let n = options.issues;
+    psql(db, &format!(
+        "INSERT INTO raw_extraction_data (tenant_id, integration_id, entity_type, external_id, raw_data)
+         SELECT {tenant}, {jira}, 'jira_issues', (100000 + i)::text, {TEMPLATE} FROM generate_series(1, {n}) AS i"
+    ))?;
+    psql(
+        db,
+        "CREATE TABLE work_items_baseline (LIKE work_items INCLUDING ALL)",
+    )?;
+    psql(db, "VACUUM ANALYZE")?;
+    let bytes = psql(
+        db,
+        "SELECT avg(pg_column_size(raw_data))::int FROM raw_extraction_data",
+    )?;
+    println!("{n} raw Jira issues of about {bytes} bytes (jsonb) each");
+
+    // PostgreSQL's own mapping of the same rows.
+    let started = Instant::now();
+    psql(db, BASELINE)?;
+    let baseline = f64::from(n) / started.elapsed().as_secs_f64();
+    psql(db, "DROP TABLE work_items_baseline")?;
+
+    // The pipeline: /pipeline/process → transform jobs → load jobs.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let server = Process::start(root, "serve", db, amqp, Some(port))?;
+    let token = JwtKeys::new(&JwtSecret::new("bench-secret")).issue(
+        "bench",
+        tenant,
+        chrono::Duration::hours(1),
+    );
+    let started = Instant::now();
+    let output = std::process::Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+        ])
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg("-d")
+        .arg(format!(
+            "{{\"entity_type\": \"jira_issues\", \"batch_size\": {}}}",
+            options.batch_size
+        ))
+        .arg(format!(
+            "http://127.0.0.1:{port}/api/v1/etl/pipeline/process"
+        ))
+        .output()?;
+    if !output.status.success() {
+        bail!("POST /pipeline/process failed");
+    }
+    wait_for(
+        db,
+        &format!(
+            "SELECT count(*) = {n} FROM raw_extraction_data WHERE processing_status = 'completed'"
+        ),
+        Duration::from_secs(1800),
+    )?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let ours = f64::from(n) / elapsed;
+    let rows = psql(db, "SELECT count(*) FROM work_items")?;
+    let peak = std::fs::read_to_string(format!("/proc/{}/status", server.0.id()))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned())
+        })
+        .and_then(|kib| kib.parse::<f64>().ok())
+        .map_or("unavailable".to_owned(), |kib| {
+            format!("{:.1} MiB", kib / 1024.0)
+        });
+    drop(server);
+
+    println!(
+        "\n{:<40} {:>12} {:>12} {:>7}",
+        "", "pipeline", "INSERT…SELECT", "ratio"
+    );
+    println!(
+        "{:<40} {:>8.0} r/s {:>8.0} r/s {:>6.0}%   (target ≥ 33%)",
+        format!("{n} issues → work_items ({} per job)", options.batch_size),
+        ours,
+        baseline,
+        100.0 * ours / baseline
+    );
+    println!("work_items rows: {rows}; pipeline took {elapsed:.1} s; server peak RSS {peak}");
+    Ok(())
+}
