@@ -244,7 +244,9 @@ pub(crate) fn wait_for(db: &DatabaseUrl, sql: &str, limit: Duration) -> anyhow::
         if Instant::now() > deadline {
             bail!("timed out waiting for: {sql}");
         }
-        std::thread::sleep(Duration::from_millis(20));
+        // Each look is a psql process; looking often would steal CPU from
+        // what is measured.
+        std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())
 }

@@ -28,6 +28,9 @@ use crate::{Backoff, QueueMetrics};
 pub struct RelayConfig {
     /// Most jobs published per round.
     pub batch: i64,
+    /// Most stored (compressed) payload bytes published per round, at
+    /// least one job: a 1000-row load job stores about 150 KB.
+    pub max_bytes: i64,
     /// Longest wait between rounds when nothing wakes the relay.
     pub poll: Duration,
     /// How long a relay holds the jobs it is publishing.
@@ -40,6 +43,7 @@ impl Default for RelayConfig {
     fn default() -> Self {
         Self {
             batch: 1000,
+            max_bytes: 1024 * 1024,
             poll: Duration::from_millis(500),
             lease: Duration::from_secs(30),
             job_types: JobType::ALL.to_vec(),
@@ -121,7 +125,11 @@ impl Relay {
 
     /// Publishes one batch of due jobs; returns how many it took.
     async fn round(&self, broker: &Broker) -> Result<usize, RoundError> {
-        let (types, batch) = (self.config.job_types.clone(), self.config.batch);
+        let (types, batch, max_bytes) = (
+            self.config.job_types.clone(),
+            self.config.batch,
+            self.config.max_bytes,
+        );
         // Truncated to PostgreSQL's microseconds: it is compared for
         // equality later, to recognise this round's lease.
         let lease_until = (chrono::Utc::now().naive_utc()
@@ -129,7 +137,13 @@ impl Relay {
                 .unwrap_or(chrono::Duration::seconds(30)))
         .trunc_subsecs(6);
         let leased = db(&self.pool, move |conn| {
-            Ok(jobs::lease_due(conn, &types, batch, lease_until)?)
+            Ok(jobs::lease_due(
+                conn,
+                &types,
+                batch,
+                max_bytes,
+                lease_until,
+            )?)
         })
         .await
         .map_err(RoundError::Database)?;

@@ -266,17 +266,22 @@ pub fn report(
 }
 
 /// Takes up to `limit` due pending jobs for publishing, most urgent first,
-/// and leases them until `lease_until` so that no other relay takes them
-/// meanwhile. Jobs of the given types only.
+/// but no more payload than about `max_bytes` (stored size; at least one
+/// job), and leases them until `lease_until` so that no other relay takes
+/// them meanwhile. Jobs of the given types only. The byte budget keeps a
+/// backlog of large load jobs from being held in memory all at once.
 pub fn lease_due(
     conn: &mut PgConnection,
     job_types: &[JobType],
     limit: i64,
+    max_bytes: i64,
     lease_until: NaiveDateTime,
 ) -> QueryResult<Vec<Job>> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::Integer;
     let types: Vec<&str> = job_types.iter().map(|t| t.as_str()).collect();
     conn.transaction(|conn| {
-        let due: Vec<i32> = jobs::table
+        let due: Vec<(i32, i32)> = jobs::table
             .filter(jobs::status.eq(JobStatus::Pending.as_str()))
             .filter(jobs::scheduled_at.le(diesel::dsl::now))
             .filter(jobs::job_type.eq_any(&types))
@@ -291,14 +296,25 @@ pub fn lease_due(
                 jobs::id.asc(),
             ))
             .limit(limit)
-            .select(jobs::id)
+            .select((jobs::id, sql::<Integer>("pg_column_size(payload)")))
             .for_update()
             .skip_locked()
             .load(conn)?;
-        if due.is_empty() {
+        let mut budget = max_bytes;
+        let taken: Vec<i32> = due
+            .iter()
+            .enumerate()
+            .take_while(|(i, (_, size))| {
+                let fits = *i == 0 || i64::from(*size) <= budget;
+                budget -= i64::from(*size);
+                fits
+            })
+            .map(|(_, (id, _))| *id)
+            .collect();
+        if taken.is_empty() {
             return Ok(Vec::new());
         }
-        diesel::update(jobs::table.filter(jobs::id.eq_any(&due)))
+        diesel::update(jobs::table.filter(jobs::id.eq_any(&taken)))
             .set(jobs::lease_until.eq(lease_until))
             .returning(Job::as_returning())
             .get_results(conn)

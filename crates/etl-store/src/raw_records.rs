@@ -288,7 +288,8 @@ pub fn take_pending(
 }
 
 /// The tenant's records among `ids` (another tenant's or missing ids are
-/// simply absent), locked for the transform that reads them.
+/// simply absent). Not locked: two transforms of one record load the same
+/// row, and loads are idempotent.
 pub fn find_many_for_tenant(
     conn: &mut PgConnection,
     tenant_id: i32,
@@ -299,7 +300,6 @@ pub fn find_many_for_tenant(
         .filter(raw::id.eq_any(ids))
         .order(raw::id.asc())
         .select(RawRecord::as_select())
-        .for_update()
         .load(conn)
 }
 
