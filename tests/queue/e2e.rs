@@ -338,3 +338,52 @@ async fn the_shared_fixtures_flow_from_raw_to_final_tables_when_present() {
     }
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_a_load_job_fails_for_good_its_raw_records_fail_too() {
+    let mut h = Harness::start(Mode::Amqp).await;
+    h.pipeline_worker("e2e");
+    let github = h.app.create_integration(h.tenant.id, "github", true);
+    let pr = json!({"id": 41, "number": 1, "state": "open", "base": {"repo": {"full_name": "acme/shop"}}});
+    let stored = json(
+        h.app
+            .post_json(
+                "/api/v1/etl/raw-data/store",
+                &h.tenant,
+                &json!({"integration_id": github, "entity_type": "github_prs", "raw_data": pr}),
+            )
+            .await,
+    )
+    .await;
+    let raw_id = stored["record_id"].as_i64().expect("id");
+    // A load job whose row cannot be loaded (its state is not one the table
+    // takes), written as a transform job would, with the record processing.
+    h.app.execute(&format!(
+        "UPDATE raw_extraction_data SET processing_status = 'processing' WHERE id = {raw_id}"
+    ));
+    let row = json!({"integration_id": github, "external_id": "41", "state": "reopened", "raw_data_id": raw_id});
+    h.app.execute(&format!(
+        "INSERT INTO etl_job_queue (tenant_id, job_type, entity_type, payload, max_retries)
+         VALUES ({}, 'load', 'github_prs', '{}', 0)",
+        h.tenant.id,
+        json!({"transformed_data": [row]})
+    ));
+    let failed = poll_until(Duration::from_secs(20), || async {
+        (h.app
+            .count("SELECT count(*) FROM etl_job_queue WHERE status = 'failed'")
+            == 1)
+            .then_some(())
+    })
+    .await;
+    assert!(failed.is_some(), "the load job fails");
+    let record = json(
+        h.app
+            .get_as(&format!("/api/v1/etl/raw-data/{raw_id}"), &h.tenant)
+            .await,
+    )
+    .await;
+    let jobs = json(h.app.get_as("/api/v1/etl/jobs", &h.tenant).await).await;
+    assert_eq!(record["processing_status"], "failed", "{jobs}");
+    assert!(record["error_details"]["code"].is_string(), "{record}");
+    h.stop().await;
+}

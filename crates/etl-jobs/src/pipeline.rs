@@ -156,6 +156,28 @@ impl JobHandler for TransformHandler {
             "load_job_id": load_job_id,
         }))
     }
+
+    fn on_failed(
+        &self,
+        conn: &mut PgConnection,
+        job: &Job,
+        error_details: &Value,
+    ) -> Result<(), QueryError> {
+        raw_records::fail_processing(conn, job.tenant_id, &Self::raw_ids(job), error_details)?;
+        Ok(())
+    }
+}
+
+impl TransformHandler {
+    fn raw_ids(job: &Job) -> Vec<i32> {
+        serde_json::from_value(
+            job.payload
+                .get("raw_data_ids")
+                .cloned()
+                .unwrap_or(Value::Null),
+        )
+        .unwrap_or_default()
+    }
 }
 
 /// `load` jobs: upsert the rows and mark their raw records completed, in the
@@ -207,6 +229,27 @@ impl JobHandler for LoadHandler {
             "unchanged": counts.unchanged,
             "duplicates": counts.duplicates,
         }))
+    }
+
+    fn on_failed(
+        &self,
+        conn: &mut PgConnection,
+        job: &Job,
+        error_details: &Value,
+    ) -> Result<(), QueryError> {
+        let raw_ids: Vec<i32> = job
+            .payload
+            .get("transformed_data")
+            .and_then(Value::as_array)
+            .map(|rows| {
+                rows.iter()
+                    .filter_map(|row| row.get("raw_data_id").and_then(Value::as_i64))
+                    .filter_map(|id| i32::try_from(id).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        raw_records::fail_processing(conn, job.tenant_id, &raw_ids, error_details)?;
+        Ok(())
     }
 }
 

@@ -6,12 +6,12 @@
 use std::time::Duration;
 
 use etl_domain::JobType;
-use etl_store::{jobs, Connection as _, PgPool};
+use etl_store::{jobs, PgPool};
 use serde_json::json;
 use tokio::sync::watch;
 
 use crate::db::db;
-use crate::Backoff;
+use crate::{Backoff, Handlers};
 
 #[derive(Debug, Clone)]
 pub struct RescuerConfig {
@@ -37,21 +37,24 @@ impl Default for RescuerConfig {
 }
 
 /// Looks once; returns how many jobs it rescued.
-pub async fn rescue_once(pool: &PgPool, config: &RescuerConfig) -> Result<usize, crate::JobsError> {
+pub async fn rescue_once(
+    pool: &PgPool,
+    config: &RescuerConfig,
+    handlers: &Handlers,
+) -> Result<usize, crate::JobsError> {
     let stale_before = chrono::Utc::now().naive_utc()
         - chrono::Duration::from_std(config.stale_after).unwrap_or(chrono::Duration::seconds(60));
     let types = config.job_types.clone();
     let backoff = Backoff::new(config.retry_base, config.retry_max);
+    let handlers = handlers.clone();
     db(pool, move |conn| {
         let stale = jobs::stale_running(conn, &types, stale_before)?;
         let details = json!({"code": "worker_lost", "message": "the worker running this job stopped beating"});
         let mut rescued = 0;
         for id in stale {
-            let outcome = conn.transaction(|conn| {
-                jobs::fail_attempt(conn, id, None, &details, true, |n| {
-                    chrono::Duration::from_std(backoff.delay(u32::try_from(n).unwrap_or(1)))
-                        .unwrap_or(chrono::Duration::seconds(1))
-                })
+            let outcome = handlers.fail_attempt(conn, id, None, &details, true, |n| {
+                chrono::Duration::from_std(backoff.delay(u32::try_from(n).unwrap_or(1)))
+                    .unwrap_or(chrono::Duration::seconds(1))
             })?;
             tracing::warn!(job_id = id, ?outcome, "rescued a job whose worker stopped");
             rescued += 1;
@@ -62,9 +65,14 @@ pub async fn rescue_once(pool: &PgPool, config: &RescuerConfig) -> Result<usize,
 }
 
 /// Runs until `shutdown` turns true.
-pub async fn run(pool: PgPool, config: RescuerConfig, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    pool: PgPool,
+    config: RescuerConfig,
+    handlers: Handlers,
+    mut shutdown: watch::Receiver<bool>,
+) {
     while !*shutdown.borrow() {
-        if let Err(error) = rescue_once(&pool, &config).await {
+        if let Err(error) = rescue_once(&pool, &config, &handlers).await {
             tracing::warn!(%error, "rescuer cannot reach PostgreSQL");
         }
         tokio::select! {

@@ -52,6 +52,18 @@ impl JobFailure {
 pub trait JobHandler: Send + Sync + 'static {
     /// Does the work; returns the job's `result` (counts).
     fn run(&self, conn: &mut PgConnection, job: &Job) -> Result<serde_json::Value, JobFailure>;
+
+    /// Called in the transaction that marks the job `failed` for good (out
+    /// of attempts, or rescued once too often), so that what it was working
+    /// on says so too. Does nothing unless a handler needs it.
+    fn on_failed(
+        &self,
+        _conn: &mut PgConnection,
+        _job: &Job,
+        _error_details: &serde_json::Value,
+    ) -> Result<(), etl_store::QueryError> {
+        Ok(())
+    }
 }
 
 /// The handler of each job type this process runs.
@@ -74,6 +86,31 @@ impl Handlers {
 
     fn get(&self, job_type: JobType) -> Option<Arc<dyn JobHandler>> {
         self.by_type.get(&job_type).cloned()
+    }
+
+    /// Records a failed attempt of job `id` (see [`jobs::fail_attempt`]) and,
+    /// when it fails for good, lets its handler mark what it worked on, all
+    /// in one transaction.
+    pub fn fail_attempt(
+        &self,
+        conn: &mut PgConnection,
+        id: i32,
+        worker: Option<&str>,
+        error_details: &serde_json::Value,
+        retryable: bool,
+        backoff: impl FnOnce(i32) -> chrono::Duration,
+    ) -> Result<AttemptOutcome, etl_store::QueryError> {
+        conn.transaction(|conn| {
+            let outcome = jobs::fail_attempt(conn, id, worker, error_details, retryable, backoff)?;
+            if outcome == AttemptOutcome::Failed {
+                if let Some(job) = jobs::find(conn, id)? {
+                    if let Some(handler) = job.job_type().and_then(|t| self.get(t)) {
+                        handler.on_failed(conn, &job, error_details)?;
+                    }
+                }
+            }
+            Ok(outcome)
+        })
     }
 }
 
@@ -176,16 +213,14 @@ impl Worker {
         let worker = self.config.name.clone();
         let this = self.clone();
         let recorded = db(&self.pool, move |conn| {
-            Ok(conn.transaction(|conn| {
-                jobs::fail_attempt(
-                    conn,
-                    id,
-                    Some(&worker),
-                    &failure.details(),
-                    failure.retryable,
-                    |n| this.retry_delay(n),
-                )
-            })?)
+            Ok(this.handlers.fail_attempt(
+                conn,
+                id,
+                Some(&worker),
+                &failure.details(),
+                failure.retryable,
+                |n| this.retry_delay(n),
+            )?)
         })
         .await;
         match recorded {

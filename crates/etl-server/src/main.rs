@@ -220,7 +220,7 @@ impl Background {
         let handlers = handlers();
         let mut worker_config = WorkerConfig::new(worker_name());
         worker_config.concurrency = settings.worker_concurrency;
-        let worker = Worker::new(pool.clone(), handlers, worker_config);
+        let worker = Worker::new(pool.clone(), handlers.clone(), worker_config);
         let has_handlers = !worker.job_types().is_empty();
         let mut broker_health = None;
         match settings.queue {
@@ -250,6 +250,7 @@ impl Background {
         tasks.spawn(rescuer::run(
             pool.clone(),
             RescuerConfig::default(),
+            handlers,
             stopping.clone(),
         ));
         tasks.spawn(etl_jobs::metrics::refresh(

@@ -324,3 +324,28 @@ pub fn mark_failed(
         ))
         .execute(conn)
 }
+
+/// Marks the tenant's records among `ids` that are still `processing` as
+/// `failed` with why (their job failed for good).
+pub fn fail_processing(
+    conn: &mut PgConnection,
+    tenant_id: i32,
+    ids: &[i32],
+    error_details: &serde_json::Value,
+) -> QueryResult<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::update(
+        raw::table
+            .filter(raw::tenant_id.eq(tenant_id))
+            .filter(raw::id.eq_any(ids))
+            .filter(raw::processing_status.eq(ProcessingStatus::Processing.as_str())),
+    )
+    .set((
+        raw::processing_status.eq(ProcessingStatus::Failed.as_str()),
+        raw::error_details.eq(error_details),
+        raw::processed_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+}
