@@ -3,9 +3,7 @@
 
 use std::collections::HashMap;
 
-use etl_domain::transform::{
-    self, jira::CustomFieldMappings, PullRequestRow, TransformError, WorkItemRow,
-};
+use etl_domain::transform::{self, jira::CustomFieldMappings, TransformError};
 use etl_domain::{JobPriority, JobType, TransformerKind};
 use etl_store::jobs::{self, Job, NewJob};
 use etl_store::raw_records::{self, RawRecord};
@@ -90,6 +88,19 @@ pub fn transform_records(
 fn kind_of(job: &Job) -> Result<TransformerKind, JobFailure> {
     TransformerKind::parse(&job.entity_type)
         .map_err(|e| JobFailure::permanent("no_transformer", format!("entity_type {e}")))
+}
+
+/// A row the table refuses (a constraint, a malformed value) will never
+/// load: no retry.
+fn load_error(error: QueryError) -> JobFailure {
+    use etl_store::DatabaseErrorKind as Kind;
+    match &error {
+        QueryError::DatabaseError(
+            Kind::CheckViolation | Kind::NotNullViolation | Kind::ForeignKeyViolation,
+            info,
+        ) => JobFailure::permanent("invalid_row", info.message().to_owned()),
+        _ => database(error),
+    }
 }
 
 fn database(error: QueryError) -> JobFailure {
@@ -186,44 +197,26 @@ pub struct LoadHandler;
 
 impl JobHandler for LoadHandler {
     fn run(&self, conn: &mut PgConnection, job: &Job) -> Result<Value, JobFailure> {
-        let kind = kind_of(job)?;
-        let data = job
+        let table = match kind_of(job)? {
+            TransformerKind::JiraIssues => loaders::FinalTable::WorkItems,
+            TransformerKind::GithubPrs => loaders::FinalTable::PullRequests,
+        };
+        if !job
             .payload
             .get("transformed_data")
-            .cloned()
-            .unwrap_or(Value::Null);
-        let bad = |e: serde_json::Error| {
-            JobFailure::permanent("bad_payload", format!("payload.transformed_data: {e}"))
-        };
-        let (counts, raw_ids, records) = match kind {
-            TransformerKind::JiraIssues => {
-                let rows: Vec<WorkItemRow> = serde_json::from_value(data).map_err(bad)?;
-                let counts =
-                    loaders::load_work_items(conn, job.tenant_id, &rows).map_err(database)?;
-                (
-                    counts,
-                    rows.iter()
-                        .filter_map(|r| r.raw_data_id)
-                        .collect::<Vec<_>>(),
-                    rows.len(),
-                )
-            }
-            TransformerKind::GithubPrs => {
-                let rows: Vec<PullRequestRow> = serde_json::from_value(data).map_err(bad)?;
-                let counts =
-                    loaders::load_pull_requests(conn, job.tenant_id, &rows).map_err(database)?;
-                (
-                    counts,
-                    rows.iter()
-                        .filter_map(|r| r.raw_data_id)
-                        .collect::<Vec<_>>(),
-                    rows.len(),
-                )
-            }
-        };
-        loaders::complete_raw_records(conn, job.tenant_id, &raw_ids).map_err(database)?;
+            .is_some_and(Value::is_array)
+        {
+            return Err(JobFailure::permanent(
+                "bad_payload",
+                "payload.transformed_data must be a list of rows",
+            ));
+        }
+        // The rows stay in PostgreSQL: unpacked from the job's own row.
+        let counts =
+            loaders::load_job_rows(conn, table, job.tenant_id, job.id).map_err(load_error)?;
+        loaders::complete_job_raw_records(conn, job.tenant_id, job.id).map_err(database)?;
         Ok(json!({
-            "records": records,
+            "records": counts.inserted + counts.updated + counts.unchanged + counts.duplicates,
             "inserted": counts.inserted,
             "updated": counts.updated,
             "unchanged": counts.unchanged,

@@ -159,6 +159,10 @@ pub struct Worker {
     pool: PgPool,
     handlers: Handlers,
     config: WorkerConfig,
+    /// Poked after each completed job: a job may have written new jobs (a
+    /// transform writes its load job), which the relay in this process then
+    /// publishes at once instead of at its next poll.
+    jobs_created: Option<Arc<Notify>>,
 }
 
 enum RunError {
@@ -179,6 +183,22 @@ impl Worker {
             pool,
             handlers,
             config,
+            jobs_created: None,
+        })
+    }
+
+    /// Like [`Worker::new`], poking `jobs_created` after each completed job.
+    pub fn with_notifier(
+        pool: PgPool,
+        handlers: Handlers,
+        config: WorkerConfig,
+        jobs_created: Arc<Notify>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            pool,
+            handlers,
+            config,
+            jobs_created: Some(jobs_created),
         })
     }
 
@@ -200,7 +220,12 @@ impl Worker {
         let _ = stop_beat.send(true);
         let _ = beat.await;
         let failure = match outcome {
-            Ok(Ok(())) => return Execution::Completed,
+            Ok(Ok(())) => {
+                if let Some(notify) = &self.jobs_created {
+                    notify.notify_one();
+                }
+                return Execution::Completed;
+            }
             Ok(Err(RunError::Lost)) => return Execution::Lost,
             Ok(Err(RunError::Failure(failure))) => failure,
             Ok(Err(RunError::Database(error))) => {

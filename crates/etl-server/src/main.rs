@@ -220,7 +220,12 @@ impl Background {
         let handlers = handlers();
         let mut worker_config = WorkerConfig::new(worker_name());
         worker_config.concurrency = settings.worker_concurrency;
-        let worker = Worker::new(pool.clone(), handlers.clone(), worker_config);
+        let worker = Worker::with_notifier(
+            pool.clone(),
+            handlers.clone(),
+            worker_config,
+            jobs_created.clone(),
+        );
         let has_handlers = !worker.job_types().is_empty();
         let mut broker_health = None;
         match settings.queue {

@@ -18,7 +18,7 @@ pub mod tenants;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
-pub use diesel::result::Error as QueryError;
+pub use diesel::result::{DatabaseErrorKind, Error as QueryError};
 pub use diesel::{Connection, PgConnection, QueryResult};
 pub use pool::{build_pool, PgPool, PgPooled, PoolConfig, PoolError};
 

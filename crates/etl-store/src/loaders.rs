@@ -1,21 +1,17 @@
 //! Set-based loading into the final tables (SPEC §7).
 //!
-//! One statement per batch: the rows travel as one JSON array, unpacked by
-//! `jsonb_to_recordset`, and are upserted on
-//! `(tenant_id, integration_id, external_id)`. Before that, duplicates of one
-//! key inside the batch are resolved (the newest `source_updated_at` wins;
-//! on a tie, the later one), because one statement may not touch a row
-//! twice. A row is only updated when the incoming record is not older than
+//! One statement per load job: PostgreSQL unpacks the rows from the job's
+//! own payload and upserts them on `(tenant_id, integration_id,
+//! external_id)`. Before that, duplicates of one key inside the batch are
+//! resolved (the newest `source_updated_at` wins; on a tie, the later one),
+//! because one statement may not touch a row twice. A row is only updated when the incoming record is not older than
 //! the stored one *and* differs from it, so loading the same data twice
 //! leaves the table as after once, and an older copy changes nothing.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Bool, Int4, Jsonb};
-use etl_domain::transform::{PullRequestRow, WorkItemRow};
+use diesel::sql_types::{Bool, Int4, Jsonb};
 use serde::Serialize;
 
 /// What a load did, reported in the job's `result`.
@@ -97,15 +93,34 @@ const PULL_REQUESTS: Table = Table {
 };
 
 impl Table {
-    /// The upsert statement: `$1` tenant id, `$2` the rows as a JSON array.
-    fn upsert_sql(&self) -> String {
-        let names: Vec<&str> = self.columns.iter().map(|(c, _)| *c).collect();
-        let record = self
-            .columns
+    /// The upsert statement reading the rows of load job `$2` straight from
+    /// its payload, newest copy of each key first resolved in SQL.
+    fn upsert_from_job_sql(&self) -> String {
+        let record = self.record_definition();
+        self.upsert_from(&format!(
+            "(SELECT DISTINCT ON (rows.integration_id, rows.external_id) rows.*
+                FROM (SELECT rec.*, e.ord
+                        FROM etl_job_queue j,
+                             jsonb_array_elements(j.payload->'transformed_data') WITH ORDINALITY AS e(elem, ord),
+                             jsonb_to_record(e.elem) AS rec({record})
+                       WHERE j.id = $2) AS rows
+               ORDER BY rows.integration_id, rows.external_id,
+                        rows.source_updated_at DESC NULLS LAST, rows.ord DESC) AS r"
+        ))
+    }
+
+    fn record_definition(&self) -> String {
+        self.columns
             .iter()
             .map(|(c, t)| format!("{c} {t}"))
             .collect::<Vec<_>>()
-            .join(", ");
+            .join(", ")
+    }
+
+    /// `INSERT … SELECT … FROM {source} ON CONFLICT …`, where `source`
+    /// yields rows aliased `r` with the table's loaded columns.
+    fn upsert_from(&self, source: &str) -> String {
+        let names: Vec<&str> = self.columns.iter().map(|(c, _)| *c).collect();
         let select = self
             .columns
             .iter()
@@ -140,7 +155,7 @@ impl Table {
             .join(", ");
         format!(
             "INSERT INTO {table} AS t (tenant_id, {columns})
-             SELECT $1, {select} FROM jsonb_to_recordset($2) AS r({record})
+             SELECT $1, {select} FROM {source}
              ON CONFLICT (tenant_id, integration_id, external_id) DO UPDATE
                 SET {set}, loaded_at = now()
               WHERE (EXCLUDED.source_updated_at IS NULL OR t.source_updated_at IS NULL
@@ -159,134 +174,80 @@ struct Upserted {
     inserted: bool,
 }
 
-/// Something a final table holds: its key and its version.
-pub trait FinalRow: Serialize {
-    fn key(&self) -> (i32, &str);
-    fn updated_at(&self) -> Option<DateTime<Utc>>;
-    fn raw_data_id(&self) -> Option<i32>;
-}
-
-impl FinalRow for WorkItemRow {
-    fn key(&self) -> (i32, &str) {
-        (self.integration_id, &self.external_id)
-    }
-    fn updated_at(&self) -> Option<DateTime<Utc>> {
-        self.source_updated_at
-    }
-    fn raw_data_id(&self) -> Option<i32> {
-        self.raw_data_id
-    }
-}
-
-impl FinalRow for PullRequestRow {
-    fn key(&self) -> (i32, &str) {
-        (self.integration_id, &self.external_id)
-    }
-    fn updated_at(&self) -> Option<DateTime<Utc>> {
-        self.source_updated_at
-    }
-    fn raw_data_id(&self) -> Option<i32> {
-        self.raw_data_id
-    }
-}
-
-/// The newest copy of each key, in first-seen order.
-pub fn newest_per_key<R: FinalRow>(rows: &[R]) -> Vec<&R> {
-    let mut index: HashMap<(i32, &str), usize> = HashMap::new();
-    let mut kept: Vec<&R> = Vec::new();
-    for row in rows {
-        match index.get(&row.key()) {
-            Some(&at) => {
-                // Later wins ties: a re-extraction of the same version.
-                if row.updated_at() >= kept[at].updated_at() {
-                    kept[at] = row;
-                }
-            }
-            None => {
-                index.insert(row.key(), kept.len());
-                kept.push(row);
-            }
-        }
-    }
-    kept
-}
-
-fn upsert<R: FinalRow>(
+/// Loads the rows a load job carries (`payload.transformed_data`) straight
+/// from its row: PostgreSQL unpacks, de-duplicates and upserts them, so the
+/// payload never travels to the worker and back. Returns what changed.
+pub fn load_job_rows(
     conn: &mut PgConnection,
-    sql: &str,
+    entity: FinalTable,
     tenant_id: i32,
-    rows: &[R],
+    job_id: i32,
 ) -> QueryResult<LoadCounts> {
-    let newest = newest_per_key(rows);
-    let duplicates = rows.len() - newest.len();
-    if newest.is_empty() {
-        return Ok(LoadCounts::default());
+    use diesel::sql_types::BigInt;
+    static WORK_ITEMS_SQL: OnceLock<String> = OnceLock::new();
+    static PULL_REQUESTS_SQL: OnceLock<String> = OnceLock::new();
+    let sql = match entity {
+        FinalTable::WorkItems => WORK_ITEMS_SQL.get_or_init(|| WORK_ITEMS.upsert_from_job_sql()),
+        FinalTable::PullRequests => {
+            PULL_REQUESTS_SQL.get_or_init(|| PULL_REQUESTS.upsert_from_job_sql())
+        }
+    };
+    #[derive(QueryableByName)]
+    struct Counted {
+        #[diesel(sql_type = BigInt)]
+        rows: i64,
+        #[diesel(sql_type = BigInt)]
+        keys: i64,
     }
-    let payload = serde_json::to_value(&newest)
-        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+    let counted: Counted = diesel::sql_query(
+        "SELECT count(*) AS rows,
+                count(DISTINCT (e->>'integration_id', e->>'external_id')) AS keys
+           FROM etl_job_queue j, jsonb_array_elements(j.payload->'transformed_data') e
+          WHERE j.id = $1",
+    )
+    .bind::<Int4, _>(job_id)
+    .get_result(conn)?;
     let written: Vec<Upserted> = diesel::sql_query(sql)
         .bind::<Int4, _>(tenant_id)
-        .bind::<Jsonb, _>(payload)
+        .bind::<Int4, _>(job_id)
         .load(conn)?;
     let inserted = written.iter().filter(|w| w.inserted).count();
+    let keys = usize::try_from(counted.keys).unwrap_or(0);
     Ok(LoadCounts {
         inserted,
         updated: written.len() - inserted,
-        unchanged: newest.len() - written.len(),
-        duplicates,
+        unchanged: keys.saturating_sub(written.len()),
+        duplicates: usize::try_from(counted.rows - counted.keys).unwrap_or(0),
     })
 }
 
-/// Upserts work items of one tenant in one statement.
-pub fn load_work_items(
+/// Marks the raw records behind a load job's rows `completed`, in the
+/// load's transaction.
+pub fn complete_job_raw_records(
     conn: &mut PgConnection,
     tenant_id: i32,
-    rows: &[WorkItemRow],
-) -> QueryResult<LoadCounts> {
-    static SQL: OnceLock<String> = OnceLock::new();
-    upsert(
-        conn,
-        SQL.get_or_init(|| WORK_ITEMS.upsert_sql()),
-        tenant_id,
-        rows,
-    )
-}
-
-/// Upserts pull requests of one tenant in one statement.
-pub fn load_pull_requests(
-    conn: &mut PgConnection,
-    tenant_id: i32,
-    rows: &[PullRequestRow],
-) -> QueryResult<LoadCounts> {
-    static SQL: OnceLock<String> = OnceLock::new();
-    upsert(
-        conn,
-        SQL.get_or_init(|| PULL_REQUESTS.upsert_sql()),
-        tenant_id,
-        rows,
-    )
-}
-
-/// Marks the raw records behind loaded rows `completed` (those not final
-/// already), in the load's transaction.
-pub fn complete_raw_records(
-    conn: &mut PgConnection,
-    tenant_id: i32,
-    ids: &[i32],
+    job_id: i32,
 ) -> QueryResult<usize> {
-    if ids.is_empty() {
-        return Ok(0);
-    }
     diesel::sql_query(
         "UPDATE raw_extraction_data
             SET processing_status = 'completed', processed_at = now(), error_details = NULL
-          WHERE tenant_id = $1 AND id = ANY($2)
+          WHERE tenant_id = $1
+            AND id IN (SELECT (e->>'raw_data_id')::int4
+                         FROM etl_job_queue j, jsonb_array_elements(j.payload->'transformed_data') e
+                        WHERE j.id = $2 AND e ? 'raw_data_id' AND jsonb_typeof(e->'raw_data_id') = 'number')
             AND processing_status IS DISTINCT FROM 'completed'
             AND processing_status IS DISTINCT FROM 'skipped'",
     )
     .bind::<Int4, _>(tenant_id)
-    .bind::<Array<Int4>, _>(ids)
+    .bind::<Int4, _>(job_id)
     .execute(conn)
+}
+
+/// The final tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalTable {
+    WorkItems,
+    PullRequests,
 }
 
 #[derive(QueryableByName)]

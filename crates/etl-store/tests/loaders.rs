@@ -63,6 +63,42 @@ fn item(integration: i32, id: &str, summary: &str, day: u32) -> WorkItemRow {
     }
 }
 
+/// Loads rows the way a load job does: written into a job's payload, then
+/// upserted from it.
+fn load<R: serde::Serialize>(
+    conn: &mut etl_store::PgConnection,
+    table: loaders::FinalTable,
+    tenant: i32,
+    rows: &[R],
+) -> LoadCounts {
+    use etl_domain::{EntityType, JobPriority, JobType};
+    use etl_store::jobs::{self, NewJob};
+    let entity = match table {
+        loaders::FinalTable::WorkItems => "jira_issues",
+        loaders::FinalTable::PullRequests => "github_prs",
+    };
+    let job = jobs::insert(
+        conn,
+        &NewJob::new(
+            tenant,
+            JobType::Load,
+            &EntityType::parse(entity).expect("valid"),
+            json!({"transformed_data": rows}),
+            JobPriority::default(),
+        ),
+    )
+    .expect("job");
+    loaders::load_job_rows(conn, table, tenant, job.id).expect("load")
+}
+
+fn items(conn: &mut etl_store::PgConnection, tenant: i32, rows: &[WorkItemRow]) -> LoadCounts {
+    load(conn, loaders::FinalTable::WorkItems, tenant, rows)
+}
+
+fn prs(conn: &mut etl_store::PgConnection, tenant: i32, rows: &[PullRequestRow]) -> LoadCounts {
+    load(conn, loaders::FinalTable::PullRequests, tenant, rows)
+}
+
 fn counts(inserted: usize, updated: usize, unchanged: usize, duplicates: usize) -> LoadCounts {
     LoadCounts {
         inserted,
@@ -80,32 +116,20 @@ fn loads_insert_then_update_newer_and_ignore_older_or_equal() {
         item(integration, "1", "one", 2),
         item(integration, "2", "two", 2),
     ];
-    assert_eq!(
-        loaders::load_work_items(&mut conn, tenant, &first).expect("load"),
-        counts(2, 0, 0, 0)
-    );
+    assert_eq!(items(&mut conn, tenant, &first), counts(2, 0, 0, 0));
     let snapshot =
         loaders::list_work_items(&mut conn, tenant, None, None, None, 100).expect("list");
     // The same data again changes nothing, loaded_at included.
-    assert_eq!(
-        loaders::load_work_items(&mut conn, tenant, &first).expect("load"),
-        counts(0, 0, 2, 0)
-    );
+    assert_eq!(items(&mut conn, tenant, &first), counts(0, 0, 2, 0));
     assert_eq!(
         loaders::list_work_items(&mut conn, tenant, None, None, None, 100).expect("list"),
         snapshot
     );
     // An older copy changes nothing; a newer one updates.
     let older = vec![item(integration, "1", "stale", 1)];
-    assert_eq!(
-        loaders::load_work_items(&mut conn, tenant, &older).expect("load"),
-        counts(0, 0, 1, 0)
-    );
+    assert_eq!(items(&mut conn, tenant, &older), counts(0, 0, 1, 0));
     let newer = vec![item(integration, "1", "fresh", 3)];
-    assert_eq!(
-        loaders::load_work_items(&mut conn, tenant, &newer).expect("load"),
-        counts(0, 1, 0, 0)
-    );
+    assert_eq!(items(&mut conn, tenant, &newer), counts(0, 1, 0, 0));
     let rows = loaders::list_work_items(&mut conn, tenant, None, None, None, 100).expect("list");
     assert_eq!(rows[0]["summary"], "fresh");
     assert_eq!(rows[0]["labels"], json!(["a", "ü"]));
@@ -123,10 +147,7 @@ fn duplicates_in_one_batch_resolve_to_the_newest() {
         item(integration, "1", "newest", 3),
         item(integration, "1", "oldest", 1),
     ];
-    assert_eq!(
-        loaders::load_work_items(&mut conn, tenant, &batch).expect("load"),
-        counts(1, 0, 0, 2)
-    );
+    assert_eq!(items(&mut conn, tenant, &batch), counts(1, 0, 0, 2));
     let rows = loaders::list_work_items(&mut conn, tenant, None, None, None, 100).expect("list");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["summary"], "newest");
@@ -166,15 +187,9 @@ fn pull_requests_load_and_filter_by_repository_and_state() {
         pr("2", "a/x", PrState::Merged),
         pr("3", "b/y", PrState::Open),
     ];
-    assert_eq!(
-        loaders::load_pull_requests(&mut conn, tenant, &batch).expect("load"),
-        counts(3, 0, 0, 0)
-    );
+    assert_eq!(prs(&mut conn, tenant, &batch), counts(3, 0, 0, 0));
     // No timestamps: the same rows again are unchanged, a changed one updates.
-    assert_eq!(
-        loaders::load_pull_requests(&mut conn, tenant, &batch).expect("load"),
-        counts(0, 0, 3, 0)
-    );
+    assert_eq!(prs(&mut conn, tenant, &batch), counts(0, 0, 3, 0));
     let merged =
         loaders::list_pull_requests(&mut conn, tenant, Some("a/x"), Some("merged"), None, 100)
             .expect("list");
@@ -195,5 +210,56 @@ fn pull_requests_load_and_filter_by_repository_and_state() {
         loaders::list_pull_requests(&mut conn, tenant + 1, None, None, None, 100)
             .expect("list")
             .is_empty()
+    );
+}
+
+#[test]
+fn a_load_job_is_loaded_from_its_own_row_newest_copy_first() {
+    use etl_domain::{EntityType, JobPriority, JobType};
+    use etl_store::jobs::{self, NewJob};
+    let db = TestDatabase::migrated();
+    let (mut conn, tenant, integration) = setup(&db);
+    let rows = vec![
+        item(integration, "1", "middle", 2),
+        item(integration, "2", "only", 2),
+        item(integration, "1", "newest", 3),
+        item(integration, "1", "oldest", 1),
+    ];
+    let job = jobs::insert(
+        &mut conn,
+        &NewJob::new(
+            tenant,
+            JobType::Load,
+            &EntityType::parse("jira_issues").expect("valid"),
+            json!({"transformed_data": rows}),
+            JobPriority::default(),
+        ),
+    )
+    .expect("job");
+    let counts = loaders::load_job_rows(&mut conn, loaders::FinalTable::WorkItems, tenant, job.id)
+        .expect("load");
+    assert_eq!(
+        counts,
+        LoadCounts {
+            inserted: 2,
+            updated: 0,
+            unchanged: 0,
+            duplicates: 2
+        }
+    );
+    let stored = loaders::list_work_items(&mut conn, tenant, None, None, None, 100).expect("list");
+    assert_eq!(stored[0]["summary"], "newest");
+    assert_eq!(stored[0]["labels"], json!(["a", "ü"]));
+    // The same job again changes nothing.
+    let again = loaders::load_job_rows(&mut conn, loaders::FinalTable::WorkItems, tenant, job.id)
+        .expect("load");
+    assert_eq!(
+        again,
+        LoadCounts {
+            inserted: 0,
+            updated: 0,
+            unchanged: 2,
+            duplicates: 2
+        }
     );
 }
