@@ -15,6 +15,7 @@
 
 mod backoff;
 mod db;
+pub mod janitor;
 pub mod metrics;
 pub mod outbox;
 pub mod pipeline;

@@ -258,6 +258,12 @@ impl Background {
             handlers,
             stopping.clone(),
         ));
+        tasks.spawn(etl_jobs::janitor::run(
+            pool.clone(),
+            Duration::from_secs(600),
+            etl_jobs::janitor::IDEMPOTENCY_RETENTION,
+            stopping.clone(),
+        ));
         tasks.spawn(etl_jobs::metrics::refresh(
             pool.clone(),
             queue_metrics,

@@ -65,3 +65,9 @@ pub fn record(
         .execute(conn)?;
     Ok(())
 }
+
+/// Forgets keys first used before `cutoff`; a repeat after that is a new
+/// request. Returns how many were forgotten.
+pub fn forget_before(conn: &mut PgConnection, cutoff: chrono::NaiveDateTime) -> QueryResult<usize> {
+    diesel::delete(keys::table.filter(keys::created_at.lt(cutoff))).execute(conn)
+}

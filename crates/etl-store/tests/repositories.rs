@@ -499,3 +499,37 @@ struct Count {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     n: i64,
 }
+
+#[test]
+fn idempotency_keys_are_forgotten_after_their_retention() {
+    use etl_store::idempotency::{self, Claim};
+    let db = TestDatabase::migrated();
+    let mut conn = db.connect();
+    let f = fixture(&mut conn);
+    assert_eq!(
+        idempotency::claim(&mut conn, f.tenant, "r", "old").expect("claim"),
+        Claim::Fresh
+    );
+    idempotency::record(&mut conn, f.tenant, "r", "old", 201, &json!({"id": 1})).expect("record");
+    diesel::sql_query("UPDATE idempotency_keys SET created_at = now() - interval '2 days'")
+        .execute(&mut conn)
+        .expect("age it");
+    assert_eq!(
+        idempotency::claim(&mut conn, f.tenant, "r", "new").expect("claim"),
+        Claim::Fresh
+    );
+    let cutoff = chrono::Utc::now().naive_utc() - chrono::Duration::days(1);
+    assert_eq!(
+        idempotency::forget_before(&mut conn, cutoff).expect("sweep"),
+        1
+    );
+    // The old key is new again; the recent one still replays.
+    assert_eq!(
+        idempotency::claim(&mut conn, f.tenant, "r", "old").expect("claim"),
+        Claim::Fresh
+    );
+    assert!(matches!(
+        idempotency::claim(&mut conn, f.tenant, "r", "new").expect("claim"),
+        Claim::Answered { .. }
+    ));
+}
