@@ -1,6 +1,6 @@
 //! `cargo xtask bench queue`: the outbox relay's throughput beside a bare
 //! lapin publish loop with publisher confirms on the same broker, and the
-//! latency from `POST /load` to `queued`, all in one run.
+//! latency from `POST /pipeline` to `queued`, all in one run.
 //!
 //! Both publishers send the same body size, persistent, to the same durable
 //! priority queue, in batches of 200 awaiting every confirm. Needs `psql`,
@@ -56,10 +56,13 @@ pub(crate) fn rabbitmqctl(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The load-job payload both publishers send, about 300 bytes of JSON.
-fn payload() -> serde_json::Value {
-    serde_json::json!({"transformed_data": [{"external_id": "1", "repository": "acme/shop", "number": 42,
-        "title": "Speed up checkout for large baskets", "state": "open", "author": "dana"}]})
+/// The extract request both publishers send, about 300 bytes of JSON.
+/// Extract jobs are for the extraction service: this service's own workers
+/// leave them in the queue, so what is measured is publishing alone.
+fn request() -> serde_json::Value {
+    serde_json::json!({"jql": "project = SHOP AND updated >= -1d ORDER BY updated ASC",
+        "fields": ["summary", "status", "assignee", "updated", "created", "labels", "parent"],
+        "expand": "changelog", "page_size": 100})
 }
 
 pub fn queue(root: &Path, options: &QueueOptions) -> anyhow::Result<()> {
@@ -111,15 +114,18 @@ fn run(
 ) -> anyhow::Result<()> {
     let mut conn = etl_store::connect(db.as_str())?;
     migrations::run_pending(&mut conn)?;
-    let tenant = etl_store::seed::ensure_demo(&mut conn)?.tenant.id;
+    let seed = etl_store::seed::ensure_demo(&mut conn)?;
+    let (tenant, seed_jira) = (seed.tenant.id, seed.jira.id);
     drop(conn);
-    let payload_sql = payload().to_string().replace('\'', "''");
+    let payload_sql = serde_json::json!({"integration_id": seed_jira, "payload": request()})
+        .to_string()
+        .replace('\'', "''");
 
     // 1. Outbox relay throughput: jobs committed at once, time until every
     //    one is confirmed and marked queued.
     let worker = Process::start(root, "worker", db, amqp, None)?;
     psql(db, &format!(
-        "INSERT INTO etl_job_queue (tenant_id, job_type, entity_type, payload) VALUES ({tenant}, 'load', 'github_prs', '{payload_sql}')"
+        "INSERT INTO etl_job_queue (tenant_id, job_type, entity_type, payload) VALUES ({tenant}, 'extract', 'jira_issues', '{payload_sql}')"
     ))?;
     wait_for(
         db,
@@ -132,7 +138,7 @@ fn run(
         db,
         &format!(
             "INSERT INTO etl_job_queue (tenant_id, job_type, entity_type, payload)
-         SELECT {tenant}, 'load', 'github_prs', '{payload_sql}' FROM generate_series(1, {n})"
+         SELECT {tenant}, 'extract', 'jira_issues', '{payload_sql}' FROM generate_series(1, {n})"
         ),
     )?;
     wait_for(
@@ -145,7 +151,7 @@ fn run(
     )?;
     let relay_rate = f64::from(n) / started.elapsed().as_secs_f64();
     drop(worker);
-    rabbitmqctl(&["purge_queue", "-p", vhost, "etl.load"])?;
+    rabbitmqctl(&["purge_queue", "-p", vhost, "etl.extract"])?;
 
     // 2. The same number of messages through a bare lapin loop.
     let output = Command::new(root.join("target/release/xtask"))
@@ -168,9 +174,9 @@ fn run(
         .trim()
         .parse()
         .context("publish loop output")?;
-    rabbitmqctl(&["purge_queue", "-p", vhost, "etl.load"])?;
+    rabbitmqctl(&["purge_queue", "-p", vhost, "etl.extract"])?;
 
-    // 3. Latency from POST /load (the job row's created_at, inside the
+    // 3. Latency from POST /pipeline (the job row's created_at, inside the
     //    request's transaction) to queued, under a steady load.
     psql(db, "DELETE FROM etl_job_queue")?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -180,7 +186,7 @@ fn run(
     let token =
         JwtKeys::new(&JwtSecret::new(SECRET)).issue("bench", tenant, chrono::Duration::hours(1));
     let script = std::env::temp_dir().join(format!("etl-bench-queue-{}.lua", std::process::id()));
-    let body = serde_json::json!({"entity_type": "github_prs", "transformed_data": payload()["transformed_data"]});
+    let body = serde_json::json!({"entity_type": "jira_issues", "integration_id": seed_jira, "payload": request()});
     std::fs::File::create(&script)?.write_all(
         format!(
             "wrk.method = \"POST\"\nwrk.body = [[{body}]]\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = \"Bearer {token}\"\n"
@@ -190,7 +196,7 @@ fn run(
     let wrk = Command::new("wrk")
         .args(["-t1", "-c4", "-d", &format!("{}s", options.seconds), "-s"])
         .arg(&script)
-        .arg(format!("http://127.0.0.1:{port}/api/v1/etl/load"))
+        .arg(format!("http://127.0.0.1:{port}/api/v1/etl/pipeline"))
         .output()?;
     let _ = std::fs::remove_file(&script);
     let wrk_text = String::from_utf8_lossy(&wrk.stdout);
@@ -232,7 +238,7 @@ fn run(
         100.0 * relay_rate / loop_rate
     );
     println!(
-        "POST /load → queued: p50 {p50} ms, p99 {p99} ms over {count} jobs ({posted:.0} POST/s, 4 connections)"
+        "POST /pipeline → queued: p50 {p50} ms, p99 {p99} ms over {count} jobs ({posted:.0} POST/s, 4 connections)"
     );
     Ok(())
 }
@@ -296,7 +302,7 @@ impl Drop for Process {
 }
 
 /// The baseline: a bare lapin loop publishing `messages` persistent
-/// messages of the same size to `etl.load` through `etl.direct`, 200 at a
+/// messages of the same size to `etl.extract` through `etl.direct`, 200 at a
 /// time, awaiting every confirm. Prints messages per second.
 pub fn publish_loop(url: &str, messages: u32) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -314,8 +320,9 @@ pub fn publish_loop(url: &str, messages: u32) -> anyhow::Result<()> {
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
         let body = serde_json::to_vec(&serde_json::json!({
-            "job_id": 1, "tenant_id": 1, "job_type": "load", "entity_type": "github_prs",
-            "transformed_data": payload()["transformed_data"], "priority": 5
+            "job_id": 1, "tenant_id": 1, "job_type": "extract", "entity_type": "jira_issues",
+            "integration_id": 1, "payload": request(), "priority": 5,
+            "created_at": "2026-11-29T12:00:00.000000"
         }))?;
         let started = Instant::now();
         let mut sent = 0;
@@ -330,7 +337,7 @@ pub fn publish_loop(url: &str, messages: u32) -> anyhow::Result<()> {
                     channel
                         .basic_publish(
                             "etl.direct",
-                            "load",
+                            "extract",
                             BasicPublishOptions::default(),
                             &body,
                             props,
