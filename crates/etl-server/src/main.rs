@@ -4,13 +4,6 @@
 mod settings;
 mod telemetry;
 
-/// mimalloc instead of glibc's malloc: the pipeline churns through many
-/// small JSON allocations on several threads, where glibc spent about half
-/// the server's time (perf, `cargo xtask bench pipeline`) and fragmented
-/// memory.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::net::TcpListener;
 use std::process::ExitCode;
 use std::time::Duration;
