@@ -223,8 +223,8 @@ impl From<etl_store::PoolError> for ApiError {
     }
 }
 
-impl From<diesel_error::Error> for ApiError {
-    fn from(error: diesel_error::Error) -> Self {
+impl From<etl_store::QueryError> for ApiError {
+    fn from(error: etl_store::QueryError) -> Self {
         if etl_store::is_unavailable(&error) {
             Self::unavailable(format!("database: {error}"))
         } else {
@@ -242,12 +242,6 @@ impl From<etl_store::StoreError> for ApiError {
             other => Self::internal(other),
         }
     }
-}
-
-/// Diesel's error type, re-exported by the store so this crate needs no
-/// Diesel dependency of its own.
-mod diesel_error {
-    pub use etl_store::QueryError as Error;
 }
 
 /// Query-string errors (`?limit=abc`) are validation errors.

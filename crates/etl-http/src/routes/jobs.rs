@@ -331,7 +331,7 @@ async fn change<F>(
     work: F,
 ) -> Result<HttpResponse, ApiError>
 where
-    F: FnOnce(&mut PgConnection) -> Result<JobChange, diesel_error::Error> + Send + 'static,
+    F: FnOnce(&mut PgConnection) -> Result<JobChange, etl_store::QueryError> + Send + 'static,
 {
     let outcome = blocking(&state.pool, move |conn| {
         conn.transaction(|conn| {
@@ -352,10 +352,6 @@ where
             Ok(HttpResponse::Ok().json(JobResponse::from(*job)))
         }
     }
-}
-
-mod diesel_error {
-    pub use etl_store::QueryError as Error;
 }
 
 /// `POST /jobs/{id}/retry` → a failed job goes back to pending.
