@@ -238,7 +238,7 @@ async fn a_duplicate_delivery_of_a_finished_job_changes_nothing() {
             .expect("query")
             .expect("job")
     };
-    let message = etl_jobs::outbox::message_for(&job).expect("message");
+    let message = etl_jobs::outbox::message_for(job).expect("message");
     let vhost = h.vhost.as_ref().expect("amqp");
     let broker = etl_queue::AmqpConfig::new(vhost.url())
         .connect()

@@ -201,17 +201,9 @@ impl JobHandler for LoadHandler {
             TransformerKind::JiraIssues => loaders::FinalTable::WorkItems,
             TransformerKind::GithubPrs => loaders::FinalTable::PullRequests,
         };
-        if !job
-            .payload
-            .get("transformed_data")
-            .is_some_and(Value::is_array)
-        {
-            return Err(JobFailure::permanent(
-                "bad_payload",
-                "payload.transformed_data must be a list of rows",
-            ));
-        }
-        // The rows stay in PostgreSQL: unpacked from the job's own row.
+        // The rows stay in PostgreSQL: unpacked from the job's own row (the
+        // claim did not even fetch them). They were validated when the job
+        // was written (`POST /load`, or the transformer).
         let counts =
             loaders::load_job_rows(conn, table, job.tenant_id, job.id).map_err(load_error)?;
         loaders::complete_job_raw_records(conn, job.tenant_id, job.id).map_err(database)?;

@@ -150,12 +150,14 @@ impl Relay {
         if leased.is_empty() {
             return Ok(0);
         }
-        let mut messages = Vec::with_capacity(leased.len());
+        let taken = leased.len();
+        let mut messages = Vec::with_capacity(taken);
         let mut unusable = Vec::new();
-        for job in &leased {
+        for job in leased {
+            let id = job.id;
             match message_for(job) {
                 Ok(message) => messages.push(message),
-                Err(why) => unusable.push((job.id, why)),
+                Err(why) => unusable.push((id, why)),
             }
         }
         self.metrics.published.inc_by(messages.len() as u64);
@@ -177,7 +179,6 @@ impl Relay {
         }
         self.metrics.confirmed.inc_by(confirmed.len() as u64);
         self.metrics.nacked.inc_by(refused.len() as u64);
-        let taken = leased.len();
         db(&self.pool, move |conn| {
             jobs::mark_queued(conn, &confirmed, lease_until)?;
             jobs::release_lease(conn, &refused, lease_until)?;

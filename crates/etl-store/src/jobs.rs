@@ -378,7 +378,8 @@ pub fn outbox_backlog(conn: &mut PgConnection) -> QueryResult<(i64, f64)> {
 
 /// Claims a job for `worker`: `queued` (or still `pending`, when its
 /// message outran the relay's bookkeeping) becomes `running`. `None` when
-/// the job is not claimable (running elsewhere, finished, cancelled).
+/// the job is not claimable (running elsewhere, finished, cancelled). A
+/// load job comes back with an empty payload (see `claimed_columns`).
 pub fn claim(conn: &mut PgConnection, id: i32, worker: &str) -> QueryResult<Option<Job>> {
     diesel::update(
         jobs::table
@@ -392,9 +393,60 @@ pub fn claim(conn: &mut PgConnection, id: i32, worker: &str) -> QueryResult<Opti
         jobs::worker.eq(worker),
         jobs::lease_until.eq(None::<NaiveDateTime>),
     ))
-    .returning(Job::as_returning())
+    .returning(claimed_columns())
     .get_result(conn)
     .optional()
+}
+
+/// The columns of a claimed job, in `Job`'s order, except that a load job's
+/// payload is left behind: its rows are loaded from the row itself
+/// (`loaders::load_job_rows`), so shipping them to the worker would only
+/// cost a large transfer and parse.
+#[allow(clippy::type_complexity)]
+fn claimed_columns() -> (
+    jobs::id,
+    jobs::tenant_id,
+    jobs::job_type,
+    jobs::entity_type,
+    diesel::expression::SqlLiteral<diesel::sql_types::Jsonb>,
+    jobs::priority,
+    jobs::status,
+    jobs::scheduled_at,
+    jobs::started_at,
+    jobs::completed_at,
+    jobs::error_details,
+    jobs::retry_count,
+    jobs::max_retries,
+    jobs::created_at,
+    jobs::queued_at,
+    jobs::lease_until,
+    jobs::heartbeat_at,
+    jobs::worker,
+    jobs::result,
+) {
+    (
+        jobs::id,
+        jobs::tenant_id,
+        jobs::job_type,
+        jobs::entity_type,
+        diesel::dsl::sql::<diesel::sql_types::Jsonb>(
+            "CASE WHEN job_type = 'load' THEN '{}'::jsonb ELSE payload END",
+        ),
+        jobs::priority,
+        jobs::status,
+        jobs::scheduled_at,
+        jobs::started_at,
+        jobs::completed_at,
+        jobs::error_details,
+        jobs::retry_count,
+        jobs::max_retries,
+        jobs::created_at,
+        jobs::queued_at,
+        jobs::lease_until,
+        jobs::heartbeat_at,
+        jobs::worker,
+        jobs::result,
+    )
 }
 
 /// Claims the most urgent due job of the given types (PostgreSQL-only
