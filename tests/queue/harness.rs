@@ -161,23 +161,7 @@ impl Harness {
 
     /// Starts a worker running the real transform and load handlers.
     pub fn pipeline_worker(&mut self, name: &str) {
-        let mut config = WorkerConfig::new(name);
-        config.concurrency = 2;
-        config.retry_base = Duration::from_millis(50);
-        config.retry_max = Duration::from_millis(200);
-        config.poll = Duration::from_millis(50);
-        let worker = Worker::new(self.app.db.pool(), etl_jobs::pipeline::handlers(), config);
-        match &self.vhost {
-            Some(vhost) => {
-                self.tasks.spawn(
-                    worker.run_amqp(AmqpConfig::new(vhost.url()), self.shutdown.subscribe()),
-                );
-            }
-            None => {
-                self.tasks
-                    .spawn(worker.run_postgres(self.wake.clone(), self.shutdown.subscribe()));
-            }
-        }
+        self.spawn_worker(name, etl_jobs::pipeline::handlers(), 2);
     }
 
     /// Starts a worker running `handler` for load jobs.
@@ -193,13 +177,22 @@ impl Harness {
         handler: Recorder,
         concurrency: usize,
     ) {
+        self.spawn_worker(
+            name,
+            Handlers::default().with(job_type, handler),
+            concurrency,
+        );
+    }
+
+    /// A worker with test-speed timings, on the broker in amqp mode or on
+    /// the table in postgres mode.
+    fn spawn_worker(&mut self, name: &str, handlers: Handlers, concurrency: usize) {
         let mut config = WorkerConfig::new(name);
         config.concurrency = concurrency;
         config.heartbeat = Duration::from_millis(200);
         config.retry_base = Duration::from_millis(50);
         config.retry_max = Duration::from_millis(200);
         config.poll = Duration::from_millis(50);
-        let handlers = Handlers::default().with(job_type, handler);
         let worker = Worker::new(self.app.db.pool(), handlers, config);
         match &self.vhost {
             Some(vhost) => {

@@ -10,7 +10,7 @@ use anyhow::bail;
 use etl_http::auth::{JwtKeys, JwtSecret};
 use etl_store::migrations::{self, DatabaseUrl};
 
-use crate::bench_queue::{psql, rabbitmqctl, wait_for, Process};
+use crate::bench_queue::{psql, wait_for, with_bench_environment, Process};
 
 pub struct PipelineOptions {
     pub issues: u32,
@@ -69,25 +69,9 @@ const BASELINE: &str = "INSERT INTO work_items_baseline
    WHERE EXCLUDED.source_updated_at >= work_items_baseline.source_updated_at";
 
 pub fn pipeline(root: &Path, options: &PipelineOptions) -> anyhow::Result<()> {
-    println!("building the release binaries…");
-    let status = std::process::Command::new("cargo")
-        .args(["build", "--release", "--quiet", "-p", "etl-server"])
-        .current_dir(root)
-        .status()?;
-    if !status.success() {
-        bail!("release build failed");
-    }
-    let server_url = crate::database_url()?;
-    let name = format!("etl_bench_{}", std::process::id());
-    let db = DatabaseUrl::parse(&server_url.with_database(&name)).map_err(anyhow::Error::msg)?;
-    migrations::create_database_if_missing(&db)?;
-    rabbitmqctl(&["add_vhost", &name])?;
-    rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"])?;
-    let amqp = format!("amqp://guest:guest@127.0.0.1:5672/{name}");
-    let outcome = run(root, options, &db, &amqp);
-    let _ = migrations::drop_database(&db);
-    let _ = rabbitmqctl(&["delete_vhost", &name]);
-    outcome
+    with_bench_environment(root, &["etl-server"], |db, amqp, _| {
+        run(root, options, db, amqp)
+    })
 }
 
 fn run(root: &Path, options: &PipelineOptions, db: &DatabaseUrl, amqp: &str) -> anyhow::Result<()> {

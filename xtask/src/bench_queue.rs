@@ -76,20 +76,28 @@ pub fn queue(root: &Path, options: &QueueOptions) -> anyhow::Result<()> {
             bail!("`{tool}` is not installed");
         }
     }
+    with_bench_environment(root, &["etl-server", "xtask"], |db, amqp, vhost| {
+        run(root, options, db, amqp, vhost)
+    })
+}
+
+/// Builds the release `packages`, makes a fresh database and RabbitMQ vhost
+/// (both named `etl_bench_<pid>`), runs `bench` with (database, AMQP URL,
+/// vhost name) and removes both afterwards, whatever happened.
+pub(crate) fn with_bench_environment(
+    root: &Path,
+    packages: &[&str],
+    bench: impl FnOnce(&DatabaseUrl, &str, &str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     println!("building the release binaries…");
-    let status = Command::new("cargo")
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "etl-server",
-            "-p",
-            "xtask",
-        ])
-        .current_dir(root)
-        .status()?;
-    if !status.success() {
+    let mut build = Command::new("cargo");
+    build
+        .args(["build", "--release", "--quiet"])
+        .current_dir(root);
+    for package in packages {
+        build.args(["-p", package]);
+    }
+    if !build.status()?.success() {
         bail!("release build failed");
     }
     let server_url = crate::database_url()?;
@@ -99,7 +107,7 @@ pub fn queue(root: &Path, options: &QueueOptions) -> anyhow::Result<()> {
     rabbitmqctl(&["add_vhost", &name])?;
     rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"])?;
     let amqp = format!("amqp://guest:guest@127.0.0.1:5672/{name}");
-    let outcome = run(root, options, &db, &amqp, &name);
+    let outcome = bench(&db, &amqp, &name);
     let _ = migrations::drop_database(&db);
     let _ = rabbitmqctl(&["delete_vhost", &name]);
     outcome
