@@ -85,9 +85,20 @@ fn run(root: &Path, options: &PipelineOptions, db: &DatabaseUrl, amqp: &str) -> 
         "INSERT INTO raw_extraction_data (tenant_id, integration_id, entity_type, external_id, raw_data)
          SELECT {tenant}, {jira}, 'jira_issues', (100000 + i)::text, {TEMPLATE} FROM generate_series(1, {n}) AS i"
     ))?;
+    // The baseline's table is work_items' twin: columns, defaults, indexes
+    // and (which LIKE leaves out) foreign keys, so both do the same checks.
     psql(
         db,
-        "CREATE TABLE work_items_baseline (LIKE work_items INCLUDING ALL)",
+        "CREATE TABLE work_items_baseline (LIKE work_items INCLUDING ALL);
+         DO $$
+         DECLARE fk record;
+         BEGIN
+             FOR fk IN SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint
+                        WHERE conrelid = 'work_items'::regclass AND contype = 'f' LOOP
+                 EXECUTE 'ALTER TABLE work_items_baseline ADD ' || fk.def;
+             END LOOP;
+         END
+         $$",
     )?;
     psql(db, "VACUUM ANALYZE")?;
     let bytes = psql(
@@ -135,16 +146,24 @@ fn run(root: &Path, options: &PipelineOptions, db: &DatabaseUrl, amqp: &str) -> 
     if !output.status.success() {
         bail!("POST /pipeline/process failed");
     }
+    // Finished when no record is left pending or processing: one index probe
+    // per look, cheap beside counting the completed ones.
     wait_for(
         db,
-        &format!(
-            "SELECT count(*) = {n} FROM raw_extraction_data WHERE processing_status = 'completed'"
-        ),
+        "SELECT NOT EXISTS (SELECT 1 FROM raw_extraction_data
+                             WHERE processing_status IN ('pending', 'processing')) AS done",
         Duration::from_secs(1800),
     )?;
     let elapsed = started.elapsed().as_secs_f64();
     let ours = f64::from(n) / elapsed;
     let rows = psql(db, "SELECT count(*) FROM work_items")?;
+    let completed = psql(
+        db,
+        "SELECT count(*) FROM raw_extraction_data WHERE processing_status = 'completed'",
+    )?;
+    if completed != n.to_string() {
+        bail!("only {completed} of {n} raw records completed");
+    }
     let peak = std::fs::read_to_string(format!("/proc/{}/status", server.0.id()))
         .ok()
         .and_then(|s| {

@@ -137,7 +137,7 @@ fn run(
     ))?;
     wait_for(
         db,
-        "SELECT count(*) = 1 FROM etl_job_queue WHERE status = 'queued'",
+        "SELECT count(*) = 1 AS done FROM etl_job_queue WHERE status = 'queued'",
         Duration::from_secs(30),
     )?;
     let n = options.jobs;
@@ -152,7 +152,7 @@ fn run(
     wait_for(
         db,
         &format!(
-            "SELECT count(*) = {} FROM etl_job_queue WHERE status = 'queued'",
+            "SELECT count(*) = {} AS done FROM etl_job_queue WHERE status = 'queued'",
             n + 1
         ),
         Duration::from_secs(600),
@@ -216,7 +216,7 @@ fn run(
         .unwrap_or(0.0);
     wait_for(
         db,
-        "SELECT count(*) = 0 FROM etl_job_queue WHERE status = 'pending'",
+        "SELECT count(*) = 0 AS done FROM etl_job_queue WHERE status = 'pending'",
         Duration::from_secs(120),
     )?;
     let percentiles = psql(
@@ -251,18 +251,30 @@ fn run(
     Ok(())
 }
 
-/// Polls `sql` (which answers `t` or `f`) until true.
+/// Polls `sql` (a query of one boolean column named `done`) until true,
+/// over one connection: a psql process per look would steal CPU from what
+/// is measured.
 pub(crate) fn wait_for(db: &DatabaseUrl, sql: &str, limit: Duration) -> anyhow::Result<()> {
+    use diesel::{sql_types::Bool, QueryableByName, RunQueryDsl};
+    #[derive(QueryableByName)]
+    struct Look {
+        #[diesel(sql_type = Bool)]
+        done: bool,
+    }
+    let mut conn = etl_store::connect(db.as_str())?;
     let deadline = Instant::now() + limit;
-    while psql(db, sql)? != "t" {
+    loop {
+        let look: Look = diesel::sql_query(sql)
+            .get_result(&mut conn)
+            .with_context(|| format!("polling: {sql}"))?;
+        if look.done {
+            return Ok(());
+        }
         if Instant::now() > deadline {
             bail!("timed out waiting for: {sql}");
         }
-        // Each look is a psql process; looking often would steal CPU from
-        // what is measured.
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
-    Ok(())
 }
 
 /// A release etl-server process, stopped on drop.
