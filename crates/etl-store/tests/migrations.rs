@@ -192,7 +192,8 @@ fn ids_are_serial_and_foreign_keys_point_at_their_tables() {
            JOIN information_schema.key_column_usage kcu USING (constraint_schema, constraint_name)
            JOIN information_schema.constraint_column_usage ccu USING (constraint_schema, constraint_name)
           WHERE tc.constraint_type = 'FOREIGN KEY'
-            AND tc.table_name IN ('integrations', 'raw_extraction_data', 'etl_job_queue')",
+            AND tc.table_name IN ('integrations', 'raw_extraction_data', 'etl_job_queue',
+                                  'work_items', 'pull_requests')",
     )
     .load(&mut conn)
     .expect("reading constraints");
@@ -212,8 +213,14 @@ fn ids_are_serial_and_foreign_keys_point_at_their_tables() {
         [
             ("etl_job_queue", "tenant_id", "tenants"),
             ("integrations", "tenant_id", "tenants"),
+            ("pull_requests", "integration_id", "integrations"),
+            ("pull_requests", "tenant_id", "tenants"),
             ("raw_extraction_data", "integration_id", "integrations"),
             ("raw_extraction_data", "tenant_id", "tenants"),
+            // raw_data_id is provenance, not a foreign key: raw records may
+            // be purged while the final rows stay.
+            ("work_items", "integration_id", "integrations"),
+            ("work_items", "tenant_id", "tenants"),
         ]
     );
     for table in [
@@ -388,4 +395,29 @@ fn create_database_if_missing_creates_once() {
     .execute(&mut conn)
     .expect("drop extra database");
     assert!(created);
+}
+
+#[test]
+fn large_payloads_are_compressed_with_lz4() {
+    #[derive(QueryableByName)]
+    struct Method {
+        #[diesel(sql_type = Text)]
+        method: String,
+    }
+    let db = TestDatabase::migrated();
+    let mut conn = db.connect();
+    let methods: Vec<Method> = diesel::sql_query(
+        "SELECT attrelid::regclass::text || '.' || attname || '=' || attcompression::text AS method
+           FROM pg_attribute
+          WHERE (attrelid, attname) IN (('etl_job_queue'::regclass, 'payload'),
+                                        ('raw_extraction_data'::regclass, 'raw_data'))
+          ORDER BY 1",
+    )
+    .load(&mut conn)
+    .expect("reading compression");
+    let methods: Vec<&str> = methods.iter().map(|m| m.method.as_str()).collect();
+    assert_eq!(
+        methods,
+        ["etl_job_queue.payload=l", "raw_extraction_data.raw_data=l"]
+    );
 }
