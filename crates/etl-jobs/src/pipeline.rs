@@ -3,9 +3,11 @@
 
 use std::collections::HashMap;
 
-use etl_domain::transform::{self, jira::CustomFieldMappings, TransformError};
+use etl_domain::transform::{
+    self, jira::CustomFieldMappings, PullRequestRow, TransformError, WorkItemRow,
+};
 use etl_domain::{JobPriority, JobType, TransformerKind};
-use etl_store::jobs::{self, Job, NewJob};
+use etl_store::jobs::{self, Job};
 use etl_store::raw_records::{self, RawRecord};
 use etl_store::{integrations, loaders, PgConnection, QueryError};
 use serde::Serialize;
@@ -21,11 +23,19 @@ pub struct RecordError {
     pub error: TransformError,
 }
 
+/// A transformed row of either final table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum FinalRow {
+    WorkItem(WorkItemRow),
+    PullRequest(PullRequestRow),
+}
+
 /// Rows and refusals of one transform.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Transformed {
     /// Final-table rows, as load jobs carry them.
-    pub records: Vec<Value>,
+    pub records: Vec<FinalRow>,
     pub errors: Vec<RecordError>,
 }
 
@@ -45,18 +55,16 @@ pub fn transform_records(
             .into_iter()
             .map(|i| (i.id, CustomFieldMappings::from_settings(&i.settings)))
             .collect();
+    let unmapped = CustomFieldMappings::default();
     let mut out = Transformed::default();
     for record in records {
         let row = match kind {
             TransformerKind::JiraIssues => {
-                let mapping = mappings
-                    .get(&record.integration_id)
-                    .cloned()
-                    .unwrap_or_default();
-                transform::jira::transform(&record.raw_data, record.integration_id, &mapping).map(
+                let mapping = mappings.get(&record.integration_id).unwrap_or(&unmapped);
+                transform::jira::transform(&record.raw_data, record.integration_id, mapping).map(
                     |mut row| {
                         row.raw_data_id = Some(record.id);
-                        serde_json::to_value(row)
+                        FinalRow::WorkItem(row)
                     },
                 )
             }
@@ -64,18 +72,13 @@ pub fn transform_records(
                 transform::github::transform(&record.raw_data, record.integration_id).map(
                     |mut row| {
                         row.raw_data_id = Some(record.id);
-                        serde_json::to_value(row)
+                        FinalRow::PullRequest(row)
                     },
                 )
             }
         };
         match row {
-            Ok(Ok(value)) => out.records.push(value),
-            // Rows are plain data: serialising them cannot fail.
-            Ok(Err(error)) => out.errors.push(RecordError {
-                raw_data_id: record.id,
-                error: TransformError::invalid("raw_data", error.to_string()),
-            }),
+            Ok(row) => out.records.push(row),
             Err(error) => out.errors.push(RecordError {
                 raw_data_id: record.id,
                 error,
@@ -83,6 +86,13 @@ pub fn transform_records(
         }
     }
     Ok(out)
+}
+
+/// A load job's payload, serialised straight from the typed rows (no
+/// `serde_json::Value` in between).
+#[derive(Serialize)]
+struct LoadPayload<'a> {
+    transformed_data: &'a [FinalRow],
 }
 
 fn kind_of(job: &Job) -> Result<TransformerKind, JobFailure> {
@@ -150,14 +160,20 @@ impl JobHandler for TransformHandler {
         } else {
             let priority =
                 JobPriority::new(i64::from(job.priority.unwrap_or(5))).unwrap_or_default();
-            let load = NewJob::new(
+            let payload = serde_json::to_string(&LoadPayload {
+                transformed_data: &transformed.records,
+            })
+            .map_err(|e| JobFailure::permanent("unserialisable_row", e.to_string()))?;
+            let id = jobs::insert_json(
+                conn,
                 job.tenant_id,
                 JobType::Load,
                 &kind.entity_type(),
-                json!({"transformed_data": transformed.records}),
+                &payload,
                 priority,
-            );
-            Some(jobs::insert(conn, &load).map_err(database)?.id)
+            )
+            .map_err(database)?;
+            Some(id)
         };
         Ok(json!({
             "records": ids.len(),
@@ -191,8 +207,8 @@ impl TransformHandler {
     }
 }
 
-/// `load` jobs: upsert the rows and mark their raw records completed, in the
-/// job's transaction.
+/// `load` jobs: upsert the rows and mark their raw records completed, in one
+/// statement of the job's transaction.
 pub struct LoadHandler;
 
 impl JobHandler for LoadHandler {
@@ -204,15 +220,16 @@ impl JobHandler for LoadHandler {
         // The rows stay in PostgreSQL: unpacked from the job's own row (the
         // claim did not even fetch them). They were validated when the job
         // was written (`POST /load`, or the transformer).
-        let counts =
+        let loaded =
             loaders::load_job_rows(conn, table, job.tenant_id, job.id).map_err(load_error)?;
-        loaders::complete_job_raw_records(conn, job.tenant_id, job.id).map_err(database)?;
+        let counts = loaded.counts;
         Ok(json!({
             "records": counts.inserted + counts.updated + counts.unchanged + counts.duplicates,
             "inserted": counts.inserted,
             "updated": counts.updated,
             "unchanged": counts.unchanged,
             "duplicates": counts.duplicates,
+            "raw_records_completed": loaded.raw_records_completed,
         }))
     }
 

@@ -107,6 +107,37 @@ pub fn insert(conn: &mut PgConnection, new: &NewJob) -> QueryResult<Job> {
         .get_result(conn)
 }
 
+/// Inserts a job whose payload is JSON text already and answers its id
+/// only: a load job's rows (about 1 MB) are serialised once, straight from
+/// typed rows, and do not travel back as `insert` would return them.
+pub fn insert_json(
+    conn: &mut PgConnection,
+    tenant_id: i32,
+    job_type: JobType,
+    entity_type: &EntityType,
+    payload: &str,
+    priority: JobPriority,
+) -> QueryResult<i32> {
+    use diesel::sql_types::{Int4, Text};
+    #[derive(QueryableByName)]
+    struct Inserted {
+        #[diesel(sql_type = Int4)]
+        id: i32,
+    }
+    let inserted: Inserted = diesel::sql_query(
+        "INSERT INTO etl_job_queue (tenant_id, job_type, entity_type, payload, priority)
+         VALUES ($1, $2, $3, $4::jsonb, $5)
+         RETURNING id",
+    )
+    .bind::<Int4, _>(tenant_id)
+    .bind::<Text, _>(job_type.as_str())
+    .bind::<Text, _>(entity_type.as_str())
+    .bind::<Text, _>(payload)
+    .bind::<Int4, _>(priority.get())
+    .get_result(conn)?;
+    Ok(inserted.id)
+}
+
 /// The tenant's job with this id; another tenant's job reads as `None`.
 pub fn find_for_tenant(
     conn: &mut PgConnection,

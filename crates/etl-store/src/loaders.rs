@@ -11,7 +11,7 @@
 use std::sync::OnceLock;
 
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Int4, Jsonb};
+use diesel::sql_types::{Int4, Jsonb};
 use serde::Serialize;
 
 /// What a load did, reported in the job's `result`.
@@ -93,20 +93,40 @@ const PULL_REQUESTS: Table = Table {
 };
 
 impl Table {
-    /// The upsert statement reading the rows of load job `$2` straight from
-    /// its payload, newest copy of each key first resolved in SQL.
-    fn upsert_from_job_sql(&self) -> String {
+    /// The whole of a load job `$2` for tenant `$1` in one statement, so its
+    /// payload is unpacked once: its rows read straight from the job's
+    /// payload, the newest copy of each key kept, upserted, and the raw
+    /// records behind every row (older copies' too) marked `completed`.
+    /// Answers the counts.
+    fn load_job_sql(&self) -> String {
         let record = self.record_definition();
-        self.upsert_from(&format!(
-            "(SELECT DISTINCT ON (rows.integration_id, rows.external_id) rows.*
-                FROM (SELECT rec.*, e.ord
-                        FROM etl_job_queue j,
-                             jsonb_array_elements(j.payload->'transformed_data') WITH ORDINALITY AS e(elem, ord),
-                             jsonb_to_record(e.elem) AS rec({record})
-                       WHERE j.id = $2) AS rows
-               ORDER BY rows.integration_id, rows.external_id,
-                        rows.source_updated_at DESC NULLS LAST, rows.ord DESC) AS r"
-        ))
+        let upsert = self.upsert_from("newest AS r");
+        format!(
+            "WITH rows AS MATERIALIZED (
+                 SELECT rec.*, e.ord
+                   FROM etl_job_queue j,
+                        jsonb_array_elements(j.payload->'transformed_data') WITH ORDINALITY AS e(elem, ord),
+                        jsonb_to_record(e.elem) AS rec({record})
+                  WHERE j.id = $2),
+             newest AS MATERIALIZED (
+                 SELECT DISTINCT ON (integration_id, external_id) *
+                   FROM rows
+                  ORDER BY integration_id, external_id, source_updated_at DESC NULLS LAST, ord DESC),
+             written AS ({upsert}),
+             completed AS (
+                 UPDATE raw_extraction_data
+                    SET processing_status = 'completed', processed_at = now(), error_details = NULL
+                  WHERE tenant_id = $1
+                    AND id IN (SELECT raw_data_id FROM rows WHERE raw_data_id IS NOT NULL)
+                    AND processing_status IS DISTINCT FROM 'completed'
+                    AND processing_status IS DISTINCT FROM 'skipped'
+                 RETURNING 1)
+             SELECT (SELECT count(*) FROM rows) AS rows,
+                    (SELECT count(*) FROM newest) AS keys,
+                    (SELECT count(*) FROM written WHERE inserted) AS inserted,
+                    (SELECT count(*) FROM written) AS written,
+                    (SELECT count(*) FROM completed) AS completed"
+        )
     }
 
     fn record_definition(&self) -> String {
@@ -168,29 +188,31 @@ impl Table {
     }
 }
 
-#[derive(QueryableByName)]
-struct Upserted {
-    #[diesel(sql_type = Bool)]
-    inserted: bool,
+/// What a load job did: its rows' counts, and how many raw records it
+/// marked `completed`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct JobLoad {
+    pub counts: LoadCounts,
+    pub raw_records_completed: usize,
 }
 
-/// Loads the rows a load job carries (`payload.transformed_data`) straight
-/// from its row: PostgreSQL unpacks, de-duplicates and upserts them, so the
-/// payload never travels to the worker and back. Returns what changed.
+/// Runs load job `job_id`: upserts the rows it carries
+/// (`payload.transformed_data`) straight from its row, and marks their
+/// raw records `completed`, in one statement. PostgreSQL unpacks,
+/// de-duplicates and upserts the rows, so the payload never travels to the
+/// worker and back.
 pub fn load_job_rows(
     conn: &mut PgConnection,
     entity: FinalTable,
     tenant_id: i32,
     job_id: i32,
-) -> QueryResult<LoadCounts> {
+) -> QueryResult<JobLoad> {
     use diesel::sql_types::BigInt;
     static WORK_ITEMS_SQL: OnceLock<String> = OnceLock::new();
     static PULL_REQUESTS_SQL: OnceLock<String> = OnceLock::new();
     let sql = match entity {
-        FinalTable::WorkItems => WORK_ITEMS_SQL.get_or_init(|| WORK_ITEMS.upsert_from_job_sql()),
-        FinalTable::PullRequests => {
-            PULL_REQUESTS_SQL.get_or_init(|| PULL_REQUESTS.upsert_from_job_sql())
-        }
+        FinalTable::WorkItems => WORK_ITEMS_SQL.get_or_init(|| WORK_ITEMS.load_job_sql()),
+        FinalTable::PullRequests => PULL_REQUESTS_SQL.get_or_init(|| PULL_REQUESTS.load_job_sql()),
     };
     #[derive(QueryableByName)]
     struct Counted {
@@ -198,49 +220,27 @@ pub fn load_job_rows(
         rows: i64,
         #[diesel(sql_type = BigInt)]
         keys: i64,
+        #[diesel(sql_type = BigInt)]
+        inserted: i64,
+        #[diesel(sql_type = BigInt)]
+        written: i64,
+        #[diesel(sql_type = BigInt)]
+        completed: i64,
     }
-    let counted: Counted = diesel::sql_query(
-        "SELECT count(*) AS rows,
-                count(DISTINCT (e->>'integration_id', e->>'external_id')) AS keys
-           FROM etl_job_queue j, jsonb_array_elements(j.payload->'transformed_data') e
-          WHERE j.id = $1",
-    )
-    .bind::<Int4, _>(job_id)
-    .get_result(conn)?;
-    let written: Vec<Upserted> = diesel::sql_query(sql)
+    let counted: Counted = diesel::sql_query(sql)
         .bind::<Int4, _>(tenant_id)
         .bind::<Int4, _>(job_id)
-        .load(conn)?;
-    let inserted = written.iter().filter(|w| w.inserted).count();
-    let keys = usize::try_from(counted.keys).unwrap_or(0);
-    Ok(LoadCounts {
-        inserted,
-        updated: written.len() - inserted,
-        unchanged: keys.saturating_sub(written.len()),
-        duplicates: usize::try_from(counted.rows - counted.keys).unwrap_or(0),
+        .get_result(conn)?;
+    let count = |n: i64| usize::try_from(n).unwrap_or(0);
+    Ok(JobLoad {
+        counts: LoadCounts {
+            inserted: count(counted.inserted),
+            updated: count(counted.written - counted.inserted),
+            unchanged: count(counted.keys - counted.written),
+            duplicates: count(counted.rows - counted.keys),
+        },
+        raw_records_completed: count(counted.completed),
     })
-}
-
-/// Marks the raw records behind a load job's rows `completed`, in the
-/// load's transaction.
-pub fn complete_job_raw_records(
-    conn: &mut PgConnection,
-    tenant_id: i32,
-    job_id: i32,
-) -> QueryResult<usize> {
-    diesel::sql_query(
-        "UPDATE raw_extraction_data
-            SET processing_status = 'completed', processed_at = now(), error_details = NULL
-          WHERE tenant_id = $1
-            AND id IN (SELECT (e->>'raw_data_id')::int4
-                         FROM etl_job_queue j, jsonb_array_elements(j.payload->'transformed_data') e
-                        WHERE j.id = $2 AND e ? 'raw_data_id' AND jsonb_typeof(e->'raw_data_id') = 'number')
-            AND processing_status IS DISTINCT FROM 'completed'
-            AND processing_status IS DISTINCT FROM 'skipped'",
-    )
-    .bind::<Int4, _>(tenant_id)
-    .bind::<Int4, _>(job_id)
-    .execute(conn)
 }
 
 /// The final tables.

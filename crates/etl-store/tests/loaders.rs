@@ -3,7 +3,8 @@
 use chrono::{TimeZone, Utc};
 use etl_domain::transform::{PrState, PullRequestRow, WorkItemRow};
 use etl_store::integrations::{self, NewIntegration};
-use etl_store::loaders::{self, LoadCounts};
+use etl_store::loaders::{self, JobLoad, LoadCounts};
+use etl_store::raw_records::{self, NewRawRecord};
 use etl_store::tenants::{self, NewTenant};
 use etl_store::test_support::TestDatabase;
 use serde_json::json;
@@ -63,14 +64,14 @@ fn item(integration: i32, id: &str, summary: &str, day: u32) -> WorkItemRow {
     }
 }
 
-/// Loads rows the way a load job does: written into a job's payload, then
-/// upserted from it.
-fn load<R: serde::Serialize>(
+/// Runs a load job carrying `rows` the way a worker does: the rows written
+/// into a job's payload, then loaded from it.
+fn load_job<R: serde::Serialize>(
     conn: &mut etl_store::PgConnection,
     table: loaders::FinalTable,
     tenant: i32,
     rows: &[R],
-) -> LoadCounts {
+) -> JobLoad {
     use etl_domain::{EntityType, JobPriority, JobType};
     use etl_store::jobs::{self, NewJob};
     let entity = match table {
@@ -89,6 +90,15 @@ fn load<R: serde::Serialize>(
     )
     .expect("job");
     loaders::load_job_rows(conn, table, tenant, job.id).expect("load")
+}
+
+fn load<R: serde::Serialize>(
+    conn: &mut etl_store::PgConnection,
+    table: loaders::FinalTable,
+    tenant: i32,
+    rows: &[R],
+) -> LoadCounts {
+    load_job(conn, table, tenant, rows).counts
 }
 
 fn items(conn: &mut etl_store::PgConnection, tenant: i32, rows: &[WorkItemRow]) -> LoadCounts {
@@ -237,7 +247,8 @@ fn a_load_job_is_loaded_from_its_own_row_newest_copy_first() {
     )
     .expect("job");
     let counts = loaders::load_job_rows(&mut conn, loaders::FinalTable::WorkItems, tenant, job.id)
-        .expect("load");
+        .expect("load")
+        .counts;
     assert_eq!(
         counts,
         LoadCounts {
@@ -252,7 +263,8 @@ fn a_load_job_is_loaded_from_its_own_row_newest_copy_first() {
     assert_eq!(stored[0]["labels"], json!(["a", "ü"]));
     // The same job again changes nothing.
     let again = loaders::load_job_rows(&mut conn, loaders::FinalTable::WorkItems, tenant, job.id)
-        .expect("load");
+        .expect("load")
+        .counts;
     assert_eq!(
         again,
         LoadCounts {
@@ -262,4 +274,127 @@ fn a_load_job_is_loaded_from_its_own_row_newest_copy_first() {
             duplicates: 2
         }
     );
+}
+
+/// Raw records of `tenant`, `processing` as a transform leaves them.
+fn processing_records(
+    conn: &mut etl_store::PgConnection,
+    tenant: i32,
+    integration: i32,
+    count: usize,
+) -> Vec<i32> {
+    use diesel::RunQueryDsl;
+    let records: Vec<NewRawRecord> = (0..count)
+        .map(|i| NewRawRecord {
+            tenant_id: tenant,
+            integration_id: integration,
+            entity_type: "jira_issues".to_owned(),
+            external_id: Some(i.to_string()),
+            raw_data: json!({"id": i.to_string()}),
+            extraction_metadata: None,
+        })
+        .collect();
+    let ids: Vec<i32> = raw_records::insert_checked_many(conn, &records)
+        .expect("raw records")
+        .into_iter()
+        .map(|id| id.expect("checked"))
+        .collect();
+    diesel::sql_query("UPDATE raw_extraction_data SET processing_status = 'processing'")
+        .execute(conn)
+        .expect("processing");
+    ids
+}
+
+fn status_of(conn: &mut etl_store::PgConnection, tenant: i32, id: i32) -> (String, bool) {
+    let record = raw_records::find_for_tenant(conn, tenant, id)
+        .expect("read")
+        .expect("exists");
+    (
+        record.processing_status.unwrap_or_default(),
+        record.processed_at.is_some(),
+    )
+}
+
+#[test]
+fn a_load_job_completes_the_raw_records_behind_its_rows_and_only_its_tenants() {
+    let db = TestDatabase::migrated();
+    let (mut conn, tenant, integration) = setup(&db);
+    let other = tenants::insert(
+        &mut conn,
+        &NewTenant {
+            name: "other",
+            active: true,
+        },
+    )
+    .expect("tenant")
+    .id;
+    let other_integration = integrations::insert(
+        &mut conn,
+        &NewIntegration {
+            tenant_id: other,
+            provider: "jira",
+            name: "o",
+            active: true,
+            settings: json!({}),
+        },
+    )
+    .expect("integration")
+    .id;
+    let ours = processing_records(&mut conn, tenant, integration, 3);
+    let theirs = processing_records(&mut conn, other, other_integration, 1);
+    let with_raw = |id: &str, summary: &str, day: u32, raw: i32| WorkItemRow {
+        raw_data_id: Some(raw),
+        ..item(integration, id, summary, day)
+    };
+    // Two copies of one key (both raw records are done with), a row naming
+    // another tenant's record, and a row naming none.
+    let rows = vec![
+        with_raw("1", "older", 1, ours[0]),
+        with_raw("1", "newer", 2, ours[1]),
+        with_raw("2", "two", 1, theirs[0]),
+        item(integration, "3", "three", 1),
+    ];
+    let loaded = load_job(&mut conn, loaders::FinalTable::WorkItems, tenant, &rows);
+    assert_eq!(loaded.counts, counts(3, 0, 0, 1));
+    assert_eq!(loaded.raw_records_completed, 2);
+    assert_eq!(
+        status_of(&mut conn, tenant, ours[0]),
+        ("completed".to_owned(), true)
+    );
+    assert_eq!(
+        status_of(&mut conn, tenant, ours[1]),
+        ("completed".to_owned(), true)
+    );
+    assert_eq!(
+        status_of(&mut conn, tenant, ours[2]),
+        ("processing".to_owned(), false)
+    );
+    assert_eq!(
+        status_of(&mut conn, other, theirs[0]),
+        ("processing".to_owned(), false)
+    );
+    // Loading again completes nothing more.
+    let again = load_job(&mut conn, loaders::FinalTable::WorkItems, tenant, &rows);
+    assert_eq!(again.counts, counts(0, 0, 3, 1));
+    assert_eq!(again.raw_records_completed, 0);
+}
+
+#[test]
+fn final_rows_outlive_the_raw_records_they_came_from() {
+    use diesel::RunQueryDsl;
+    let db = TestDatabase::migrated();
+    let (mut conn, tenant, integration) = setup(&db);
+    let raw = processing_records(&mut conn, tenant, integration, 1)[0];
+    let row = WorkItemRow {
+        raw_data_id: Some(raw),
+        ..item(integration, "1", "one", 1)
+    };
+    load(&mut conn, loaders::FinalTable::WorkItems, tenant, &[row]);
+    // Retention purges raw records; the final row keeps its provenance.
+    diesel::sql_query(format!("DELETE FROM raw_extraction_data WHERE id = {raw}"))
+        .execute(&mut conn)
+        .expect("purge");
+    let rows = loaders::list_work_items(&mut conn, tenant, None, None, None, 100).expect("list");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["raw_data_id"], raw);
 }

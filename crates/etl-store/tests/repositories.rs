@@ -533,3 +533,41 @@ fn idempotency_keys_are_forgotten_after_their_retention() {
         Claim::Answered { .. }
     ));
 }
+
+#[test]
+fn a_job_inserted_from_json_text_reads_back_like_any_other() {
+    let db = TestDatabase::migrated();
+    let mut conn = db.connect();
+    let f = fixture(&mut conn);
+    let id = jobs::insert_json(
+        &mut conn,
+        f.tenant,
+        JobType::Load,
+        &entity("jira_issues"),
+        r#"{"transformed_data": [{"external_id": "1", "summary": "Ünïcode ✓"}]}"#,
+        JobPriority::new(3).expect("valid"),
+    )
+    .expect("insert");
+    let job = jobs::find_for_tenant(&mut conn, f.tenant, id)
+        .expect("query")
+        .expect("stored");
+    assert_eq!(job.status(), JobStatus::Pending);
+    assert_eq!(job.job_type(), Some(JobType::Load));
+    assert_eq!(job.entity_type, "jira_issues");
+    assert_eq!(job.priority, Some(3));
+    assert_eq!(job.max_retries, Some(3));
+    assert_eq!(
+        job.payload,
+        json!({"transformed_data": [{"external_id": "1", "summary": "Ünïcode ✓"}]})
+    );
+    // Text that is not JSON is refused by the database, not stored.
+    assert!(jobs::insert_json(
+        &mut conn,
+        f.tenant,
+        JobType::Load,
+        &entity("jira_issues"),
+        "{not json",
+        JobPriority::default(),
+    )
+    .is_err());
+}
