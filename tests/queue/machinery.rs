@@ -234,7 +234,7 @@ async fn a_duplicate_delivery_of_a_finished_job_changes_nothing() {
     // bookkeeping would.
     let job = {
         let mut conn = h.app.db.connect();
-        etl_store::jobs::find(&mut conn, i32::try_from(id).expect("id"))
+        etl_store::jobs::find_outbox(&mut conn, i32::try_from(id).expect("id"))
             .expect("query")
             .expect("job")
     };

@@ -167,10 +167,10 @@ impl Relay {
         let mut broken = None;
         for (message, outcome) in messages.iter().zip(outcomes) {
             match outcome {
-                Ok(()) => confirmed.push(message.job_id()),
+                Ok(()) => confirmed.push(message.job_id),
                 Err(error) => {
-                    tracing::warn!(job_id = message.job_id(), %error, "job not published");
-                    refused.push(message.job_id());
+                    tracing::warn!(job_id = message.job_id, %error, "job not published");
+                    refused.push(message.job_id);
                     if matches!(error, etl_queue::QueueError::Channel(_)) {
                         broken = Some(error);
                     }

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use etl_domain::{JobMessage, JobType};
+use etl_domain::{JobMessage, JobPriority, JobType};
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
@@ -79,6 +79,31 @@ impl AmqpConfig {
     }
 }
 
+/// A job message ready to publish, its body already JSON (SPEC §6). Built
+/// from a [`JobMessage`] with [`OutgoingMessage::encode`], or by a caller
+/// that writes the same JSON without one (the relay splices a load job's
+/// stored rows into the body rather than parsing and re-encoding them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingMessage {
+    pub job_id: i32,
+    pub job_type: JobType,
+    pub priority: JobPriority,
+    pub body: Vec<u8>,
+}
+
+impl OutgoingMessage {
+    pub fn encode(message: &JobMessage) -> Result<Self, QueueError> {
+        let job_id = message.job_id();
+        Ok(Self {
+            job_id,
+            job_type: message.job_type(),
+            priority: message.priority(),
+            body: serde_json::to_vec(message)
+                .map_err(|source| QueueError::Encode { job_id, source })?,
+        })
+    }
+}
+
 /// A live connection to RabbitMQ.
 pub struct Broker {
     connection: Connection,
@@ -94,14 +119,14 @@ impl Broker {
 
     /// Publishes job messages and waits until the broker confirms each.
     /// Returns one outcome per message, in order.
-    pub async fn publish(&self, messages: &[JobMessage]) -> Vec<Result<(), QueueError>> {
+    pub async fn publish(&self, messages: &[OutgoingMessage]) -> Vec<Result<(), QueueError>> {
         let mut pending = Vec::with_capacity(messages.len());
         for message in messages {
             pending.push(self.start_publish(message).await);
         }
         let mut outcomes = Vec::with_capacity(messages.len());
         for (message, started) in messages.iter().zip(pending) {
-            let job_id = message.job_id();
+            let job_id = message.job_id;
             let outcome = match started {
                 Err(error) => Err(error),
                 Ok(confirm) => match confirm.await {
@@ -118,27 +143,24 @@ impl Broker {
 
     async fn start_publish(
         &self,
-        message: &JobMessage,
+        message: &OutgoingMessage,
     ) -> Result<lapin::publisher_confirm::PublisherConfirm, QueueError> {
-        let job_id = message.job_id();
-        let body =
-            serde_json::to_vec(message).map_err(|source| QueueError::Encode { job_id, source })?;
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type(ShortString::from("application/json"))
-            .with_message_id(ShortString::from(job_id.to_string()))
-            .with_priority(message.priority().amqp_priority());
+            .with_message_id(ShortString::from(message.job_id.to_string()))
+            .with_priority(message.priority.amqp_priority());
         self.publisher
             .basic_publish(
                 EXCHANGE,
-                routing_key(message.job_type()),
+                routing_key(message.job_type),
                 // Mandatory: a message no queue takes comes back as an error
                 // instead of vanishing.
                 BasicPublishOptions {
                     mandatory: true,
                     ..BasicPublishOptions::default()
                 },
-                &body,
+                &message.body,
                 properties,
             )
             .await

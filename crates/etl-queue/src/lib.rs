@@ -14,7 +14,7 @@
 mod broker;
 pub mod topology;
 
-pub use broker::{AmqpConfig, Broker, Delivery, JobConsumer};
+pub use broker::{AmqpConfig, Broker, Delivery, JobConsumer, OutgoingMessage};
 pub use topology::{queue_name, routing_key};
 
 /// What can go wrong talking to RabbitMQ.

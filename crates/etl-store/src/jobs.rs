@@ -296,6 +296,51 @@ pub fn report(
     Ok(JobChange::Changed(Box::new(job)))
 }
 
+/// A job as the relay publishes it: what its message needs, with the
+/// payload as the JSON text PostgreSQL sends, so that a load job's rows
+/// (about 1 MB) can be spliced into its message without being parsed.
+#[derive(Debug, Clone, PartialEq, Queryable)]
+pub struct OutboxJob {
+    pub id: i32,
+    pub tenant_id: i32,
+    pub job_type: String,
+    pub entity_type: String,
+    pub priority: Option<i32>,
+    pub created_at: NaiveDateTime,
+    pub payload: String,
+}
+
+type OutboxColumns = (
+    jobs::id,
+    jobs::tenant_id,
+    jobs::job_type,
+    jobs::entity_type,
+    jobs::priority,
+    jobs::created_at,
+    diesel::expression::SqlLiteral<diesel::sql_types::Text>,
+);
+
+fn outbox_columns() -> OutboxColumns {
+    (
+        jobs::id,
+        jobs::tenant_id,
+        jobs::job_type,
+        jobs::entity_type,
+        jobs::priority,
+        jobs::created_at,
+        diesel::dsl::sql::<diesel::sql_types::Text>("payload::text"),
+    )
+}
+
+/// One job in the relay's form (to publish it again by hand).
+pub fn find_outbox(conn: &mut PgConnection, id: i32) -> QueryResult<Option<OutboxJob>> {
+    jobs::table
+        .filter(jobs::id.eq(id))
+        .select(outbox_columns())
+        .first(conn)
+        .optional()
+}
+
 /// Takes up to `limit` due pending jobs for publishing, most urgent first,
 /// but no more payload than about `max_bytes` (stored size; at least one
 /// job), and leases them until `lease_until` so that no other relay takes
@@ -307,7 +352,7 @@ pub fn lease_due(
     limit: i64,
     max_bytes: i64,
     lease_until: NaiveDateTime,
-) -> QueryResult<Vec<Job>> {
+) -> QueryResult<Vec<OutboxJob>> {
     use diesel::dsl::sql;
     use diesel::sql_types::Integer;
     let types: Vec<&str> = job_types.iter().map(|t| t.as_str()).collect();
@@ -347,8 +392,13 @@ pub fn lease_due(
         }
         diesel::update(jobs::table.filter(jobs::id.eq_any(&taken)))
             .set(jobs::lease_until.eq(lease_until))
-            .returning(Job::as_returning())
+            .returning(outbox_columns())
             .get_results(conn)
+            .map(|mut leased: Vec<OutboxJob>| {
+                // RETURNING follows no order; publish the most urgent first.
+                leased.sort_by_key(|job| (job.priority.unwrap_or(5), job.id));
+                leased
+            })
     })
 }
 
