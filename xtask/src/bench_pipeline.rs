@@ -74,6 +74,36 @@ pub fn pipeline(root: &Path, options: &PipelineOptions) -> anyhow::Result<()> {
     })
 }
 
+/// Rows per second of the baseline `INSERT … SELECT` into a fresh copy of
+/// work_items: `LIKE … INCLUDING ALL` (columns, defaults, indexes), and with
+/// `foreign_keys` also work_items' foreign keys, which LIKE leaves out.
+fn baseline(db: &DatabaseUrl, n: u32, foreign_keys: bool) -> anyhow::Result<f64> {
+    psql(
+        db,
+        "CREATE TABLE work_items_baseline (LIKE work_items INCLUDING ALL)",
+    )?;
+    if foreign_keys {
+        psql(
+            db,
+            "DO $$
+             DECLARE fk record;
+             BEGIN
+                 FOR fk IN SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint
+                            WHERE conrelid = 'work_items'::regclass AND contype = 'f' LOOP
+                     EXECUTE 'ALTER TABLE work_items_baseline ADD ' || fk.def;
+                 END LOOP;
+             END
+             $$",
+        )?;
+    }
+    psql(db, "CHECKPOINT")?;
+    let started = Instant::now();
+    psql(db, BASELINE)?;
+    let rate = f64::from(n) / started.elapsed().as_secs_f64();
+    psql(db, "DROP TABLE work_items_baseline")?;
+    Ok(rate)
+}
+
 fn run(root: &Path, options: &PipelineOptions, db: &DatabaseUrl, amqp: &str) -> anyhow::Result<()> {
     let mut conn = etl_store::connect(db.as_str())?;
     migrations::run_pending(&mut conn)?;
@@ -85,21 +115,6 @@ fn run(root: &Path, options: &PipelineOptions, db: &DatabaseUrl, amqp: &str) -> 
         "INSERT INTO raw_extraction_data (tenant_id, integration_id, entity_type, external_id, raw_data)
          SELECT {tenant}, {jira}, 'jira_issues', (100000 + i)::text, {TEMPLATE} FROM generate_series(1, {n}) AS i"
     ))?;
-    // The baseline's table is work_items' twin: columns, defaults, indexes
-    // and (which LIKE leaves out) foreign keys, so both do the same checks.
-    psql(
-        db,
-        "CREATE TABLE work_items_baseline (LIKE work_items INCLUDING ALL);
-         DO $$
-         DECLARE fk record;
-         BEGIN
-             FOR fk IN SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint
-                        WHERE conrelid = 'work_items'::regclass AND contype = 'f' LOOP
-                 EXECUTE 'ALTER TABLE work_items_baseline ADD ' || fk.def;
-             END LOOP;
-         END
-         $$",
-    )?;
     psql(db, "VACUUM ANALYZE")?;
     let bytes = psql(
         db,
@@ -107,12 +122,12 @@ fn run(root: &Path, options: &PipelineOptions, db: &DatabaseUrl, amqp: &str) -> 
     )?;
     println!("{n} raw Jira issues of about {bytes} bytes (jsonb) each");
 
-    // PostgreSQL's own mapping of the same rows.
-    let started = Instant::now();
-    psql(db, BASELINE)?;
-    let baseline = f64::from(n) / started.elapsed().as_secs_f64();
-    psql(db, "DROP TABLE work_items_baseline")?;
+    // PostgreSQL's own mapping of the same rows, into a plain copy of
+    // work_items and into its twin with the same foreign keys.
+    let plain = baseline(db, n, false)?;
+    let twin = baseline(db, n, true)?;
 
+    psql(db, "CHECKPOINT")?;
     // The pipeline: /pipeline/process → transform jobs → load jobs.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -178,16 +193,35 @@ fn run(root: &Path, options: &PipelineOptions, db: &DatabaseUrl, amqp: &str) -> 
     drop(server);
 
     println!(
-        "\n{:<40} {:>12} {:>12} {:>7}",
+        "\n{:<44} {:>12} {:>12} {:>7}",
         "", "pipeline", "INSERT…SELECT", "ratio"
     );
+    // The target is set against the same work: a table with work_items'
+    // checks. The plain copy shows what the foreign keys cost both sides.
+    for (target, rate, note) in [
+        (
+            "work_items' twin (same foreign keys)",
+            twin,
+            "(target ≥ 33%)",
+        ),
+        (
+            "plain copy (LIKE, no foreign keys)",
+            plain,
+            "(for reference)",
+        ),
+    ] {
+        println!(
+            "{:<44} {:>8.0} r/s {:>8.0} r/s {:>6.0}%   {note}",
+            format!("into {target}"),
+            ours,
+            rate,
+            100.0 * ours / rate
+        );
+    }
     println!(
-        "{:<40} {:>8.0} r/s {:>8.0} r/s {:>6.0}%   (target ≥ 33%)",
-        format!("{n} issues → work_items ({} per job)", options.batch_size),
-        ours,
-        baseline,
-        100.0 * ours / baseline
+        "{n} issues, {} per job; work_items rows: {rows}; pipeline took {elapsed:.1} s; \
+         server peak RSS {peak}",
+        options.batch_size
     );
-    println!("work_items rows: {rows}; pipeline took {elapsed:.1} s; server peak RSS {peak}");
     Ok(())
 }
