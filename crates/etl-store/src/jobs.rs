@@ -299,7 +299,8 @@ pub fn report(
 /// A job as the relay publishes it: what its message needs, with the
 /// payload as the JSON text PostgreSQL sends, so that a load job's rows
 /// (about 1 MB) can be spliced into its message without being parsed.
-#[derive(Debug, Clone, PartialEq, Queryable)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = jobs, check_for_backend(diesel::pg::Pg))]
 pub struct OutboxJob {
     pub id: i32,
     pub tenant_id: i32,
@@ -307,36 +308,18 @@ pub struct OutboxJob {
     pub entity_type: String,
     pub priority: Option<i32>,
     pub created_at: NaiveDateTime,
+    #[diesel(
+        select_expression = diesel::dsl::sql::<diesel::sql_types::Text>("payload::text"),
+        select_expression_type = diesel::expression::SqlLiteral<diesel::sql_types::Text>
+    )]
     pub payload: String,
-}
-
-type OutboxColumns = (
-    jobs::id,
-    jobs::tenant_id,
-    jobs::job_type,
-    jobs::entity_type,
-    jobs::priority,
-    jobs::created_at,
-    diesel::expression::SqlLiteral<diesel::sql_types::Text>,
-);
-
-fn outbox_columns() -> OutboxColumns {
-    (
-        jobs::id,
-        jobs::tenant_id,
-        jobs::job_type,
-        jobs::entity_type,
-        jobs::priority,
-        jobs::created_at,
-        diesel::dsl::sql::<diesel::sql_types::Text>("payload::text"),
-    )
 }
 
 /// One job in the relay's form (to publish it again by hand).
 pub fn find_outbox(conn: &mut PgConnection, id: i32) -> QueryResult<Option<OutboxJob>> {
     jobs::table
         .filter(jobs::id.eq(id))
-        .select(outbox_columns())
+        .select(OutboxJob::as_select())
         .first(conn)
         .optional()
 }
@@ -392,7 +375,7 @@ pub fn lease_due(
         }
         diesel::update(jobs::table.filter(jobs::id.eq_any(&taken)))
             .set(jobs::lease_until.eq(lease_until))
-            .returning(outbox_columns())
+            .returning(OutboxJob::as_returning())
             .get_results(conn)
             .map(|mut leased: Vec<OutboxJob>| {
                 // RETURNING follows no order; publish the most urgent first.
