@@ -11,17 +11,17 @@ use serde_json::json;
 
 fn setup(db: &TestDatabase) -> (etl_store::PgConnection, i32, i32) {
     let mut conn = db.connect();
-    let tenant = tenants::insert(
-        &mut conn,
-        &NewTenant {
-            name: "acme",
-            active: true,
-        },
-    )
-    .expect("tenant")
-    .id;
+    let (tenant, integration) = tenant_with_integration(&mut conn, "acme");
+    (conn, tenant, integration)
+}
+
+/// A tenant named `name` with one Jira integration: (tenant, integration).
+fn tenant_with_integration(conn: &mut etl_store::PgConnection, name: &str) -> (i32, i32) {
+    let tenant = tenants::insert(conn, &NewTenant { name, active: true })
+        .expect("tenant")
+        .id;
     let integration = integrations::insert(
-        &mut conn,
+        conn,
         &NewIntegration {
             tenant_id: tenant,
             provider: "jira",
@@ -32,7 +32,7 @@ fn setup(db: &TestDatabase) -> (etl_store::PgConnection, i32, i32) {
     )
     .expect("integration")
     .id;
-    (conn, tenant, integration)
+    (tenant, integration)
 }
 
 fn item(integration: i32, id: &str, summary: &str, day: u32) -> WorkItemRow {
@@ -319,27 +319,7 @@ fn status_of(conn: &mut etl_store::PgConnection, tenant: i32, id: i32) -> (Strin
 fn a_load_job_completes_the_raw_records_behind_its_rows_and_only_its_tenants() {
     let db = TestDatabase::migrated();
     let (mut conn, tenant, integration) = setup(&db);
-    let other = tenants::insert(
-        &mut conn,
-        &NewTenant {
-            name: "other",
-            active: true,
-        },
-    )
-    .expect("tenant")
-    .id;
-    let other_integration = integrations::insert(
-        &mut conn,
-        &NewIntegration {
-            tenant_id: other,
-            provider: "jira",
-            name: "o",
-            active: true,
-            settings: json!({}),
-        },
-    )
-    .expect("integration")
-    .id;
+    let (other, other_integration) = tenant_with_integration(&mut conn, "other");
     let ours = processing_records(&mut conn, tenant, integration, 3);
     let theirs = processing_records(&mut conn, other, other_integration, 1);
     let with_raw = |id: &str, summary: &str, day: u32, raw: i32| WorkItemRow {
@@ -357,22 +337,20 @@ fn a_load_job_completes_the_raw_records_behind_its_rows_and_only_its_tenants() {
     let loaded = load_job(&mut conn, loaders::FinalTable::WorkItems, tenant, &rows);
     assert_eq!(loaded.counts, counts(3, 0, 0, 1));
     assert_eq!(loaded.raw_records_completed, 2);
-    assert_eq!(
-        status_of(&mut conn, tenant, ours[0]),
-        ("completed".to_owned(), true)
+    let statuses: Vec<(String, bool)> = [
+        (tenant, ours[0]),
+        (tenant, ours[1]),
+        (tenant, ours[2]),
+        (other, theirs[0]),
+    ]
+    .into_iter()
+    .map(|(t, id)| status_of(&mut conn, t, id))
+    .collect();
+    let (done, waiting) = (
+        ("completed".to_owned(), true),
+        ("processing".to_owned(), false),
     );
-    assert_eq!(
-        status_of(&mut conn, tenant, ours[1]),
-        ("completed".to_owned(), true)
-    );
-    assert_eq!(
-        status_of(&mut conn, tenant, ours[2]),
-        ("processing".to_owned(), false)
-    );
-    assert_eq!(
-        status_of(&mut conn, other, theirs[0]),
-        ("processing".to_owned(), false)
-    );
+    assert_eq!(statuses, [done.clone(), done, waiting.clone(), waiting]);
     // Loading again completes nothing more.
     let again = load_job(&mut conn, loaders::FinalTable::WorkItems, tenant, &rows);
     assert_eq!(again.counts, counts(0, 0, 3, 1));
