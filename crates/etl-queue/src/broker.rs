@@ -194,8 +194,24 @@ impl Broker {
         })
     }
 
-    pub async fn close(&self) {
+    /// Closes the connection, then waits (a few seconds at most) for its
+    /// I/O thread to end: a thread that outlived the tokio runtime it uses
+    /// would log I/O errors after a clean shutdown.
+    pub async fn close(self) {
         let _ = self.connection.close(200, "shutting down").await;
+        drop(self.publisher);
+        let (ended, io_thread_ended) = tokio::sync::oneshot::channel();
+        let connection = self.connection;
+        let joined = std::thread::Builder::new()
+            .name("lapin-close".to_owned())
+            .spawn(move || {
+                // Blocks until the connection's I/O thread has ended.
+                let _ = connection.run();
+                let _ = ended.send(());
+            });
+        if joined.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(3), io_thread_ended).await;
+        }
     }
 }
 

@@ -125,17 +125,15 @@ async fn run_server(
     listener: TcpListener,
     dev: bool,
 ) -> anyhow::Result<()> {
-    if !dev {
-        // Applied in the background so the process starts (and `/ready`
-        // says why it is not ready) while the database is still down.
-        tokio::task::spawn_blocking({
-            let pool = pool.clone();
-            move || migrate_when_reachable(&pool)
-        });
-    }
+    let migrated = if dev {
+        // `prepare_dev_database` has applied them already.
+        watch::channel(true).1
+    } else {
+        migrate_in_background(&pool)
+    };
     let addr = listener.local_addr()?;
     log_start(settings);
-    let background = Background::start(settings, &pool);
+    let background = Background::start(settings, &pool, migrated);
     let mut state = AppState::new(pool, JwtKeys::new(&secret))
         .with_metrics(background.metrics.clone())
         .with_jobs_notifier(background.jobs_created.clone());
@@ -169,12 +167,9 @@ fn worker(settings: &Settings) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        tokio::task::spawn_blocking({
-            let pool = pool.clone();
-            move || migrate_when_reachable(&pool)
-        });
+        let migrated = migrate_in_background(&pool);
         log_start(settings);
-        let background = Background::start(settings, &pool);
+        let background = Background::start(settings, &pool, migrated);
         tracing::info!("worker running");
         shutdown_signal().await;
         tracing::info!("shutting down: finishing running jobs");
@@ -204,12 +199,18 @@ struct Background {
 }
 
 impl Background {
-    fn start(settings: &Settings, pool: &PgPool) -> Self {
+    /// Starts every task; each waits for `migrated` before its first look
+    /// at the database.
+    fn start(settings: &Settings, pool: &PgPool, migrated: watch::Receiver<bool>) -> Self {
         let metrics = etl_http::metrics::Metrics::new();
         let queue_metrics = QueueMetrics::register(metrics.registry());
         let jobs_created = Arc::new(Notify::new());
         let (shutdown, stopping) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        let after = AfterMigrations {
+            migrated,
+            stopping: stopping.clone(),
+        };
         let handlers = handlers();
         let mut worker_config = WorkerConfig::new(worker_name());
         worker_config.concurrency = settings.worker_concurrency;
@@ -234,35 +235,37 @@ impl Background {
                     health,
                     metrics: queue_metrics.clone(),
                 };
-                tasks.spawn(relay.run(stopping.clone()));
+                tasks.spawn(after.gate(relay.run(stopping.clone())));
                 if has_handlers {
-                    tasks.spawn(worker.run_amqp(amqp, stopping.clone()));
+                    tasks.spawn(after.gate(worker.run_amqp(amqp, stopping.clone())));
                 }
             }
             QueueMode::Postgres => {
                 if has_handlers {
-                    tasks.spawn(worker.run_postgres(jobs_created.clone(), stopping.clone()));
+                    tasks.spawn(
+                        after.gate(worker.run_postgres(jobs_created.clone(), stopping.clone())),
+                    );
                 }
             }
         }
-        tasks.spawn(rescuer::run(
+        tasks.spawn(after.gate(rescuer::run(
             pool.clone(),
             RescuerConfig::default(),
             handlers,
             stopping.clone(),
-        ));
-        tasks.spawn(etl_jobs::janitor::run(
+        )));
+        tasks.spawn(after.gate(etl_jobs::janitor::run(
             pool.clone(),
             Duration::from_secs(600),
             etl_jobs::janitor::IDEMPOTENCY_RETENTION,
             stopping.clone(),
-        ));
-        tasks.spawn(etl_jobs::metrics::refresh(
+        )));
+        tasks.spawn(after.gate(etl_jobs::metrics::refresh(
             pool.clone(),
             queue_metrics,
             Duration::from_secs(5),
-            stopping,
-        ));
+            stopping.clone(),
+        )));
         Self {
             metrics,
             jobs_created,
@@ -322,6 +325,46 @@ async fn shutdown_signal() {
 /// Applies pending migrations, retrying with capped backoff until the
 /// database answers. Several processes may do this at once: the store holds
 /// an advisory lock while migrating.
+/// Applies pending migrations in the background, so that the process starts
+/// (and `/ready` says why it is not ready) while the database is still down.
+/// The receiver turns true once they are applied.
+fn migrate_in_background(pool: &PgPool) -> watch::Receiver<bool> {
+    let (done, migrated) = watch::channel(false);
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        migrate_when_reachable(&pool);
+        let _ = done.send(true);
+    });
+    migrated
+}
+
+/// Holds the background tasks back until the schema is migrated: before
+/// that, the relay, workers and sweepers would only fail on missing tables.
+struct AfterMigrations {
+    migrated: watch::Receiver<bool>,
+    stopping: watch::Receiver<bool>,
+}
+
+impl AfterMigrations {
+    /// `task`, started once the migrations are applied; a task whose
+    /// process stops first never starts.
+    fn gate(
+        &self,
+        task: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let (mut migrated, mut stopping) = (self.migrated.clone(), self.stopping.clone());
+        async move {
+            let ready = tokio::select! {
+                ready = migrated.wait_for(|done| *done) => ready.is_ok(),
+                _ = stopping.wait_for(|stop| *stop) => false,
+            };
+            if ready {
+                task.await;
+            }
+        }
+    }
+}
+
 fn migrate_when_reachable(pool: &PgPool) {
     let mut delay = Duration::from_millis(500);
     loop {

@@ -185,6 +185,21 @@ impl Running {
         );
     }
 
+    /// Every output line, once the process has closed its output (it has
+    /// exited): those seen so far and the rest.
+    fn all_output(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.borrow_mut().push(line),
+                // Both readers reached the end of their stream.
+                Err(mpsc::RecvTimeoutError::Disconnected) => return self.seen.borrow().clone(),
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+            }
+        }
+        panic!("etl-server's output never ended");
+    }
+
     /// The address from the "listening on http://…" log line.
     fn address(&self) -> String {
         let line = self.wait_for_line("listening on http://");
@@ -249,6 +264,14 @@ fn serve_answers_health_and_ready_and_stops_gracefully_on_sigterm() {
     let status = server.terminate();
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
     server.wait_for_line("stopped");
+    // A clean stop says so and nothing worse: no connection (RabbitMQ's
+    // included) outlives the runtime it uses.
+    let complaints: Vec<String> = server
+        .all_output()
+        .into_iter()
+        .filter(|line| line.contains(" WARN ") || line.contains(" ERROR "))
+        .collect();
+    assert!(complaints.is_empty(), "{complaints:#?}");
 }
 
 /// Polls `/ready` until it answers 200, for at most 30 s.
