@@ -250,40 +250,79 @@ pub fn update_status(
     }
 }
 
-/// Ids of the tenant's `pending` records of one type (optionally of one
-/// integration), oldest first, locked and moved to `processing` so that a
-/// second call does not queue them again. Call inside the transaction that
-/// creates their jobs.
-pub fn take_pending(
+/// Which pending records a `/pipeline/process` call takes: the tenant's, of
+/// one type, optionally of one integration.
+#[derive(Debug, Clone, Copy)]
+pub struct PendingScope<'a> {
+    pub tenant_id: i32,
+    pub entity_type: &'a EntityType,
+    pub integration_id: Option<i32>,
+}
+
+/// The newest id among the scope's `pending` records, if any: the end of
+/// what one `/pipeline/process` call takes, so that records arriving
+/// meanwhile do not keep it going.
+pub fn newest_pending_id(
     conn: &mut PgConnection,
-    tenant_id: i32,
-    entity_type: &EntityType,
-    integration_id: Option<i32>,
-) -> QueryResult<Vec<i32>> {
-    use diesel::sql_types::{Int4, Nullable};
-    // Row locks need an unboxed query, so the optional integration filter is
-    // spelled in SQL: `integration_id = $x OR $x IS NULL`.
-    let integration = integration_id.into_sql::<Nullable<Int4>>();
-    let ids: Vec<i32> = raw::table
-        .filter(raw::tenant_id.eq(tenant_id))
-        .filter(raw::entity_type.eq(entity_type.as_str()))
+    scope: PendingScope<'_>,
+) -> QueryResult<Option<i32>> {
+    use diesel::dsl::max;
+    raw::table
+        .filter(raw::tenant_id.eq(scope.tenant_id))
+        .filter(raw::entity_type.eq(scope.entity_type.as_str()))
         .filter(raw::processing_status.eq(ProcessingStatus::Pending.as_str()))
         .filter(
             raw::integration_id
                 .nullable()
-                .eq(integration)
-                .or(integration_id.into_sql::<Nullable<Int4>>().is_null()),
+                .eq(scope.integration_id)
+                .or(scope
+                    .integration_id
+                    .into_sql::<diesel::sql_types::Nullable<diesel::sql_types::Int4>>()
+                    .is_null()),
         )
-        .order(raw::id.asc())
-        .select(raw::id)
-        .for_update()
-        .skip_locked()
-        .load(conn)?;
-    if !ids.is_empty() {
-        diesel::update(raw::table.filter(raw::id.eq_any(&ids)))
-            .set(raw::processing_status.eq(ProcessingStatus::Processing.as_str()))
-            .execute(conn)?;
+        .select(max(raw::id))
+        .first(conn)
+}
+
+/// Takes up to `limit` of the scope's `pending` records with ids in
+/// `(after_id, up_to_id]`, oldest first: moves them to `processing` (so
+/// that no other call queues them again) and returns their ids in order.
+/// Rows another transaction holds are skipped. Call inside the transaction
+/// that creates their job.
+pub fn take_pending_batch(
+    conn: &mut PgConnection,
+    scope: PendingScope<'_>,
+    (after_id, up_to_id): (i32, i32),
+    limit: i64,
+) -> QueryResult<Vec<i32>> {
+    use diesel::sql_types::{BigInt, Int4, Nullable, Text};
+    #[derive(QueryableByName)]
+    struct Taken {
+        #[diesel(sql_type = Int4)]
+        id: i32,
     }
+    let taken: Vec<Taken> = diesel::sql_query(
+        "UPDATE raw_extraction_data SET processing_status = 'processing'
+          WHERE id IN (SELECT id FROM raw_extraction_data
+                        WHERE tenant_id = $1 AND entity_type = $2
+                          AND processing_status = 'pending'
+                          AND ($3::int4 IS NULL OR integration_id = $3)
+                          AND id > $4 AND id <= $5
+                        ORDER BY id
+                        LIMIT $6
+                          FOR UPDATE SKIP LOCKED)
+         RETURNING id",
+    )
+    .bind::<Int4, _>(scope.tenant_id)
+    .bind::<Text, _>(scope.entity_type.as_str())
+    .bind::<Nullable<Int4>, _>(scope.integration_id)
+    .bind::<Int4, _>(after_id)
+    .bind::<Int4, _>(up_to_id)
+    .bind::<BigInt, _>(limit)
+    .load(conn)?;
+    let mut ids: Vec<i32> = taken.into_iter().map(|t| t.id).collect();
+    // RETURNING follows no order.
+    ids.sort_unstable();
     Ok(ids)
 }
 

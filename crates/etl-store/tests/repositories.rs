@@ -571,3 +571,78 @@ fn a_job_inserted_from_json_text_reads_back_like_any_other() {
     )
     .is_err());
 }
+
+#[test]
+fn pending_records_are_taken_in_bounded_batches_oldest_first() {
+    use diesel::connection::SimpleConnection;
+    use raw_records::PendingScope;
+    let db = TestDatabase::migrated();
+    let mut conn = db.connect();
+    let f = fixture(&mut conn);
+    let records: Vec<NewRawRecord> = (0..5).map(|i| record(&f, &i.to_string())).collect();
+    let ids = insert(&mut conn, &records);
+    let pr = NewRawRecord {
+        entity_type: "github_prs".to_owned(),
+        ..record(&f, "pr")
+    };
+    insert(&mut conn, &[pr]);
+    diesel::sql_query(format!(
+        "UPDATE raw_extraction_data SET processing_status = 'completed' WHERE id = {}",
+        ids[1]
+    ))
+    .execute(&mut conn)
+    .expect("complete one");
+    let jira = entity("jira_issues");
+    let scope = PendingScope {
+        tenant_id: f.tenant,
+        entity_type: &jira,
+        integration_id: None,
+    };
+    let newest = raw_records::newest_pending_id(&mut conn, scope)
+        .expect("query")
+        .expect("some pending");
+    assert_eq!(newest, ids[4]);
+    // Another transaction holds one of them.
+    let mut other = db.connect();
+    other
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM raw_extraction_data WHERE id = {} FOR UPDATE",
+            ids[2]
+        ))
+        .expect("lock");
+    let take = |conn: &mut PgConnection, after: i32| {
+        raw_records::take_pending_batch(conn, scope, (after, newest), 2).expect("take")
+    };
+    assert_eq!(take(&mut conn, 0), [ids[0], ids[3]]);
+    assert_eq!(take(&mut conn, ids[3]), [ids[4]]);
+    assert!(take(&mut conn, ids[4]).is_empty());
+    // Records stored after the call began are not its to take.
+    let late = insert(&mut conn, &[record(&f, "late")])[0];
+    other.batch_execute("ROLLBACK").expect("unlock");
+    assert_eq!(take(&mut conn, 0), [ids[2]]);
+    let status = |conn: &mut PgConnection, id: i32| {
+        raw_records::find_for_tenant(conn, f.tenant, id)
+            .expect("read")
+            .expect("exists")
+            .processing_status
+    };
+    assert_eq!(status(&mut conn, ids[0]).as_deref(), Some("processing"));
+    assert_eq!(status(&mut conn, ids[1]).as_deref(), Some("completed"));
+    assert_eq!(status(&mut conn, late).as_deref(), Some("pending"));
+    // Another tenant, or an integration without records, has nothing.
+    for scope in [
+        PendingScope {
+            tenant_id: f.other_tenant,
+            ..scope
+        },
+        PendingScope {
+            integration_id: Some(f.integration + 1000),
+            ..scope
+        },
+    ] {
+        assert_eq!(
+            raw_records::newest_pending_id(&mut conn, scope).expect("query"),
+            None
+        );
+    }
+}

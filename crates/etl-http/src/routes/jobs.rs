@@ -12,6 +12,7 @@ use etl_domain::{
 };
 use etl_jobs::pipeline;
 use etl_store::jobs::{self, JobChange, JobFilter, NewJob};
+use etl_store::raw_records::PendingScope;
 use etl_store::{integrations, raw_records, Connection as _, PgConnection};
 use serde::Deserialize;
 use serde_json::json;
@@ -190,34 +191,57 @@ pub async fn process(
     JsonBody(request): JsonBody<PipelineProcessRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let entity_type = request.entity_type.entity_type();
-    let batch = usize::try_from(request.batch_size.get())
-        .unwrap_or(1)
-        .max(1);
-    let (job_ids, records) = blocking(&state.pool, move |conn| {
-        conn.transaction(|conn| {
-            ensure_active(conn, tenant.id)?;
-            if let Some(integration_id) = request.integration_id {
-                require_integration(conn, tenant.id, integration_id)?;
-            }
-            let pending =
-                raw_records::take_pending(conn, tenant.id, &entity_type, request.integration_id)?;
-            let mut job_ids = Vec::new();
-            for chunk in pending.chunks(batch) {
+    let batch = request.batch_size.get();
+    let integration_id = request.integration_id;
+    let newest = blocking(&state.pool, move |conn| {
+        ensure_active(conn, tenant.id)?;
+        if let Some(integration_id) = integration_id {
+            require_integration(conn, tenant.id, integration_id)?;
+        }
+        let scope = PendingScope {
+            tenant_id: tenant.id,
+            entity_type: &entity_type,
+            integration_id,
+        };
+        Ok::<_, ApiError>(raw_records::newest_pending_id(conn, scope)?)
+    })
+    .await?;
+    // One transaction per batch: each job is published (and run) while the
+    // next batch is taken, and a large backlog holds no long transaction.
+    // Records taken stay taken: should a later batch fail, calling again
+    // queues what is left and nothing twice.
+    let (mut job_ids, mut records, mut after) = (Vec::new(), 0, 0);
+    while let Some(up_to) = newest {
+        let entity_type = request.entity_type.entity_type();
+        let taken = blocking(&state.pool, move |conn| {
+            conn.transaction(|conn| {
+                let scope = PendingScope {
+                    tenant_id: tenant.id,
+                    entity_type: &entity_type,
+                    integration_id,
+                };
+                let ids = raw_records::take_pending_batch(conn, scope, (after, up_to), batch)?;
+                let Some(&last) = ids.last() else {
+                    return Ok::<_, ApiError>(None);
+                };
                 let job = NewJob::new(
                     tenant.id,
                     JobType::Transform,
                     &entity_type,
-                    json!({"raw_data_ids": chunk}),
+                    json!({"raw_data_ids": ids}),
                     JobPriority::default(),
                 );
-                job_ids.push(insert_job(conn, &job)?);
-            }
-            Ok((job_ids, pending.len()))
+                Ok(Some((insert_job(conn, &job)?, ids.len(), last)))
+            })
         })
-    })
-    .await?;
-    if !job_ids.is_empty() {
+        .await?;
+        let Some((job_id, count, last)) = taken else {
+            break;
+        };
         state.jobs_created.notify_one();
+        job_ids.push(job_id);
+        records += count;
+        after = last;
     }
     Ok(accepted(&JobsQueuedResponse::new(job_ids, records)))
 }
