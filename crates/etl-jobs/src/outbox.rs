@@ -22,45 +22,50 @@ pub fn message_for(job: OutboxJob) -> Result<OutgoingMessage, String> {
         .job_type
         .parse()
         .map_err(|_| format!("unknown job_type `{}`", job.job_type))?;
-    if job_type == JobType::Load {
-        let body = load_body(&job, &entity_type, priority)?;
-        return Ok(OutgoingMessage {
-            job_id: job.id,
-            job_type,
-            priority,
-            body,
-        });
-    }
-    let mut payload: Value =
-        serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
-    let mut field = |name: &str| {
-        payload
-            .get_mut(name)
-            .map(Value::take)
-            .unwrap_or(Value::Null)
-    };
+    let payload =
+        || serde_json::from_str::<Value>(&job.payload).map_err(|e| format!("payload: {e}"));
     let message = match job_type {
-        JobType::Extract => JobMessage::Extract {
-            job_id: job.id,
-            tenant_id: job.tenant_id,
-            entity_type,
-            integration_id: serde_json::from_value(field("integration_id"))
-                .map_err(|e| format!("payload.integration_id: {e}"))?,
-            payload: serde_json::from_value::<JsonObject>(field("payload")).unwrap_or_default(),
-            priority,
-            created_at: job.created_at,
-        },
+        JobType::Load => {
+            let body = load_body(&job, &entity_type, priority)?;
+            return Ok(OutgoingMessage {
+                job_id: job.id,
+                job_type,
+                priority,
+                body,
+            });
+        }
+        JobType::Extract => {
+            let mut payload = payload()?;
+            JobMessage::Extract {
+                job_id: job.id,
+                tenant_id: job.tenant_id,
+                entity_type,
+                integration_id: serde_json::from_value(take(&mut payload, "integration_id"))
+                    .map_err(|e| format!("payload.integration_id: {e}"))?,
+                payload: serde_json::from_value::<JsonObject>(take(&mut payload, "payload"))
+                    .unwrap_or_default(),
+                priority,
+                created_at: job.created_at,
+            }
+        }
         JobType::Transform => JobMessage::Transform {
             job_id: job.id,
             tenant_id: job.tenant_id,
             entity_type,
-            raw_data_ids: serde_json::from_value(field("raw_data_ids"))
+            raw_data_ids: serde_json::from_value(take(&mut payload()?, "raw_data_ids"))
                 .map_err(|e| format!("payload.raw_data_ids: {e}"))?,
             priority,
         },
-        JobType::Load => unreachable!("load messages are spliced above"),
     };
     OutgoingMessage::encode(&message).map_err(|e| e.to_string())
+}
+
+/// A field of a payload object, moved out (null when absent).
+fn take(payload: &mut Value, name: &str) -> Value {
+    payload
+        .get_mut(name)
+        .map(Value::take)
+        .unwrap_or(Value::Null)
 }
 
 /// `JobMessage::Load`'s body, field for field, with the stored rows

@@ -10,7 +10,7 @@ use etl_domain::{JobPriority, JobType, TransformerKind};
 use etl_store::jobs::{self, Job};
 use etl_store::raw_records::{self, RawRecord};
 use etl_store::{integrations, loaders, PgConnection, QueryError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::worker::{JobFailure, JobHandler};
@@ -126,13 +126,9 @@ pub struct TransformHandler;
 impl JobHandler for TransformHandler {
     fn run(&self, conn: &mut PgConnection, job: &Job) -> Result<Value, JobFailure> {
         let kind = kind_of(job)?;
-        let ids: Vec<i32> = serde_json::from_value(
-            job.payload
-                .get("raw_data_ids")
-                .cloned()
-                .unwrap_or(Value::Null),
-        )
-        .map_err(|e| JobFailure::permanent("bad_payload", format!("payload.raw_data_ids: {e}")))?;
+        let ids = Self::raw_ids(job).map_err(|e| {
+            JobFailure::permanent("bad_payload", format!("payload.raw_data_ids: {e}"))
+        })?;
         let records: Vec<RawRecord> = raw_records::find_many_for_tenant(conn, job.tenant_id, &ids)
             .map_err(database)?
             .into_iter()
@@ -190,20 +186,16 @@ impl JobHandler for TransformHandler {
         job: &Job,
         error_details: &Value,
     ) -> Result<(), QueryError> {
-        raw_records::fail_processing(conn, job.tenant_id, &Self::raw_ids(job), error_details)?;
+        let ids = Self::raw_ids(job).unwrap_or_default();
+        raw_records::fail_processing(conn, job.tenant_id, &ids, error_details)?;
         Ok(())
     }
 }
 
 impl TransformHandler {
-    fn raw_ids(job: &Job) -> Vec<i32> {
-        serde_json::from_value(
-            job.payload
-                .get("raw_data_ids")
-                .cloned()
-                .unwrap_or(Value::Null),
-        )
-        .unwrap_or_default()
+    /// The job's `payload.raw_data_ids`, read in place.
+    fn raw_ids(job: &Job) -> Result<Vec<i32>, serde_json::Error> {
+        Vec::<i32>::deserialize(job.payload.get("raw_data_ids").unwrap_or(&Value::Null))
     }
 }
 

@@ -267,21 +267,16 @@ pub fn newest_pending_id(
     scope: PendingScope<'_>,
 ) -> QueryResult<Option<i32>> {
     use diesel::dsl::max;
-    raw::table
+    let mut query = raw::table
         .filter(raw::tenant_id.eq(scope.tenant_id))
         .filter(raw::entity_type.eq(scope.entity_type.as_str()))
         .filter(raw::processing_status.eq(ProcessingStatus::Pending.as_str()))
-        .filter(
-            raw::integration_id
-                .nullable()
-                .eq(scope.integration_id)
-                .or(scope
-                    .integration_id
-                    .into_sql::<diesel::sql_types::Nullable<diesel::sql_types::Int4>>()
-                    .is_null()),
-        )
         .select(max(raw::id))
-        .first(conn)
+        .into_boxed();
+    if let Some(integration_id) = scope.integration_id {
+        query = query.filter(raw::integration_id.eq(integration_id));
+    }
+    query.first(conn)
 }
 
 /// Takes up to `limit` of the scope's `pending` records with ids in
@@ -344,6 +339,10 @@ pub fn find_many_for_tenant(
 
 /// Moves records to `processing` (a transform took them).
 pub fn mark_processing(conn: &mut PgConnection, ids: &[i32]) -> QueryResult<usize> {
+    if ids.is_empty() {
+        // The usual case for `/pipeline/process` batches: spare the round trip.
+        return Ok(0);
+    }
     diesel::update(raw::table.filter(raw::id.eq_any(ids)))
         .set(raw::processing_status.eq(ProcessingStatus::Processing.as_str()))
         .execute(conn)
