@@ -7,7 +7,7 @@
 //! Tests therefore never share state and run in parallel.
 //!
 //! The server is `ETL_TEST_DATABASE_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/postgres`); only databases named
+//! `postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable`); only databases named
 //! `etl_test_…` are ever created or dropped.
 
 use std::collections::hash_map::DefaultHasher;
@@ -28,7 +28,10 @@ pub mod diesel_prelude {
     pub use diesel::prelude::*;
 }
 
-const DEFAULT_SERVER_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// Without TLS: the server is local, and libpq's OpenSSL is not
+/// safe against a process exiting while a pool thread connects (diesel
+/// #3441), which test processes do all the time.
+const DEFAULT_SERVER_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable";
 
 /// A database of one's own, dropped on drop.
 #[derive(Debug)]
