@@ -11,6 +11,7 @@
 //! constructor. A value that exists is valid.
 
 pub mod auth;
+pub mod json_text;
 pub mod messages;
 #[cfg(feature = "openapi")]
 mod openapi;
@@ -21,6 +22,7 @@ pub mod transform;
 pub mod values;
 
 pub use auth::Claims;
+pub use json_text::{CleanBody, IngestChange, JsonPath, RawObject};
 pub use messages::JobMessage;
 pub use requests::{
     ETLPipelineRequest, LoadRequest, PipelineProcessRequest, RecordBatch, StoreBatchRequest,

@@ -3,10 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::json_text::{CleanBody, IngestChange, JsonPath, RawObject, Segment};
 use crate::status::{ProcessingStatus, ReportedJobStatus};
 use crate::values::{
-    check_count, BatchSize, EntityType, ExternalId, JobPriority, JsonObject, RawDataIds,
-    TransformerKind, ValueError,
+    check_count, BatchSize, EntityType, ExternalId, JobPriority, RawDataIds, TransformerKind,
+    ValueError,
 };
 
 /// `POST /raw-data/store`: one raw API response to keep.
@@ -18,12 +19,61 @@ pub struct StoreRawDataRequest {
     pub entity_type: EntityType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<ExternalId>,
-    /// The source's JSON object, stored unchanged.
+    /// The source's JSON object, stored unchanged (as text: every digit
+    /// of every number is kept).
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub raw_data: JsonObject,
+    pub raw_data: RawObject,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
-    pub extraction_metadata: Option<JsonObject>,
+    pub extraction_metadata: Option<RawObject>,
+    /// Where U+0000 was removed from `raw_data` and `extraction_metadata`
+    /// (filled in by [`CleanBody::removed`], never read from the body).
+    #[serde(skip)]
+    pub ingest_changes: Vec<IngestChange>,
+}
+
+/// Free-form fields of a stored record, where U+0000 is removed.
+fn is_raw_field(segment: Option<&Segment>) -> bool {
+    matches!(segment, Some(Segment::Key(k)) if k == "raw_data" || k == "extraction_metadata")
+}
+
+impl CleanBody for StoreRawDataRequest {
+    fn removed(&mut self, places: &[JsonPath]) {
+        self.ingest_changes = places
+            .iter()
+            .filter(|p| is_raw_field(p.segments().first()))
+            .map(|p| IngestChange::removed_nul(p.to_string()))
+            .collect();
+    }
+}
+
+impl CleanBody for StoreBatchRequest {
+    fn identifier(path: &JsonPath) -> bool {
+        match path.segments() {
+            [Segment::Key(records), Segment::Index(_), rest @ ..] if records == "records" => {
+                StoreRawDataRequest::identifier(&JsonPath(rest.to_vec()))
+            }
+            _ => false,
+        }
+    }
+
+    /// `records[3].raw_data`.
+    fn field_depth() -> usize {
+        3
+    }
+
+    fn removed(&mut self, places: &[JsonPath]) {
+        for (n, record) in self.records.0.iter_mut().enumerate() {
+            let mine: Vec<JsonPath> = places
+                .iter()
+                .filter(|p| {
+                    matches!(p.segments(), [Segment::Key(r), Segment::Index(i), ..] if r == "records" && *i == n)
+                })
+                .map(|p| p.skip(2))
+                .collect();
+            record.removed(&mine);
+        }
+    }
 }
 
 /// `POST /raw-data/store-batch`: `{"records": [...]}`.
@@ -105,11 +155,12 @@ pub struct TransformOptions {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoadRequest {
     pub entity_type: TransformerKind,
+    /// Rows kept as their text, so every digit reaches the table.
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
-    pub transformed_data: Vec<JsonObject>,
+    pub transformed_data: Vec<RawObject>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
-    pub load_options: Option<JsonObject>,
+    pub load_options: Option<RawObject>,
 }
 
 /// `POST /pipeline`: ask the extraction service to extract.
@@ -119,7 +170,7 @@ pub struct ETLPipelineRequest {
     pub entity_type: TransformerKind,
     pub integration_id: i32,
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub payload: JsonObject,
+    pub payload: RawObject,
     #[serde(default)]
     pub priority: JobPriority,
 }
@@ -145,6 +196,18 @@ pub struct UpdateJobStatusRequest {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub error_details: Option<serde_json::Value>,
 }
+
+impl CleanBody for UpdateStatusRequest {}
+
+impl CleanBody for TransformRequest {}
+
+impl CleanBody for LoadRequest {}
+
+impl CleanBody for ETLPipelineRequest {}
+
+impl CleanBody for PipelineProcessRequest {}
+
+impl CleanBody for UpdateJobStatusRequest {}
 
 #[cfg(test)]
 mod tests {

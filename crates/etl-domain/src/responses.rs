@@ -1,10 +1,13 @@
 //! Response bodies of the HTTP API (SPEC §5), with the seed's field names.
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::json_text::{IngestChange, RawObject};
 use crate::status::ProcessingStatus;
-use crate::values::JsonObject;
+
+// Every timestamp the API answers is a `DateTime<Utc>`: RFC 3339 with `Z`
+// (SPEC §5), as OpenAPI's `date-time` requires.
 
 /// `201` of `POST /raw-data/store`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,24 +54,34 @@ pub struct RawDataResponse {
     pub id: i32,
     pub entity_type: String,
     pub external_id: Option<String>,
+    /// The stored text, every digit as sent.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub raw_data: serde_json::Value,
+    pub raw_data: RawObject,
     pub processing_status: ProcessingStatus,
-    pub created_at: NaiveDateTime,
+    pub created_at: DateTime<Utc>,
 }
 
-/// One raw record as read by `GET /raw-data/{id}`.
+/// One raw record as read by `GET /raw-data/{id}`: the fields of
+/// [`RawDataResponse`] and every detail. (Not `#[serde(flatten)]`: a
+/// flattened struct cannot hold JSON as text.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RawDataDetail {
-    #[serde(flatten)]
-    pub record: RawDataResponse,
+    pub id: i32,
+    pub entity_type: String,
+    pub external_id: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub raw_data: RawObject,
+    pub processing_status: ProcessingStatus,
+    pub created_at: DateTime<Utc>,
     pub integration_id: i32,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
-    pub extraction_metadata: Option<serde_json::Value>,
+    pub extraction_metadata: Option<RawObject>,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub error_details: Option<serde_json::Value>,
-    pub processed_at: Option<NaiveDateTime>,
+    pub processed_at: Option<DateTime<Utc>>,
+    /// What was changed on the way in (U+0000 removed); empty when nothing.
+    pub ingest_changes: Vec<IngestChange>,
 }
 
 /// `200` of the status routes.
@@ -110,7 +123,8 @@ impl JobQueuedResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DryRunResponse {
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
-    pub records: Vec<JsonObject>,
+    pub records: Vec<RawObject>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub errors: Vec<serde_json::Value>,
 }
 
@@ -142,32 +156,32 @@ mod tests {
     }
 
     #[test]
-    fn detail_flattens_the_summary_fields() {
-        let created_at = chrono::DateTime::from_timestamp(1_700_000_000, 0)
-            .expect("valid")
-            .naive_utc();
+    fn detail_answers_text_and_utc_timestamps() {
+        let created_at = chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("valid");
+        let raw_data =
+            RawObject::from_text(r#"{"k": 12345678901234567890123}"#.to_owned()).expect("object");
         let detail = RawDataDetail {
-            record: RawDataResponse {
-                id: 1,
-                entity_type: "jira_issues".into(),
-                external_id: None,
-                raw_data: json!({"k": "v"}),
-                processing_status: ProcessingStatus::Pending,
-                created_at,
-            },
+            id: 1,
+            entity_type: "jira_issues".into(),
+            external_id: None,
+            raw_data,
+            processing_status: ProcessingStatus::Pending,
+            created_at,
             integration_id: 2,
             extraction_metadata: None,
             error_details: None,
             processed_at: None,
+            ingest_changes: vec![IngestChange::removed_nul("raw_data.k".to_owned())],
         };
         assert_eq!(
-            serde_json::to_value(&detail).expect("serialises"),
-            json!({
-                "id": 1, "entity_type": "jira_issues", "external_id": null,
-                "raw_data": {"k": "v"}, "processing_status": "pending",
-                "created_at": "2023-11-14T22:13:20", "integration_id": 2,
-                "extraction_metadata": null, "error_details": null, "processed_at": null
-            })
+            serde_json::to_string(&detail).expect("serialises"),
+            concat!(
+                r#"{"id":1,"entity_type":"jira_issues","external_id":null,"#,
+                r#""raw_data":{"k": 12345678901234567890123},"processing_status":"pending","#,
+                r#""created_at":"2023-11-14T22:13:20Z","integration_id":2,"#,
+                r#""extraction_metadata":null,"error_details":null,"processed_at":null,"#,
+                r#""ingest_changes":[{"field":"raw_data.k","change":"removed_nul"}]}"#
+            )
         );
     }
 }
@@ -185,18 +199,18 @@ pub struct JobResponse {
     pub payload: serde_json::Value,
     pub priority: Option<i32>,
     pub status: crate::status::JobStatus,
-    pub scheduled_at: Option<NaiveDateTime>,
-    pub started_at: Option<NaiveDateTime>,
-    pub completed_at: Option<NaiveDateTime>,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub error_details: Option<serde_json::Value>,
     pub retry_count: Option<i32>,
     pub max_retries: Option<i32>,
-    pub created_at: NaiveDateTime,
+    pub created_at: DateTime<Utc>,
     /// When the broker confirmed the job's message.
-    pub queued_at: Option<NaiveDateTime>,
+    pub queued_at: Option<DateTime<Utc>>,
     /// Last sign of life of the worker running it.
-    pub heartbeat_at: Option<NaiveDateTime>,
+    pub heartbeat_at: Option<DateTime<Utc>>,
     pub worker: Option<String>,
     /// Counts of a finished job (`inserted`, `updated`, `unchanged`, …).
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]

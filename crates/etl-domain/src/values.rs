@@ -29,6 +29,8 @@ pub enum ValueError {
         max: usize,
         actual: usize,
     },
+    #[error("must not contain U+0000 (NUL)")]
+    Nul,
     #[error("`{value}` is not one of: {expected}")]
     Unknown {
         value: String,
@@ -128,6 +130,9 @@ impl ExternalId {
     pub fn parse(value: impl Into<String>) -> Result<Self, ValueError> {
         let value = value.into();
         check_length(&value, 0, Self::MAX_LEN)?;
+        if value.contains('\0') {
+            return Err(ValueError::Nul);
+        }
         Ok(Self(value))
     }
 }

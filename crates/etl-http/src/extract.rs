@@ -8,7 +8,7 @@ use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
-use etl_domain::IdempotencyKey;
+use etl_domain::{CleanBody, IdempotencyKey};
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ErrorCode, FieldError};
@@ -20,7 +20,7 @@ use crate::state::AppState;
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
-impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+impl<T: DeserializeOwned + CleanBody + 'static> FromRequest for JsonBody<T> {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
@@ -58,9 +58,52 @@ fn payload_error(error: &actix_web::Error) -> ApiError {
     }
 }
 
+/// Parses a request body into `T` after the SPEC §5 rules for what
+/// PostgreSQL cannot hold: U+0000 is removed from strings and keys (and `T`
+/// told where) but refused in identifiers, and a number beyond `numeric` or
+/// an unpaired surrogate escape is refused; each refusal is a 422 naming
+/// the field.
+pub(crate) fn parse_json<T: DeserializeOwned + CleanBody>(bytes: &[u8]) -> Result<T, ApiError> {
+    let scan = etl_domain::json_text::scan(bytes).map_err(|refusal| {
+        let field = refusal.path.take(T::field_depth()).to_string();
+        let inner = refusal.path.skip(T::field_depth()).to_string();
+        let message = if inner.is_empty() {
+            refusal.message
+        } else {
+            format!("{} (at {inner})", refusal.message)
+        };
+        ApiError::invalid_field(
+            if field.is_empty() {
+                "body".to_owned()
+            } else {
+                field
+            },
+            message,
+        )
+    })?;
+    let refused: Vec<FieldError> = scan
+        .nul_places
+        .iter()
+        .filter(|place| T::identifier(place))
+        .map(|place| FieldError {
+            field: place.to_string(),
+            message: "must not contain U+0000 (NUL)".to_owned(),
+        })
+        .collect();
+    if !refused.is_empty() {
+        return Err(ApiError::validation(refused));
+    }
+    let clean = scan.clean(bytes);
+    let mut value: T = parse_shape(&clean)?;
+    if !scan.nul_places.is_empty() {
+        value.removed(&scan.nul_places);
+    }
+    Ok(value)
+}
+
 /// Parses JSON into `T`, telling malformed JSON (400) from JSON of the wrong
 /// shape (422, with the path of the offending field).
-pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_shape<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let malformed = |error: &serde_json::Error| {
         ApiError::new(
             ErrorCode::MalformedJson,

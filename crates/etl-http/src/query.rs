@@ -31,6 +31,14 @@ impl Fields {
         });
     }
 
+    /// Notes a free-text parameter that carries U+0000 (which no column
+    /// can hold: SPEC §5 refuses it).
+    pub fn text(&mut self, field: &str, value: Option<&str>) {
+        if value.is_some_and(|v| v.contains('\0')) {
+            self.note(field, "must not contain U+0000 (NUL)");
+        }
+    }
+
     /// `Ok(())` when nothing was noted, else the 422 naming every field.
     pub fn finish(self) -> Result<(), ApiError> {
         if self.errors.is_empty() {

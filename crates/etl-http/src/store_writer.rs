@@ -106,24 +106,60 @@ fn write_batches(pool: &PgPool, receiver: &Mutex<mpsc::Receiver<Pending>>, max_b
             }
             batch
         };
-        let (records, replies): (Vec<_>, Vec<_>) =
-            batch.into_iter().map(|p| (p.record, p.reply)).unzip();
-        let span = tracing::debug_span!("store_batch", records = records.len());
-        let outcome = span.in_scope(|| -> Result<Vec<Option<i32>>, ApiError> {
-            let mut conn = pool.get()?;
-            Ok(raw_records::insert_checked_many(&mut conn, &records)?)
-        });
-        match outcome {
-            Ok(ids) => {
-                for (reply, id) in replies.into_iter().zip(ids) {
-                    let _ = reply.send(Ok(id));
-                }
+        let span = tracing::debug_span!("store_batch", records = batch.len());
+        span.in_scope(|| write_group(pool, batch));
+    }
+}
+
+/// Inserts one group with one statement. If PostgreSQL refuses the
+/// statement, each record is tried alone, so that only the one that caused
+/// it gets an error (a 422) and the others are stored: no record makes
+/// another request fail.
+fn write_group(pool: &PgPool, batch: Vec<Pending>) {
+    let mut conn = match pool.get() {
+        Ok(conn) => conn,
+        Err(error) => {
+            let error = ApiError::from(error);
+            for pending in batch {
+                let _ = pending.reply.send(Err(error.clone()));
             }
-            Err(error) => {
-                for reply in replies {
-                    let _ = reply.send(Err(error.clone()));
-                }
+            return;
+        }
+    };
+    let (records, replies): (Vec<_>, Vec<_>) =
+        batch.into_iter().map(|p| (p.record, p.reply)).unzip();
+    match raw_records::insert_checked_many(&mut conn, &records) {
+        Ok(ids) => {
+            for (reply, id) in replies.into_iter().zip(ids) {
+                let _ = reply.send(Ok(id));
+            }
+        }
+        Err(error) if records.len() > 1 && !etl_store::is_unavailable(&error) => {
+            tracing::warn!(%error, records = records.len(), "a grouped store failed; storing its records one by one");
+            for (record, reply) in records.iter().zip(replies) {
+                let one = raw_records::insert_checked_many(&mut conn, std::slice::from_ref(record))
+                    .map(|ids| ids.first().copied().flatten())
+                    .map_err(|e| refused_record(e, "raw_data"));
+                let _ = reply.send(one);
+            }
+        }
+        Err(error) => {
+            let error = refused_record(error, "raw_data");
+            for reply in replies {
+                let _ = reply.send(Err(error.clone()));
             }
         }
     }
+}
+
+/// The answer for a record PostgreSQL refused to store: 503 when the
+/// database could not be reached, else a 422 naming `field` (the record's
+/// own content is the only thing that differs between a failing insert and
+/// the ones that succeed).
+pub(crate) fn refused_record(error: etl_store::QueryError, field: &str) -> ApiError {
+    if etl_store::is_unavailable(&error) {
+        return ApiError::from(error);
+    }
+    tracing::warn!(%error, field, "PostgreSQL refused a record");
+    ApiError::invalid_field(field, "PostgreSQL refused to store this value")
 }

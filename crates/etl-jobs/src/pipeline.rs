@@ -61,20 +61,22 @@ pub fn transform_records(
         let row = match kind {
             TransformerKind::JiraIssues => {
                 let mapping = mappings.get(&record.integration_id).unwrap_or(&unmapped);
-                transform::jira::transform(&record.raw_data, record.integration_id, mapping).map(
-                    |mut row| {
-                        row.raw_data_id = Some(record.id);
-                        FinalRow::WorkItem(row)
-                    },
+                transform::jira::transform_text(
+                    record.raw_data.as_str(),
+                    record.integration_id,
+                    mapping,
                 )
+                .map(|mut row| {
+                    row.raw_data_id = Some(record.id);
+                    FinalRow::WorkItem(row)
+                })
             }
             TransformerKind::GithubPrs => {
-                transform::github::transform(&record.raw_data, record.integration_id).map(
-                    |mut row| {
+                transform::github::transform_text(record.raw_data.as_str(), record.integration_id)
+                    .map(|mut row| {
                         row.raw_data_id = Some(record.id);
                         FinalRow::PullRequest(row)
-                    },
-                )
+                    })
             }
         };
         match row {

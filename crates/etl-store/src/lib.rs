@@ -8,6 +8,7 @@
 pub mod idempotency;
 pub mod integrations;
 pub mod jobs;
+pub mod json_text;
 pub mod loaders;
 pub mod migrations;
 pub mod pool;
@@ -20,6 +21,7 @@ pub mod test_support;
 
 pub use diesel::result::{DatabaseErrorKind, Error as QueryError};
 pub use diesel::{Connection, PgConnection, QueryResult};
+pub use json_text::JsonText;
 pub use pool::{build_pool, PgPool, PgPooled, PoolConfig, PoolError};
 
 /// Errors of store operations beyond a single query.

@@ -14,6 +14,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{Int4, Jsonb};
 use serde::Serialize;
 
+use crate::json_text::JsonText;
+
 /// What a load did, reported in the job's `result`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct LoadCounts {
@@ -253,11 +255,33 @@ pub enum FinalTable {
 #[derive(QueryableByName)]
 struct Listed {
     #[diesel(sql_type = Jsonb)]
-    data: serde_json::Value,
+    data: JsonText,
+}
+
+/// `to_char` format of an API timestamp: RFC 3339 in UTC with `Z`.
+const API_TIME: &str = r#"'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'"#;
+
+impl Table {
+    /// `to_jsonb(t)` with every timestamp written as the API writes them
+    /// (`loaded_at` is a plain `timestamp`, in UTC by the session's zone).
+    fn row_json(&self) -> String {
+        let mut times: Vec<String> = self
+            .columns
+            .iter()
+            .filter(|(_, t)| *t == "timestamptz")
+            .map(|(c, _)| format!("'{c}', to_char(t.{c} AT TIME ZONE 'UTC', {API_TIME})"))
+            .collect();
+        times.push(format!("'loaded_at', to_char(t.loaded_at, {API_TIME})"));
+        format!(
+            "(to_jsonb(t) - 'tenant_id') || jsonb_build_object({})",
+            times.join(", ")
+        )
+    }
 }
 
 /// A page of a final table for one tenant, oldest first: every column but
-/// `tenant_id`, as JSON. `filters` are (column, value) pairs that must match.
+/// `tenant_id`, as JSON text (custom fields keep every digit).
+/// `filters` are (column, value) pairs that must match.
 fn list(
     conn: &mut PgConnection,
     table: &Table,
@@ -265,16 +289,17 @@ fn list(
     filters: [(&str, Option<&str>); 2],
     after_id: Option<i32>,
     limit: i64,
-) -> QueryResult<Vec<serde_json::Value>> {
+) -> QueryResult<Vec<JsonText>> {
     use diesel::sql_types::{BigInt, Nullable, Text};
     let [(first, first_value), (second, second_value)] = filters;
     let sql = format!(
-        "SELECT to_jsonb(t) - 'tenant_id' AS data FROM {table} t
+        "SELECT {row} AS data FROM {table} t
           WHERE tenant_id = $1
             AND ($2::text IS NULL OR {first} = $2)
             AND ($3::text IS NULL OR {second} = $3)
             AND ($4::int4 IS NULL OR id > $4)
           ORDER BY id LIMIT $5",
+        row = table.row_json(),
         table = table.name,
     );
     let rows: Vec<Listed> = diesel::sql_query(sql)
@@ -295,7 +320,7 @@ pub fn list_work_items(
     status: Option<&str>,
     after_id: Option<i32>,
     limit: i64,
-) -> QueryResult<Vec<serde_json::Value>> {
+) -> QueryResult<Vec<JsonText>> {
     list(
         conn,
         &WORK_ITEMS,
@@ -314,7 +339,7 @@ pub fn list_pull_requests(
     state: Option<&str>,
     after_id: Option<i32>,
     limit: i64,
-) -> QueryResult<Vec<serde_json::Value>> {
+) -> QueryResult<Vec<JsonText>> {
     list(
         conn,
         &PULL_REQUESTS,

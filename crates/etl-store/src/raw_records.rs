@@ -4,10 +4,25 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use etl_domain::{
-    EntityType, PageLimit, ProcessingStatus, RawDataDetail, RawDataResponse, StatusChange,
+    EntityType, IngestChange, PageLimit, ProcessingStatus, RawDataDetail, RawDataResponse,
+    RawObject, StatusChange,
 };
 
+use crate::json_text::JsonText;
 use crate::schema::raw_extraction_data as raw;
+
+/// The NULL-as-default reading of the nullable status column: a check
+/// constraint limits it to known names, and NULL is the column's default.
+fn status_of(column: Option<&str>) -> ProcessingStatus {
+    column
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(ProcessingStatus::Pending)
+}
+
+/// A stored object's text as the wire type (it was an object when stored).
+fn object(text: JsonText) -> Result<RawObject, String> {
+    RawObject::from_text(text.into_string())
+}
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = raw, check_for_backend(diesel::pg::Pg))]
@@ -17,49 +32,65 @@ pub struct RawRecord {
     pub integration_id: i32,
     pub entity_type: String,
     pub external_id: Option<String>,
-    pub raw_data: serde_json::Value,
-    pub extraction_metadata: Option<serde_json::Value>,
+    /// The stored text (numbers with every digit).
+    pub raw_data: JsonText,
+    pub extraction_metadata: Option<JsonText>,
     pub processing_status: Option<String>,
     pub error_details: Option<serde_json::Value>,
     pub created_at: Option<NaiveDateTime>,
     pub processed_at: Option<NaiveDateTime>,
+    pub ingest_changes: serde_json::Value,
 }
 
 impl RawRecord {
-    /// The record's status. The column is nullable in the seed's design but a
-    /// check constraint limits it to known names; a NULL reads as `pending`,
-    /// the column's default.
     pub fn status(&self) -> ProcessingStatus {
-        self.processing_status
-            .as_deref()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(ProcessingStatus::Pending)
+        status_of(self.processing_status.as_deref())
+    }
+
+    /// The record as `GET /raw-data/{id}` answers it; fails only if the
+    /// stored text is not an object, which the store never writes.
+    pub fn into_detail(self) -> Result<RawDataDetail, String> {
+        let processing_status = self.status();
+        let ingest_changes: Vec<IngestChange> =
+            serde_json::from_value(self.ingest_changes).map_err(|e| e.to_string())?;
+        Ok(RawDataDetail {
+            id: self.id,
+            entity_type: self.entity_type,
+            external_id: self.external_id,
+            raw_data: object(self.raw_data)?,
+            processing_status,
+            created_at: self.created_at.unwrap_or_default().and_utc(),
+            integration_id: self.integration_id,
+            extraction_metadata: self.extraction_metadata.map(object).transpose()?,
+            error_details: self.error_details,
+            processed_at: self.processed_at.map(|t| t.and_utc()),
+            ingest_changes,
+        })
     }
 }
 
-impl From<RawRecord> for RawDataDetail {
-    fn from(row: RawRecord) -> Self {
-        let processing_status = row.status();
-        RawDataDetail {
-            record: RawDataResponse {
-                id: row.id,
-                entity_type: row.entity_type,
-                external_id: row.external_id,
-                raw_data: row.raw_data,
-                processing_status,
-                created_at: row.created_at.unwrap_or_default(),
-            },
-            integration_id: row.integration_id,
-            extraction_metadata: row.extraction_metadata,
-            error_details: row.error_details,
-            processed_at: row.processed_at,
-        }
-    }
+/// The columns `GET /raw-data` lists, and no more.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = raw, check_for_backend(diesel::pg::Pg))]
+pub struct RawRecordSummary {
+    pub id: i32,
+    pub entity_type: String,
+    pub external_id: Option<String>,
+    pub raw_data: JsonText,
+    pub processing_status: Option<String>,
+    pub created_at: Option<NaiveDateTime>,
 }
 
-impl From<RawRecord> for RawDataResponse {
-    fn from(row: RawRecord) -> Self {
-        RawDataDetail::from(row).record
+impl RawRecordSummary {
+    pub fn into_response(self) -> Result<RawDataResponse, String> {
+        Ok(RawDataResponse {
+            id: self.id,
+            entity_type: self.entity_type,
+            external_id: self.external_id,
+            raw_data: object(self.raw_data)?,
+            processing_status: status_of(self.processing_status.as_deref()),
+            created_at: self.created_at.unwrap_or_default().and_utc(),
+        })
     }
 }
 
@@ -70,8 +101,11 @@ pub struct NewRawRecord {
     pub integration_id: i32,
     pub entity_type: String,
     pub external_id: Option<String>,
-    pub raw_data: serde_json::Value,
-    pub extraction_metadata: Option<serde_json::Value>,
+    /// JSON text as received, U+0000 already removed.
+    pub raw_data: JsonText,
+    pub extraction_metadata: Option<JsonText>,
+    /// JSON array of `{field, change}`.
+    pub ingest_changes: JsonText,
 }
 
 /// Inserts many independent records in one statement (one transaction),
@@ -102,9 +136,10 @@ pub fn insert_checked_many(
     // when nothing references it.
     let inserted: Vec<Inserted> = diesel::sql_query(
         "WITH input AS (
-             SELECT * FROM unnest($1::int4[], $2::int4[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[])
+             SELECT * FROM unnest($1::int4[], $2::int4[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[],
+                                  $7::jsonb[])
                  WITH ORDINALITY AS u(tenant_id, integration_id, entity_type, external_id,
-                                      raw_data, extraction_metadata, ord)
+                                      raw_data, extraction_metadata, ingest_changes, ord)
          ),
          allowed AS MATERIALIZED (
              SELECT nextval('raw_extraction_data_id_seq')::int4 AS id, checked.*
@@ -117,8 +152,10 @@ pub fn insert_checked_many(
          ),
          stored AS (
              INSERT INTO raw_extraction_data
-                 (id, tenant_id, integration_id, entity_type, external_id, raw_data, extraction_metadata)
-             SELECT id, tenant_id, integration_id, entity_type, external_id, raw_data, extraction_metadata
+                 (id, tenant_id, integration_id, entity_type, external_id, raw_data, extraction_metadata,
+                  ingest_changes)
+             SELECT id, tenant_id, integration_id, entity_type, external_id, raw_data, extraction_metadata,
+                    ingest_changes
                FROM allowed
          )
          SELECT ord, id FROM allowed",
@@ -133,6 +170,7 @@ pub fn insert_checked_many(
     .bind::<Array<Nullable<Jsonb>>, _>(
         records.iter().map(|r| r.extraction_metadata.as_ref()).collect::<Vec<_>>(),
     )
+    .bind::<Array<Jsonb>, _>(records.iter().map(|r| &r.ingest_changes).collect::<Vec<_>>())
     .load(conn)?;
     let mut ids = vec![None; records.len()];
     for row in inserted {
@@ -175,7 +213,7 @@ pub fn list_for_tenant(
     conn: &mut PgConnection,
     tenant_id: i32,
     filter: &RawRecordFilter,
-) -> QueryResult<Vec<RawRecord>> {
+) -> QueryResult<Vec<RawRecordSummary>> {
     let mut query = raw::table
         .filter(raw::tenant_id.eq(tenant_id))
         .filter(raw::entity_type.eq(filter.entity_type.as_str()))
@@ -189,7 +227,7 @@ pub fn list_for_tenant(
     query
         .order(raw::id.asc())
         .limit(filter.limit.get())
-        .select(RawRecord::as_select())
+        .select(RawRecordSummary::as_select())
         .load(conn)
 }
 
@@ -227,10 +265,7 @@ pub fn update_status(
     let Some(current) = current else {
         return Ok(StatusUpdate::NotFound);
     };
-    let current = current
-        .as_deref()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(ProcessingStatus::Pending);
+    let current = status_of(current.as_deref());
     match current.change_to(to) {
         StatusChange::Unchanged => Ok(StatusUpdate::Unchanged),
         StatusChange::Forbidden => Ok(StatusUpdate::Forbidden { current }),

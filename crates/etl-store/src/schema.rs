@@ -40,6 +40,7 @@ diesel::table! {
         error_details -> Nullable<Jsonb>,
         created_at -> Nullable<Timestamp>,
         processed_at -> Nullable<Timestamp>,
+        ingest_changes -> Jsonb,
     }
 }
 

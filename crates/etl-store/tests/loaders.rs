@@ -56,10 +56,8 @@ fn item(integration: i32, id: &str, summary: &str, day: u32) -> WorkItemRow {
         source_updated_at: Some(Utc.with_ymd_and_hms(2024, 1, day, 0, 0, 0).unwrap()),
         resolved_at: None,
         story_points: Some(3.0),
-        custom_fields: json!({"customfield_1": [1]})
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
+        custom_fields: etl_domain::RawObject::from_text(r#"{"customfield_1": [1]}"#.to_owned())
+            .expect("object"),
         raw_data_id: None,
     }
 }
@@ -127,12 +125,15 @@ fn loads_insert_then_update_newer_and_ignore_older_or_equal() {
         item(integration, "2", "two", 2),
     ];
     assert_eq!(items(&mut conn, tenant, &first), counts(2, 0, 0, 0));
-    let snapshot =
-        loaders::list_work_items(&mut conn, tenant, None, None, None, 100).expect("list");
+    let snapshot = loaders::list_work_items(&mut conn, tenant, None, None, None, 100)
+        .map(trees)
+        .expect("list");
     // The same data again changes nothing, loaded_at included.
     assert_eq!(items(&mut conn, tenant, &first), counts(0, 0, 2, 0));
     assert_eq!(
-        loaders::list_work_items(&mut conn, tenant, None, None, None, 100).expect("list"),
+        loaders::list_work_items(&mut conn, tenant, None, None, None, 100)
+            .map(trees)
+            .expect("list"),
         snapshot
     );
     // An older copy changes nothing; a newer one updates.
@@ -140,7 +141,9 @@ fn loads_insert_then_update_newer_and_ignore_older_or_equal() {
     assert_eq!(items(&mut conn, tenant, &older), counts(0, 0, 1, 0));
     let newer = vec![item(integration, "1", "fresh", 3)];
     assert_eq!(items(&mut conn, tenant, &newer), counts(0, 1, 0, 0));
-    let rows = loaders::list_work_items(&mut conn, tenant, None, None, None, 100).expect("list");
+    let rows = loaders::list_work_items(&mut conn, tenant, None, None, None, 100)
+        .map(trees)
+        .expect("list");
     assert_eq!(rows[0]["summary"], "fresh");
     assert_eq!(rows[0]["labels"], json!(["a", "ü"]));
     assert_eq!(rows[0]["custom_fields"], json!({"customfield_1": [1]}));
@@ -158,7 +161,9 @@ fn duplicates_in_one_batch_resolve_to_the_newest() {
         item(integration, "1", "oldest", 1),
     ];
     assert_eq!(items(&mut conn, tenant, &batch), counts(1, 0, 0, 2));
-    let rows = loaders::list_work_items(&mut conn, tenant, None, None, None, 100).expect("list");
+    let rows = loaders::list_work_items(&mut conn, tenant, None, None, None, 100)
+        .map(trees)
+        .expect("list");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["summary"], "newest");
 }
@@ -202,6 +207,7 @@ fn pull_requests_load_and_filter_by_repository_and_state() {
     assert_eq!(prs(&mut conn, tenant, &batch), counts(0, 0, 3, 0));
     let merged =
         loaders::list_pull_requests(&mut conn, tenant, Some("a/x"), Some("merged"), None, 100)
+            .map(trees)
             .expect("list");
     assert_eq!(merged.len(), 1);
     assert_eq!(merged[0]["external_id"], "2");
@@ -214,10 +220,12 @@ fn pull_requests_load_and_filter_by_repository_and_state() {
         merged[0]["id"].as_i64().map(|i| i as i32),
         100,
     )
+    .map(trees)
     .expect("list");
     assert_eq!(page.len(), 1);
     assert!(
         loaders::list_pull_requests(&mut conn, tenant + 1, None, None, None, 100)
+            .map(trees)
             .expect("list")
             .is_empty()
     );
@@ -258,7 +266,9 @@ fn a_load_job_is_loaded_from_its_own_row_newest_copy_first() {
             duplicates: 2
         }
     );
-    let stored = loaders::list_work_items(&mut conn, tenant, None, None, None, 100).expect("list");
+    let stored = loaders::list_work_items(&mut conn, tenant, None, None, None, 100)
+        .map(trees)
+        .expect("list");
     assert_eq!(stored[0]["summary"], "newest");
     assert_eq!(stored[0]["labels"], json!(["a", "ü"]));
     // The same job again changes nothing.
@@ -290,7 +300,8 @@ fn processing_records(
             integration_id: integration,
             entity_type: "jira_issues".to_owned(),
             external_id: Some(i.to_string()),
-            raw_data: json!({"id": i.to_string()}),
+            raw_data: etl_store::JsonText::of(&json!({"id": i.to_string()})),
+            ingest_changes: etl_store::JsonText("[]".to_owned()),
             extraction_metadata: None,
         })
         .collect();
@@ -372,7 +383,16 @@ fn final_rows_outlive_the_raw_records_they_came_from() {
     diesel::sql_query(format!("DELETE FROM raw_extraction_data WHERE id = {raw}"))
         .execute(&mut conn)
         .expect("purge");
-    let rows = loaders::list_work_items(&mut conn, tenant, None, None, None, 100).expect("list");
+    let rows = loaders::list_work_items(&mut conn, tenant, None, None, None, 100)
+        .map(trees)
+        .expect("list");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["raw_data_id"], raw);
+}
+
+/// Listed rows as trees, for reading their fields in assertions.
+fn trees(rows: Vec<etl_store::JsonText>) -> Vec<serde_json::Value> {
+    rows.iter()
+        .map(|r| serde_json::from_str(r.as_str()).expect("listed rows are JSON"))
+        .collect()
 }

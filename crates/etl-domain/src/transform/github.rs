@@ -32,7 +32,7 @@ pub fn transform(raw_data: &Value, integration_id: i32) -> Result<PullRequestRow
             .ok_or_else(|| TransformError::wrong_type("labels", "a list of {name}"))?,
         Some(_) => return Err(TransformError::wrong_type("labels", "a list of {name}")),
     };
-    Ok(PullRequestRow {
+    let row = PullRequestRow {
         integration_id,
         external_id,
         repository: raw.string("base.repo.full_name")?,
@@ -56,7 +56,19 @@ pub fn transform(raw_data: &Value, integration_id: i32) -> Result<PullRequestRow
         comments: raw.int("comments")?,
         review_comments: raw.int("review_comments")?,
         raw_data_id: None,
-    })
+    };
+    // A value its column cannot hold fails this record, not the load.
+    if let Some(over) = row.oversized() {
+        return Err(over.error(over.source));
+    }
+    Ok(row)
+}
+
+/// Transforms a pull request from its stored JSON text.
+pub fn transform_text(text: &str, integration_id: i32) -> Result<PullRequestRow, TransformError> {
+    let raw: Value = serde_json::from_str(text)
+        .map_err(|_| TransformError::wrong_type("raw_data", "an object"))?;
+    transform(&raw, integration_id)
 }
 
 #[cfg(test)]

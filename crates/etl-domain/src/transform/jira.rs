@@ -1,8 +1,11 @@
 //! Jira issue (REST v2 or v3, Cloud or Server) → `work_items` row.
 
+use serde::de::{DeserializeSeed, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::{adf, Raw, TransformError, WorkItemRow};
+use crate::json_text::RawObject;
 use crate::values::JsonObject;
 
 /// How an integration's custom fields map onto named columns:
@@ -34,23 +37,152 @@ fn user_id(raw: &Raw<'_>, path: &str) -> Result<Option<String>, TransformError> 
     }
 }
 
-/// A number, or a string holding one (custom fields arrive both ways).
-fn number(value: &Value, field: &str) -> Result<Option<f64>, TransformError> {
-    match value {
-        Value::Null => Ok(None),
-        Value::Number(n) => Ok(n.as_f64()),
-        Value::String(s) if s.trim().is_empty() => Ok(None),
-        Value::String(s) => s
-            .trim()
-            .parse::<f64>()
-            .map(Some)
-            .map_err(|_| TransformError::invalid(field, format!("`{s}` is not a number"))),
-        _ => Err(TransformError::wrong_type(field, "a number")),
+/// A number, or a string holding one (custom fields arrive both ways), read
+/// from its exact text with a correctly rounding parser.
+fn number(value: &RawValue, field: &str) -> Result<Option<f64>, TransformError> {
+    let text = value.get();
+    let (digits, quoted) = match text.as_bytes().first() {
+        Some(b'"') => match serde_json::from_str::<String>(text) {
+            Ok(inner) => (inner, true),
+            Err(_) => return Err(TransformError::wrong_type(field, "a number")),
+        },
+        Some(b'-' | b'0'..=b'9') => (text.to_owned(), false),
+        Some(b'n') => return Ok(None),
+        _ => return Err(TransformError::wrong_type(field, "a number")),
+    };
+    let digits = digits.trim();
+    if quoted && digits.is_empty() {
+        return Ok(None);
+    }
+    match digits.parse::<f64>() {
+        Ok(n) if n.is_finite() => Ok(Some(n)),
+        Ok(_) => Err(TransformError::invalid(
+            field,
+            format!("`{digits}` is out of range"),
+        )),
+        Err(_) => Err(TransformError::invalid(
+            field,
+            format!("`{digits}` is not a number"),
+        )),
     }
 }
 
+/// An issue read from its stored text in one pass: every field as a tree
+/// but the custom ones, which keep their exact text (their numbers may hold
+/// more digits than a float).
+struct IssueText<'a> {
+    doc: Value,
+    custom: Vec<(String, &'a RawValue)>,
+}
+
+/// A JSON object split by key: the chosen keys' values kept as text, the
+/// others as trees.
+struct Split<'de> {
+    plain: JsonObject,
+    raw: Vec<(String, &'de RawValue)>,
+}
+
+struct SplitBy(fn(&str) -> bool);
+
+impl<'de> DeserializeSeed<'de> for SplitBy {
+    type Value = Split<'de>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SplitBy {
+    type Value = Split<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut split = Split {
+            plain: JsonObject::new(),
+            raw: Vec::new(),
+        };
+        while let Some(key) = map.next_key::<String>()? {
+            if (self.0)(&key) {
+                let value: &'de RawValue = map.next_value()?;
+                split.raw.retain(|(k, _)| *k != key);
+                split.raw.push((key, value));
+            } else {
+                let value: Value = map.next_value()?;
+                split.plain.insert(key, value);
+            }
+        }
+        Ok(split)
+    }
+}
+
+fn parse_issue(text: &str) -> Result<IssueText<'_>, TransformError> {
+    let not_object = || TransformError::wrong_type("raw_data", "an object");
+    let mut top = serde_json::Deserializer::from_str(text);
+    let top = SplitBy(|k| k == "fields")
+        .deserialize(&mut top)
+        .map_err(|_| not_object())?;
+    let mut doc = top.plain;
+    let mut custom = Vec::new();
+    if let Some((_, fields)) = top.raw.into_iter().next() {
+        let fields_value = if fields.get().starts_with('{') {
+            let mut de = serde_json::Deserializer::from_str(fields.get());
+            let split = SplitBy(|k| k.starts_with("customfield_"))
+                .deserialize(&mut de)
+                .map_err(|_| TransformError::wrong_type("fields", "an object"))?;
+            custom = split.raw;
+            Value::Object(split.plain)
+        } else {
+            serde_json::from_str(fields.get()).unwrap_or(Value::Null)
+        };
+        doc.insert("fields".to_owned(), fields_value);
+    }
+    Ok(IssueText {
+        doc: Value::Object(doc),
+        custom,
+    })
+}
+
+/// Transforms an issue from its stored JSON text (the worker's way in):
+/// custom fields keep every digit.
+pub fn transform_text(
+    text: &str,
+    integration_id: i32,
+    mappings: &CustomFieldMappings,
+) -> Result<WorkItemRow, TransformError> {
+    let issue = parse_issue(text)?;
+    build(&issue.doc, issue.custom, integration_id, mappings)
+}
+
+/// Transforms an issue already parsed into a tree.
 pub fn transform(
     raw_data: &Value,
+    integration_id: i32,
+    mappings: &CustomFieldMappings,
+) -> Result<WorkItemRow, TransformError> {
+    let custom: Vec<(String, Box<RawValue>)> = raw_data
+        .get("fields")
+        .and_then(Value::as_object)
+        .map(|fields| {
+            fields
+                .iter()
+                .filter(|(k, _)| k.starts_with("customfield_"))
+                .filter_map(|(k, v)| Some((k.clone(), serde_json::value::to_raw_value(v).ok()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let custom = custom.iter().map(|(k, v)| (k.clone(), &**v)).collect();
+    build(raw_data, custom, integration_id, mappings)
+}
+
+fn build(
+    raw_data: &Value,
+    mut custom: Vec<(String, &RawValue)>,
     integration_id: i32,
     mappings: &CustomFieldMappings,
 ) -> Result<WorkItemRow, TransformError> {
@@ -85,23 +217,18 @@ pub fn transform(
             ))
         }
     };
-    let fields = raw.get("fields").and_then(Value::as_object);
-    let custom_fields: JsonObject = fields
-        .map(|f| {
-            f.iter()
-                .filter(|(k, v)| k.starts_with("customfield_") && !v.is_null())
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
+    custom.retain(|(_, v)| v.get() != "null");
+    custom.sort_by(|a, b| a.0.cmp(&b.0));
     let story_points = match &mappings.story_points {
-        Some(field) => match custom_fields.get(field) {
-            Some(value) => number(value, &format!("fields.{field}"))?,
+        Some(field) => match custom.iter().find(|(k, _)| k == field) {
+            Some((_, value)) => number(value, &format!("fields.{field}"))?,
             None => None,
         },
         None => None,
     };
-    Ok(WorkItemRow {
+    let custom_fields = RawObject::from_entries(custom.iter().map(|(k, v)| (k.as_str(), *v)))
+        .map_err(|e| TransformError::invalid("fields", e))?;
+    let row = WorkItemRow {
         integration_id,
         external_id,
         key: raw.string("key")?,
@@ -126,7 +253,12 @@ pub fn transform(
         story_points,
         custom_fields,
         raw_data_id: None,
-    })
+    };
+    // A value its column cannot hold fails this record, not the load.
+    if let Some(over) = row.oversized() {
+        return Err(over.error(over.source));
+    }
+    Ok(row)
 }
 
 #[cfg(test)]
@@ -194,10 +326,45 @@ mod tests {
         );
         assert_eq!(row.resolved_at, None);
         assert_eq!(
-            row.custom_fields.keys().collect::<Vec<_>>(),
-            ["customfield_10014", "customfield_10016"],
+            row.custom_fields.get(),
+            r#"{"customfield_10014":"SHOP-0","customfield_10016":5.0}"#,
             "every non-null custom field"
         );
+    }
+
+    #[test]
+    fn from_text_custom_fields_and_story_points_keep_every_digit() {
+        let text = r#"{"id": "7", "fields": {"summary": "s",
+            "customfield_10016": 90.28571428571429,
+            "customfield_2": 12345678901234567890123,
+            "customfield_3": {"v": 1e-320}, "customfield_4": null}}"#;
+        let row = transform_text(text, 1, &points()).expect("valid");
+        assert_eq!(
+            row.custom_fields.get(),
+            r#"{"customfield_10016":90.28571428571429,"customfield_2":12345678901234567890123,"customfield_3":{"v": 1e-320}}"#
+        );
+        assert_eq!(row.story_points, Some(90.285_714_285_714_29));
+        assert_eq!(
+            transform_text("[1]", 1, &points())
+                .expect_err("array")
+                .field,
+            "raw_data"
+        );
+    }
+
+    #[test]
+    fn values_the_table_cannot_hold_fail_the_record_naming_the_field() {
+        let mut raw = issue();
+        raw["id"] = json!("9".repeat(256));
+        let err = transform(&raw, 1, &points()).expect_err("too long");
+        assert_eq!(
+            (err.code.as_str(), err.field.as_str()),
+            ("value_too_long", "id")
+        );
+        let mut raw = issue();
+        raw["fields"]["customfield_10016"] = json!("1e400");
+        let err = transform(&raw, 1, &points()).expect_err("out of range");
+        assert_eq!(err.field, "fields.customfield_10016");
     }
 
     #[test]

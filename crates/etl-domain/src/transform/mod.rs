@@ -15,7 +15,7 @@ use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use rows::{PrState, PullRequestRow, WorkItemRow};
+pub use rows::{Oversized, PrState, PullRequestRow, WorkItemRow};
 
 /// Why one record could not be transformed; stored in the raw row's
 /// `error_details` as `{code, message, field}`.

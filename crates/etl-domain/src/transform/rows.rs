@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::values::JsonObject;
+use super::TransformError;
+use crate::json_text::RawObject;
 
 /// A row of `work_items` (from a Jira issue).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,7 +38,7 @@ pub struct WorkItemRow {
     /// Every non-null `customfield_*` of the issue.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub custom_fields: JsonObject,
+    pub custom_fields: RawObject,
     /// The raw record it came from, when it came from one.
     #[serde(default)]
     pub raw_data_id: Option<i32>,
@@ -96,4 +97,88 @@ pub struct PullRequestRow {
     pub review_comments: Option<i32>,
     #[serde(default)]
     pub raw_data_id: Option<i32>,
+}
+
+/// A value longer than its final-table column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Oversized {
+    /// The column (`external_id`), as `POST /load` rows name it.
+    pub column: &'static str,
+    /// Where the value comes from in the source record (`id`).
+    pub source: &'static str,
+    pub max: usize,
+    pub actual: usize,
+}
+
+impl Oversized {
+    /// `value_too_long`, naming `field`.
+    pub fn error(&self, field: &str) -> TransformError {
+        TransformError {
+            code: "value_too_long".to_owned(),
+            message: format!(
+                "is {} characters long; {} holds at most {}",
+                self.actual, self.column, self.max
+            ),
+            field: field.to_owned(),
+        }
+    }
+}
+
+/// The first of `(column, source, limit, value)` whose value is too long.
+fn first_oversized(
+    checks: &[(&'static str, &'static str, usize, Option<&str>)],
+) -> Option<Oversized> {
+    checks.iter().find_map(|&(column, source, max, value)| {
+        let actual = value?.chars().count();
+        (actual > max).then_some(Oversized {
+            column,
+            source,
+            max,
+            actual,
+        })
+    })
+}
+
+impl WorkItemRow {
+    /// The first value `work_items` cannot hold (its `varchar` limits).
+    pub fn oversized(&self) -> Option<Oversized> {
+        first_oversized(&[
+            ("external_id", "id", 255, Some(&self.external_id)),
+            ("key", "key", 255, self.key.as_deref()),
+            (
+                "project_key",
+                "fields.project.key",
+                255,
+                self.project_key.as_deref(),
+            ),
+            (
+                "status_category",
+                "fields.status.statusCategory.key",
+                50,
+                self.status_category.as_deref(),
+            ),
+            (
+                "parent_key",
+                "fields.parent.key",
+                255,
+                self.parent_key.as_deref(),
+            ),
+        ])
+    }
+}
+
+impl PullRequestRow {
+    /// The first value `pull_requests` cannot hold (its `varchar` limits).
+    pub fn oversized(&self) -> Option<Oversized> {
+        first_oversized(&[
+            ("external_id", "id", 255, Some(&self.external_id)),
+            (
+                "repository",
+                "base.repo.full_name",
+                255,
+                self.repository.as_deref(),
+            ),
+            ("head_sha", "head.sha", 64, self.head_sha.as_deref()),
+        ])
+    }
 }

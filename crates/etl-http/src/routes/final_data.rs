@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 use etl_domain::PageLimit;
-use etl_store::loaders;
+use etl_store::{loaders, JsonText};
 use serde::Deserialize;
 
 use crate::blocking;
@@ -66,6 +66,8 @@ pub async fn work_items(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let mut fields = Fields::default();
+    fields.text("project_key", query.project_key.as_deref());
+    fields.text("status", query.status.as_deref());
     let (limit, after_id) = paging(query.limit, query.after_id, &mut fields);
     fields.finish()?;
     let rows = blocking(&state.pool, move |conn| {
@@ -80,7 +82,7 @@ pub async fn work_items(
         )?)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(rows))
+    Ok(json_array(rows))
 }
 
 /// `GET /pull-requests` → the tenant's pull requests, oldest first.
@@ -107,6 +109,7 @@ pub async fn pull_requests(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let mut fields = Fields::default();
+    fields.text("repository", query.repository.as_deref());
     if let Some(state) = &query.state {
         if !matches!(state.as_str(), "open" | "closed" | "merged") {
             fields.note(
@@ -129,5 +132,22 @@ pub async fn pull_requests(
         )?)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(rows))
+    Ok(json_array(rows))
+}
+
+/// The rows' own JSON text as one array: nothing is parsed or rebuilt.
+fn json_array(rows: Vec<JsonText>) -> HttpResponse {
+    let mut body =
+        String::with_capacity(rows.iter().map(|r| r.as_str().len() + 1).sum::<usize>() + 2);
+    body.push('[');
+    for (n, row) in rows.iter().enumerate() {
+        if n > 0 {
+            body.push(',');
+        }
+        body.push_str(row.as_str());
+    }
+    body.push(']');
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body)
 }

@@ -19,7 +19,7 @@ use serde_json::json;
 
 use crate::blocking;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{JsonBody, Tenant};
+use crate::extract::{parse_shape, JsonBody, Tenant};
 use crate::query::{self, parse_with, Fields};
 use crate::state::AppState;
 use crate::tenancy::{ensure_active, unusable_integration};
@@ -77,14 +77,21 @@ pub async fn pipeline(
     let ids = create_jobs(&state, move |conn| {
         ensure_active(conn, tenant.id)?;
         require_integration(conn, tenant.id, request.integration_id)?;
-        let job = NewJob::new(
+        // Spliced as text: the extraction payload is stored as sent.
+        let payload = format!(
+            "{{\"integration_id\":{},\"payload\":{}}}",
+            request.integration_id,
+            request.payload.get()
+        );
+        let id = jobs::insert_json(
+            conn,
             tenant.id,
             JobType::Extract,
             &request.entity_type.entity_type(),
-            json!({"integration_id": request.integration_id, "payload": request.payload}),
+            &payload,
             request.priority,
-        );
-        Ok(vec![insert_job(conn, &job)?])
+        )?;
+        Ok(vec![id])
     })
     .await?;
     Ok(accepted(&JobQueuedResponse::new(ids[0])))
@@ -117,14 +124,17 @@ pub async fn load(
         ));
     }
     let kind = request.entity_type;
-    let integration_ids = validate_rows(kind, &request.transformed_data)?;
+    let row_integrations = validate_rows(kind, &request.transformed_data)?;
+    let payload = load_payload(&request);
     let ids = create_jobs(&state, move |conn| {
         ensure_active(conn, tenant.id)?;
-        let usable = integrations::active_ids_for_tenant(conn, tenant.id, &integration_ids)?;
+        let mut wanted = row_integrations.clone();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let usable = integrations::active_ids_for_tenant(conn, tenant.id, &wanted)?;
         let mut fields = Fields::default();
-        for (i, row) in request.transformed_data.iter().enumerate() {
-            let id = row.get("integration_id").and_then(serde_json::Value::as_i64).unwrap_or_default();
-            if !usable.iter().any(|u| i64::from(*u) == id) {
+        for (i, id) in row_integrations.iter().enumerate() {
+            if !usable.contains(id) {
                 fields.note(
                     &format!("transformed_data[{i}].integration_id"),
                     format!("integration {id} is not an active integration of this tenant"),
@@ -132,43 +142,58 @@ pub async fn load(
             }
         }
         fields.finish()?;
-        let job = NewJob::new(
+        let id = jobs::insert_json(
+            conn,
             tenant.id,
             JobType::Load,
             &kind.entity_type(),
-            json!({"transformed_data": request.transformed_data, "load_options": request.load_options}),
+            &payload,
             JobPriority::default(),
-        );
-        Ok(vec![insert_job(conn, &job)?])
+        )?;
+        Ok(vec![id])
     })
     .await?;
     Ok(accepted(&JobQueuedResponse::new(ids[0])))
 }
 
+/// The load job's payload, spliced from the rows' own text so that every
+/// digit (of `custom_fields`, say) reaches the final table as sent.
+fn load_payload(request: &LoadRequest) -> String {
+    let mut payload = String::from("{\"transformed_data\":[");
+    for (n, row) in request.transformed_data.iter().enumerate() {
+        if n > 0 {
+            payload.push(',');
+        }
+        payload.push_str(row.get());
+    }
+    payload.push_str("],\"load_options\":");
+    payload.push_str(request.load_options.as_ref().map_or("null", |o| o.get()));
+    payload.push('}');
+    payload
+}
+
 /// Checks every row has the final table's shape (422 naming
-/// `transformed_data[i].field`); returns the integrations they name.
+/// `transformed_data[i].field`); returns the integration each row names.
 fn validate_rows(
     kind: TransformerKind,
-    rows: &[etl_domain::JsonObject],
+    rows: &[etl_domain::RawObject],
 ) -> Result<Vec<i32>, ApiError> {
     use etl_domain::transform::{PullRequestRow, WorkItemRow};
-    let mut integration_ids = Vec::new();
-    for (i, row) in rows.iter().enumerate() {
-        let text = serde_json::to_vec(row).map_err(ApiError::internal)?;
-        let integration_id = match kind {
-            TransformerKind::JiraIssues => {
-                crate::extract::parse_json::<WorkItemRow>(&text).map(|r| r.integration_id)
+    rows.iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let text = row.get().as_bytes();
+            match kind {
+                TransformerKind::JiraIssues => {
+                    parse_shape::<WorkItemRow>(text).map(|r| r.integration_id)
+                }
+                TransformerKind::GithubPrs => {
+                    parse_shape::<PullRequestRow>(text).map(|r| r.integration_id)
+                }
             }
-            TransformerKind::GithubPrs => {
-                crate::extract::parse_json::<PullRequestRow>(&text).map(|r| r.integration_id)
-            }
-        }
-        .map_err(|error| error.prefixed(&format!("transformed_data[{i}]")))?;
-        integration_ids.push(integration_id);
-    }
-    integration_ids.sort_unstable();
-    integration_ids.dedup();
-    Ok(integration_ids)
+            .map_err(|error| error.prefixed(&format!("transformed_data[{i}]")))
+        })
+        .collect()
 }
 
 /// `POST /pipeline/process` → 202: transform jobs for every pending raw

@@ -11,7 +11,7 @@ use etl_domain::{
     UpdateStatusRequest,
 };
 use etl_store::raw_records::{self, NewRawRecord, RawRecordFilter, StatusUpdate};
-use etl_store::{integrations, PgConnection};
+use etl_store::{integrations, JsonText, PgConnection, QueryError};
 use serde::Deserialize;
 
 use crate::blocking;
@@ -20,16 +20,23 @@ use crate::extract::{IdempotencyHeader, JsonBody, Tenant};
 use crate::idempotent::{answer, idempotent, Answer};
 use crate::query::{self, parse_with, Fields};
 use crate::state::AppState;
+use crate::store_writer::refused_record;
 use crate::tenancy::{ensure_active, unusable_integration};
 
+/// The row to insert: the request's JSON text as it came (after the NUL
+/// rule), never re-serialised from a tree.
 fn new_record(tenant_id: i32, request: StoreRawDataRequest) -> NewRawRecord {
+    let changes = serde_json::to_string(&request.ingest_changes).unwrap_or_else(|_| "[]".into());
     NewRawRecord {
         tenant_id,
         integration_id: request.integration_id,
         entity_type: request.entity_type.into(),
         external_id: request.external_id.map(Into::into),
-        raw_data: serde_json::Value::Object(request.raw_data),
-        extraction_metadata: request.extraction_metadata.map(serde_json::Value::Object),
+        raw_data: JsonText(request.raw_data.into_string()),
+        extraction_metadata: request
+            .extraction_metadata
+            .map(|m| JsonText(m.into_string())),
+        ingest_changes: JsonText(changes),
     }
 }
 
@@ -96,7 +103,8 @@ async fn store_one(state: &AppState, record: NewRawRecord) -> Result<Answer, Api
 
 /// Inside a transaction (the idempotent path): the same insert and checks.
 fn store_one_in(conn: &mut PgConnection, record: &NewRawRecord) -> Result<Answer, ApiError> {
-    let ids = raw_records::insert_checked_many(conn, std::slice::from_ref(record))?;
+    let ids = raw_records::insert_checked_many(conn, std::slice::from_ref(record))
+        .map_err(|e| refused_record(e, "raw_data"))?;
     match ids.first().copied().flatten() {
         Some(id) => answer(StatusCode::CREATED, &StoreRawDataResponse::new(id)),
         None => Err(refusal(conn, record.tenant_id, record.integration_id)),
@@ -171,21 +179,69 @@ fn count_by_entity_type(requests: &[StoreRawDataRequest]) -> Vec<(EntityType, us
     counts
 }
 
+/// Why a batch was not stored: an answer, or the insert PostgreSQL refused.
+enum BatchFailure {
+    Answer(ApiError),
+    Insert(QueryError),
+}
+
+impl From<ApiError> for BatchFailure {
+    fn from(error: ApiError) -> Self {
+        Self::Answer(error)
+    }
+}
+
+impl From<QueryError> for BatchFailure {
+    fn from(error: QueryError) -> Self {
+        Self::Answer(error.into())
+    }
+}
+
 /// All or nothing: one transaction (a savepoint under an idempotency key).
+/// A batch PostgreSQL refuses is answered with a 422 naming the record that
+/// caused it.
 fn store_many(
     conn: &mut PgConnection,
     tenant_id: i32,
     records: &[NewRawRecord],
 ) -> Result<Answer, ApiError> {
     use etl_store::Connection as _;
-    conn.transaction(|conn| store_many_in(conn, tenant_id, records))
+    match conn.transaction(|conn| store_many_in(conn, tenant_id, records)) {
+        Ok(answer) => Ok(answer),
+        Err(BatchFailure::Answer(error)) => Err(error),
+        Err(BatchFailure::Insert(error)) if etl_store::is_unavailable(&error) => Err(error.into()),
+        Err(BatchFailure::Insert(error)) => {
+            tracing::warn!(%error, "PostgreSQL refused a batch; finding the record");
+            Err(match first_refused(conn, records) {
+                Some(i) => refused_record(error, &format!("records[{i}].raw_data")),
+                None => refused_record(error, "records"),
+            })
+        }
+    }
+}
+
+/// The index of the first record PostgreSQL refuses on its own: each is
+/// tried in a savepoint, and every trial is rolled back.
+fn first_refused(conn: &mut PgConnection, records: &[NewRawRecord]) -> Option<usize> {
+    use etl_store::Connection as _;
+    let mut refused = None;
+    let _ = conn.transaction::<(), QueryError, _>(|conn| {
+        refused = records.iter().position(|record| {
+            conn.transaction(|conn| {
+                raw_records::insert_checked_many(conn, std::slice::from_ref(record)).map(|_| ())
+            })
+            .is_err()
+        });
+        Err(QueryError::RollbackTransaction)
+    });
+    refused
 }
 
 fn store_many_in(
     conn: &mut PgConnection,
     tenant_id: i32,
     records: &[NewRawRecord],
-) -> Result<Answer, ApiError> {
+) -> Result<Answer, BatchFailure> {
     ensure_active(conn, tenant_id)?;
     let wanted: Vec<i32> = records
         .iter()
@@ -203,18 +259,20 @@ fn store_many_in(
         })
         .collect();
     if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
+        return Err(ApiError::validation(errors).into());
     }
     // The checks above named any bad integration; one deactivated since
     // then refuses the whole batch (the transaction rolls the rest back).
-    let ids: Option<Vec<i32>> = raw_records::insert_checked_many(conn, records)?
+    let ids: Option<Vec<i32>> = raw_records::insert_checked_many(conn, records)
+        .map_err(BatchFailure::Insert)?
         .into_iter()
         .collect();
     match ids {
-        Some(ids) => answer(StatusCode::CREATED, &StoreBatchResponse::new(ids)),
+        Some(ids) => Ok(answer(StatusCode::CREATED, &StoreBatchResponse::new(ids))?),
         None => Err(ApiError::conflict(
             "An integration changed while the batch was stored; nothing was stored, retry",
-        )),
+        )
+        .into()),
     }
 }
 
@@ -286,7 +344,11 @@ pub async fn list(
         Ok(raw_records::list_for_tenant(conn, tenant.id, &filter)?)
     })
     .await?;
-    let body: Vec<RawDataResponse> = rows.into_iter().map(Into::into).collect();
+    let body = rows
+        .into_iter()
+        .map(|row| row.into_response())
+        .collect::<Result<Vec<RawDataResponse>, String>>()
+        .map_err(ApiError::internal)?;
     Ok(HttpResponse::Ok().json(body))
 }
 
@@ -317,7 +379,8 @@ pub async fn get(
             .ok_or_else(|| ApiError::not_found(&format!("Raw record {id}")))
     })
     .await?;
-    Ok(HttpResponse::Ok().json(RawDataDetail::from(row)))
+    let detail: RawDataDetail = row.into_detail().map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok().json(detail))
 }
 
 /// `PUT /raw-data/{id}/status` → 200, or 409 for a forbidden change.

@@ -1,0 +1,573 @@
+//! JSON kept as text (SPEC §5 "What is stored is what was sent").
+//!
+//! Raw records travel from the request to PostgreSQL and back as JSON text,
+//! never as a tree of binary floats, so every digit survives. Before a body
+//! is parsed, [`scan`] walks its text once (no tree is built) and finds what
+//! PostgreSQL's `jsonb` cannot hold:
+//!
+//! - U+0000 (`\u0000`) inside a string or key: removed, and each place
+//!   reported, or refused where the field is an identifier
+//!   ([`CleanBody::identifier`]);
+//! - a number beyond PostgreSQL's `numeric` (more than 16383 digits after
+//!   the point, more than 131072 before it): refused;
+//! - an unpaired UTF-16 surrogate escape (`\ud800`): refused.
+//!
+//! [`RawObject`] is a JSON object held as its text.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// One step of a path into a JSON document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+/// Where in a document: `raw_data.fields.labels[2]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JsonPath(pub Vec<Segment>);
+
+impl JsonPath {
+    pub fn segments(&self) -> &[Segment] {
+        &self.0
+    }
+
+    /// The path without its first `n` steps.
+    pub fn skip(&self, n: usize) -> JsonPath {
+        JsonPath(self.0.iter().skip(n).cloned().collect())
+    }
+
+    /// The path's first `n` steps.
+    pub fn take(&self, n: usize) -> JsonPath {
+        JsonPath(self.0.iter().take(n).cloned().collect())
+    }
+}
+
+impl fmt::Display for JsonPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (n, segment) in self.0.iter().enumerate() {
+            match segment {
+                Segment::Key(key) if n == 0 => f.write_str(key)?,
+                Segment::Key(key) => write!(f, ".{key}")?,
+                Segment::Index(i) => write!(f, "[{i}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a body's text cannot be stored as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub path: JsonPath,
+    pub message: String,
+}
+
+/// What [`scan`] found in a body that it accepts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// Each place (a string, or a key, named without its NULs) where
+    /// U+0000 occurs, once, in document order.
+    pub nul_places: Vec<JsonPath>,
+    /// Byte ranges of the `\u0000` escapes.
+    removals: Vec<(usize, usize)>,
+}
+
+impl Scan {
+    /// The text without its `\u0000` escapes (borrowed when it has none).
+    pub fn clean<'a>(&self, text: &'a [u8]) -> Cow<'a, [u8]> {
+        if self.removals.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        let mut out = Vec::with_capacity(text.len());
+        let mut from = 0;
+        for &(start, end) in &self.removals {
+            out.extend_from_slice(&text[from..start]);
+            from = end;
+        }
+        out.extend_from_slice(&text[from..]);
+        Cow::Owned(out)
+    }
+}
+
+/// PostgreSQL `numeric`'s limits (its `NUMERIC_DSCALE_MAX`, weight limit
+/// in decimal digits, and the exponent bound of its parser).
+const NUMERIC_MAX_SCALE: i64 = 16383;
+const NUMERIC_MAX_LEADING_POSITION: i64 = 131_071;
+const NUMERIC_MAX_EXPONENT: i64 = 1_073_741_823;
+
+enum Frame {
+    /// An object; `key` is the byte range of the current key (quotes
+    /// included), `expect_key` whether the next string is a key.
+    Object {
+        key: Option<(usize, usize)>,
+        expect_key: bool,
+    },
+    Array {
+        index: usize,
+    },
+}
+
+/// Walks JSON text once without building a tree. Text that is not JSON is
+/// not judged here (the parser that follows reports it); only what PostgreSQL
+/// would refuse in valid JSON is.
+pub fn scan(text: &[u8]) -> Result<Scan, Refusal> {
+    let mut scan = Scan::default();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut i = 0;
+    while i < text.len() {
+        match text[i] {
+            b'{' => {
+                stack.push(Frame::Object {
+                    key: None,
+                    expect_key: true,
+                });
+                i += 1;
+            }
+            b'[' => {
+                stack.push(Frame::Array { index: 0 });
+                i += 1;
+            }
+            b'}' | b']' => {
+                stack.pop();
+                i += 1;
+            }
+            b',' => {
+                match stack.last_mut() {
+                    Some(Frame::Array { index }) => *index += 1,
+                    Some(Frame::Object { expect_key, .. }) => *expect_key = true,
+                    None => {}
+                }
+                i += 1;
+            }
+            b'"' => {
+                let start = i;
+                let found = string_at(text, i, &mut scan.removals).map_err(|message| Refusal {
+                    path: path_of(text, &stack),
+                    message,
+                })?;
+                i = found.end;
+                let is_key = matches!(
+                    stack.last(),
+                    Some(Frame::Object {
+                        expect_key: true,
+                        ..
+                    })
+                );
+                if is_key {
+                    if let Some(Frame::Object { key, expect_key }) = stack.last_mut() {
+                        *key = Some((start, found.end));
+                        *expect_key = false;
+                    }
+                }
+                if found.nul {
+                    let place = path_of(text, &stack);
+                    if !scan.nul_places.contains(&place) {
+                        scan.nul_places.push(place);
+                    }
+                }
+            }
+            b'-' | b'0'..=b'9' => {
+                let end = number_end(text, i);
+                if let Err(message) = check_number(&text[i..end]) {
+                    return Err(Refusal {
+                        path: path_of(text, &stack),
+                        message,
+                    });
+                }
+                i = end;
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(scan)
+}
+
+struct StringEnd {
+    /// Just past the closing quote.
+    end: usize,
+    nul: bool,
+}
+
+/// The string starting at the quote `text[start]`; notes its `\u0000`
+/// escapes in `removals`.
+fn string_at(
+    text: &[u8],
+    start: usize,
+    removals: &mut Vec<(usize, usize)>,
+) -> Result<StringEnd, String> {
+    let mut i = start + 1;
+    let mut nul = false;
+    while i < text.len() {
+        match text[i] {
+            b'"' => return Ok(StringEnd { end: i + 1, nul }),
+            b'\\' => match text.get(i + 1) {
+                Some(b'u') => {
+                    let unit = hex4(text, i + 2);
+                    match unit {
+                        Some(0) => {
+                            removals.push((i, i + 6));
+                            nul = true;
+                        }
+                        Some(0xD800..=0xDBFF) => {
+                            let low = (text.get(i + 6) == Some(&b'\\')
+                                && text.get(i + 7) == Some(&b'u'))
+                            .then(|| hex4(text, i + 8))
+                            .flatten();
+                            if !matches!(low, Some(0xDC00..=0xDFFF)) {
+                                return Err(UNPAIRED.to_owned());
+                            }
+                            i += 6;
+                        }
+                        Some(0xDC00..=0xDFFF) => return Err(UNPAIRED.to_owned()),
+                        _ => {}
+                    }
+                    i += 6;
+                }
+                _ => i += 2,
+            },
+            _ => i += 1,
+        }
+    }
+    Ok(StringEnd {
+        end: text.len(),
+        nul,
+    })
+}
+
+const UNPAIRED: &str = "holds an unpaired UTF-16 surrogate escape, which PostgreSQL cannot store";
+
+fn hex4(text: &[u8], at: usize) -> Option<u32> {
+    let digits = text.get(at..at + 4)?;
+    let digits = std::str::from_utf8(digits).ok()?;
+    u32::from_str_radix(digits, 16).ok()
+}
+
+fn number_end(text: &[u8], start: usize) -> usize {
+    let mut i = start;
+    while i < text.len() && matches!(text[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+        i += 1;
+    }
+    i
+}
+
+/// Whether PostgreSQL's `numeric` holds this JSON number exactly.
+fn check_number(number: &[u8]) -> Result<(), String> {
+    let unsigned = number.strip_prefix(b"-").unwrap_or(number);
+    let (mantissa, exponent) = match unsigned.iter().position(|b| matches!(b, b'e' | b'E')) {
+        Some(at) => (&unsigned[..at], &unsigned[at + 1..]),
+        None => (unsigned, &b""[..]),
+    };
+    let (int_part, frac_part) = match mantissa.iter().position(|&b| b == b'.') {
+        Some(at) => (&mantissa[..at], &mantissa[at + 1..]),
+        None => (mantissa, &b""[..]),
+    };
+    let exponent = parse_exponent(exponent);
+    let too_big = || {
+        format!(
+            "holds the number {}, beyond what PostgreSQL's numeric can store",
+            abbreviate(number)
+        )
+    };
+    if exponent.abs() >= NUMERIC_MAX_EXPONENT {
+        return Err(too_big());
+    }
+    let frac_digits = i64::try_from(frac_part.len()).unwrap_or(i64::MAX);
+    if frac_digits.saturating_sub(exponent) > NUMERIC_MAX_SCALE {
+        return Err(too_big());
+    }
+    let int_digits = i64::try_from(int_part.len()).unwrap_or(i64::MAX);
+    let leading = match int_part.iter().position(|&b| b != b'0') {
+        Some(k) => Some(int_digits - 1 - i64::try_from(k).unwrap_or(0)),
+        None => frac_part
+            .iter()
+            .position(|&b| b != b'0')
+            .map(|k| -1 - i64::try_from(k).unwrap_or(0)),
+    };
+    if leading.is_some_and(|w| w.saturating_add(exponent) > NUMERIC_MAX_LEADING_POSITION) {
+        return Err(too_big());
+    }
+    Ok(())
+}
+
+/// A JSON exponent (`+12`, `-5`), saturating far beyond any limit.
+fn parse_exponent(text: &[u8]) -> i64 {
+    let (negative, digits) = match text.first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let mut value: i64 = 0;
+    for &d in digits {
+        if d.is_ascii_digit() {
+            value = value
+                .saturating_mul(10)
+                .saturating_add(i64::from(d - b'0'))
+                .min(i64::MAX / 4);
+        }
+    }
+    if negative {
+        -value
+    } else {
+        value
+    }
+}
+
+fn abbreviate(number: &[u8]) -> String {
+    let text = String::from_utf8_lossy(number);
+    if text.chars().count() <= 40 {
+        text.into_owned()
+    } else {
+        let head: String = text.chars().take(20).collect();
+        let tail: String = {
+            let mut t: Vec<char> = text.chars().rev().take(12).collect();
+            t.reverse();
+            t.into_iter().collect()
+        };
+        format!("{head}…{tail} ({} characters)", text.chars().count())
+    }
+}
+
+/// The path of the value (or key) the scan is at.
+fn path_of(text: &[u8], stack: &[Frame]) -> JsonPath {
+    let segments = stack
+        .iter()
+        .filter_map(|frame| match frame {
+            Frame::Array { index } => Some(Segment::Index(*index)),
+            Frame::Object { key, .. } => {
+                key.map(|(start, end)| Segment::Key(decode_key(&text[start..end])))
+            }
+        })
+        .collect();
+    JsonPath(segments)
+}
+
+/// A key as it is stored: decoded, without its NULs.
+fn decode_key(quoted: &[u8]) -> String {
+    let mut removals = Vec::new();
+    let _ = string_at(quoted, 0, &mut removals);
+    let scan = Scan {
+        nul_places: Vec::new(),
+        removals,
+    };
+    let clean = scan.clean(quoted);
+    serde_json::from_slice::<String>(&clean)
+        .unwrap_or_else(|_| String::from_utf8_lossy(&clean).trim_matches('"').to_owned())
+}
+
+/// A request body type's rules for U+0000.
+pub trait CleanBody {
+    /// Whether the string at `path` is an identifier, where U+0000 is
+    /// refused (422) instead of removed.
+    fn identifier(path: &JsonPath) -> bool {
+        matches!(path.segments(), [Segment::Key(k)] if k == "entity_type" || k == "external_id")
+    }
+
+    /// How many leading steps of a path name the field an error reports
+    /// (`raw_data` of `raw_data.fields.x`).
+    fn field_depth() -> usize {
+        1
+    }
+
+    /// Told, after parsing, each place where U+0000 was removed.
+    fn removed(&mut self, _places: &[JsonPath]) {}
+}
+
+/// One change made to a raw record on the way in (SPEC §5
+/// `ingest_changes`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IngestChange {
+    /// `raw_data.fields.summary`, `raw_data.fields.labels[2]`.
+    pub field: String,
+    /// `removed_nul`.
+    pub change: String,
+}
+
+impl IngestChange {
+    pub fn removed_nul(field: String) -> Self {
+        Self {
+            field,
+            change: "removed_nul".to_owned(),
+        }
+    }
+}
+
+/// A JSON object held as its text: serialised verbatim, never through a
+/// tree of numbers.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct RawObject(Box<RawValue>);
+
+impl RawObject {
+    /// Checks that the text is one JSON object.
+    pub fn from_text(text: String) -> Result<Self, String> {
+        let raw = RawValue::from_string(text).map_err(|e| e.to_string())?;
+        Self::from_raw(raw)
+    }
+
+    fn from_raw(raw: Box<RawValue>) -> Result<Self, String> {
+        if raw.get().starts_with('{') {
+            Ok(Self(raw))
+        } else {
+            Err("must be a JSON object".to_owned())
+        }
+    }
+
+    /// `{}`.
+    pub fn empty() -> Self {
+        Self::from_text("{}".to_owned()).unwrap_or_else(|_| unreachable!("`{{}}` is an object"))
+    }
+
+    /// Builds `{"k": v, …}` from keys and the text of their values.
+    pub fn from_entries<'a>(
+        entries: impl IntoIterator<Item = (&'a str, &'a RawValue)>,
+    ) -> Result<Self, String> {
+        let mut text = String::from("{");
+        for (n, (key, value)) in entries.into_iter().enumerate() {
+            if n > 0 {
+                text.push(',');
+            }
+            text.push_str(&serde_json::to_string(key).map_err(|e| e.to_string())?);
+            text.push(':');
+            text.push_str(value.get());
+        }
+        text.push('}');
+        Self::from_text(text)
+    }
+
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    pub fn into_string(self) -> String {
+        self.0.get().to_owned()
+    }
+}
+
+impl Default for RawObject {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+impl PartialEq for RawObject {
+    /// Equal when the texts are: a wire type, not a JSON comparison.
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl<'de> Deserialize<'de> for RawObject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        Self::from_raw(raw).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn places(text: &str) -> Vec<String> {
+        scan(text.as_bytes())
+            .expect("accepted")
+            .nul_places
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    fn refused(text: &str) -> (String, String) {
+        let refusal = scan(text.as_bytes()).expect_err("refused");
+        (refusal.path.to_string(), refusal.message)
+    }
+
+    #[test]
+    fn nul_places_are_named_by_key_and_index() {
+        assert_eq!(
+            places(r#"{"fields":{"summary":"a\u0000","labels":["x","y","z\u0000\u0000"]}}"#),
+            ["fields.summary", "fields.labels[2]"]
+        );
+        assert_eq!(places(r#"{"a\u0000b":{"c":1}}"#), ["ab"]);
+        assert_eq!(places(r#"{"k":[{"x":1},{"y":"\u0000"}]}"#), ["k[1].y"]);
+        assert!(places(r#"{"a":"\\u0000","b":"\\\u0041"}"#).is_empty());
+    }
+
+    #[test]
+    fn clean_removes_only_the_nul_escapes() {
+        let text = br#"{"a\u0000b":"x\u0000y\\u0000","n":1.50}"#;
+        let found = scan(text).expect("accepted");
+        assert_eq!(
+            &*found.clean(text),
+            br#"{"ab":"xy\\u0000","n":1.50}"#.as_slice()
+        );
+        let plain = br#"{"a":1}"#;
+        assert!(matches!(
+            scan(plain).expect("ok").clean(plain),
+            Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn numbers_are_judged_by_postgresqls_numeric_limits() {
+        let long_fraction = format!("0.{}1", "0".repeat(4998));
+        for ok in [
+            "1e-16383",
+            "9999e131068",
+            "0.0001e131075",
+            "1e131071",
+            "0e200000",
+            "0e1073741822",
+            "12345678901234567890123",
+            "-0.000",
+            "90.28571428571429",
+            long_fraction.as_str(),
+        ] {
+            assert!(
+                scan(format!(r#"{{"n":[{ok}]}}"#).as_bytes()).is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "1e-16384",
+            "1.5e-16383",
+            "10e-16384",
+            "0e-20000",
+            "1e131072",
+            "1e-20000",
+            "1e200000",
+            "0e1073741823",
+            "1e99999999999999999999",
+        ] {
+            let (path, message) = refused(&format!(r#"{{"x":{{"n":[1,{bad}]}}}}"#));
+            assert_eq!(path, "x.n[1]", "{bad}");
+            assert!(message.contains("numeric"), "{message}");
+        }
+    }
+
+    #[test]
+    fn unpaired_surrogates_are_refused() {
+        assert!(scan(br#"{"a":"\ud83d\ude00"}"#).is_ok());
+        for bad in [
+            r#"{"a":"\ud800"}"#,
+            r#"{"a":"\udc00"}"#,
+            r#"{"a":"\ud800\u0041"}"#,
+        ] {
+            assert_eq!(refused(bad).0, "a", "{bad}");
+        }
+    }
+
+    #[test]
+    fn raw_objects_keep_their_text() {
+        let text = r#"{"n": 12345678901234567890123, "f": 90.28571428571429}"#;
+        let object: RawObject = serde_json::from_str(text).expect("object");
+        assert_eq!(serde_json::to_string(&object).expect("text"), text);
+        assert!(serde_json::from_str::<RawObject>("[1]").is_err());
+        assert!(serde_json::from_str::<RawObject>("\"{}\"").is_err());
+    }
+}
