@@ -4,6 +4,7 @@
 mod auth;
 mod errors;
 mod idempotency;
+mod ingest;
 mod jobs;
 mod ops;
 mod raw_data;

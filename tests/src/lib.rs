@@ -194,6 +194,22 @@ impl TestApp {
             .expect("request reached the server")
     }
 
+    /// POSTs a JSON body given as text (for bodies a `Value` cannot hold:
+    /// exact numbers, `\u0000`).
+    pub async fn post_text(
+        &self,
+        path: &str,
+        tenant: &TestTenant,
+        body: String,
+    ) -> reqwest::Response {
+        self.authed(reqwest::Method::POST, path, tenant)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request reached the server")
+    }
+
     /// GETs with the tenant's token.
     pub async fn get_as(&self, path: &str, tenant: &TestTenant) -> reqwest::Response {
         self.authed(reqwest::Method::GET, path, tenant)
