@@ -154,3 +154,49 @@ async fn openapi_document_lists_every_route_without_a_token() {
         "bearer"
     );
 }
+
+/// Every `$ref` in a JSON document, with where it was found.
+fn refs<'a>(value: &'a Value, at: String, found: &mut Vec<(String, &'a str)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                if key == "$ref" {
+                    if let Some(target) = inner.as_str() {
+                        found.push((at.clone(), target));
+                    }
+                } else {
+                    refs(inner, format!("{at}/{key}"), found);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, inner) in items.iter().enumerate() {
+                refs(inner, format!("{at}/{i}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_ref_of_the_openapi_document_resolves_and_timestamps_are_date_times() {
+    let app = TestApp::spawn().await;
+    let doc: Value = app
+        .get("/api/v1/etl/openapi.json")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let mut found = Vec::new();
+    refs(&doc, String::new(), &mut found);
+    assert!(found.len() > 20, "the document uses references");
+    for (at, target) in found {
+        let pointer = target
+            .strip_prefix('#')
+            .unwrap_or_else(|| panic!("{at}: external reference {target}"));
+        assert!(doc.pointer(pointer).is_some(), "{at}: {target} does not resolve");
+    }
+    let detail = &doc["components"]["schemas"]["RawDataDetail"]["properties"];
+    assert_eq!(detail["created_at"]["format"], "date-time");
+    assert!(detail["ingest_changes"].is_object(), "ingest_changes is documented");
+}

@@ -22,7 +22,7 @@ use anyhow::{bail, Context};
 use etl_http::auth::{JwtKeys, JwtSecret};
 use etl_store::migrations::{self, DatabaseUrl};
 
-const SECRET: &str = "bench-secret";
+pub(crate) const SECRET: &str = "bench-secret";
 
 pub struct IngestOptions {
     pub seconds: u32,
@@ -66,14 +66,7 @@ pub fn ingest(root: &Path, options: &IngestOptions) -> anyhow::Result<()> {
             bail!("`{tool}` is not installed (Debian: apt-get install wrk postgresql-client)");
         }
     }
-    println!("building the release server…");
-    let status = Command::new("cargo")
-        .args(["build", "--release", "--quiet", "-p", "etl-server"])
-        .current_dir(root)
-        .status()?;
-    if !status.success() {
-        bail!("release build failed");
-    }
+    build_release_server(root)?;
 
     let server_url = crate::database_url()?;
     let bench_db = format!("etl_bench_{}", std::process::id());
@@ -306,18 +299,35 @@ fn number_after(text: &str, label: &str) -> Option<f64> {
     text[start..].split_whitespace().next()?.parse().ok()
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn build_release_server(root: &Path) -> anyhow::Result<()> {
+    println!("building the release server…");
+    let status = Command::new("cargo")
+        .args(["build", "--release", "--quiet", "-p", "etl-server"])
+        .current_dir(root)
+        .status()?;
+    if !status.success() {
+        bail!("release build failed");
+    }
+    Ok(())
+}
+
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
 }
 
 impl Server {
-    fn start(root: &Path, db: &DatabaseUrl, port: u16, pool: u32) -> anyhow::Result<Self> {
+    pub(crate) fn start(
+        root: &Path,
+        db: &DatabaseUrl,
+        port: u16,
+        pool: u32,
+    ) -> anyhow::Result<Self> {
         let binary: PathBuf = root.join("target/release/etl-server");
         let child = Command::new(binary)
             .arg("serve")
@@ -346,7 +356,7 @@ impl Server {
         line.split_whitespace().nth(1)?.parse().ok()
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();

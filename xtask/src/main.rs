@@ -4,6 +4,7 @@
 mod bench;
 mod bench_pipeline;
 mod bench_queue;
+mod fuzz_api;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -51,6 +52,15 @@ enum Task {
     Bench {
         #[command(subcommand)]
         which: Bench,
+    },
+    /// Generated API cases (schemathesis, pinned in target/fuzz-api-venv)
+    /// against the release server on a fresh database: no 5xx, every answer
+    /// as the served openapi.json declares it. Prints `cases N, server
+    /// errors E, schema violations V`; fails unless E and V are 0.
+    FuzzApi {
+        /// Cases to generate, spread over every operation.
+        #[arg(long, default_value_t = 1000)]
+        cases: u32,
     },
     /// (Used by `bench queue`.) A bare lapin publish loop with confirms.
     #[command(hide = true)]
@@ -146,6 +156,9 @@ fn main() -> ExitCode {
                 &bench_pipeline::PipelineOptions { issues, batch_size },
             )
         }),
+        Task::FuzzApi { cases } => {
+            workspace_root().and_then(|root| fuzz_api::fuzz_api(&root, cases))
+        }
         Task::BenchPublishLoop { url, messages } => bench_queue::publish_loop(&url, messages),
     };
     match outcome {

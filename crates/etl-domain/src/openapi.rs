@@ -10,7 +10,8 @@ use utoipa::{PartialSchema, ToSchema};
 use crate::requests::StoreRawDataRequest;
 use crate::status::{JobStatus, JobType, ProcessingStatus, ReportedJobStatus};
 use crate::values::{
-    BatchSize, EntityType, ExternalId, JobPriority, PageLimit, RawDataIds, TransformerKind,
+    BatchSize, EntityType, ExternalId, IdempotencyKey, JobPriority, PageLimit, RawDataIds,
+    TransformerKind,
 };
 use crate::RecordBatch;
 
@@ -49,8 +50,17 @@ schema!(EntityType => string("Kind of record: 1–50 characters of [a-z0-9_]")
     .max_length(Some(EntityType::MAX_LEN))
     .pattern(Some("^[a-z0-9_]+$"))
     .into());
-schema!(ExternalId => string("The record's id in its source system")
+schema!(ExternalId => string("The record's id in its source system; no U+0000")
     .max_length(Some(ExternalId::MAX_LEN))
+    .pattern(Some("^[^\\x00]*$"))
+    .into());
+schema!(IdempotencyKey => string(
+    "1–255 visible ASCII characters (an HTTP header value); a repeat by the same tenant \
+     returns the first answer and stores nothing new"
+)
+    .min_length(Some(1))
+    .max_length(Some(IdempotencyKey::MAX_LEN))
+    .pattern(Some("^[!-~]([ -~]*[!-~])?$"))
     .into());
 schema!(TransformerKind => one_of(
     "An entity type that has a transformer",

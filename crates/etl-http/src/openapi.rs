@@ -40,7 +40,17 @@ use crate::routes::{final_data, jobs, ops, raw_data};
         final_data::work_items,
         final_data::pull_requests,
     ),
-    components(schemas(ErrorBody, ErrorCode, FieldError)),
+    // Schemas only named by parameters are not collected from the paths.
+    components(schemas(
+        ErrorBody,
+        ErrorCode,
+        FieldError,
+        etl_domain::JobType,
+        etl_domain::JobStatus,
+        etl_domain::ProcessingStatus,
+        etl_domain::ReportedJobStatus,
+        etl_domain::IdempotencyKey
+    )),
     modifiers(&BearerAuth),
     tags(
         (name = "raw-data", description = "Raw API responses as extracted"),

@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use etl_domain::{
-    EntityType, ProcessingStatus, RawDataDetail, RawDataResponse, StatusUpdatedResponse,
-    StoreBatchRequest, StoreBatchResponse, StoreRawDataRequest, StoreRawDataResponse,
-    UpdateStatusRequest,
+    EntityType, IdempotencyKey, ProcessingStatus, RawDataDetail, RawDataResponse,
+    StatusUpdatedResponse, StoreBatchRequest, StoreBatchResponse, StoreRawDataRequest,
+    StoreRawDataResponse, UpdateStatusRequest,
 };
 use etl_store::raw_records::{self, NewRawRecord, RawRecordFilter, StatusUpdate};
 use etl_store::{integrations, JsonText, PgConnection, QueryError};
@@ -44,7 +44,7 @@ fn new_record(tenant_id: i32, request: StoreRawDataRequest) -> NewRawRecord {
 #[utoipa::path(
     post, path = "/api/v1/etl/raw-data/store", tag = "raw-data",
     request_body = StoreRawDataRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 characters; a repeat by the same tenant returns the first answer and stores nothing new")),
+    params(("Idempotency-Key" = Option<IdempotencyKey>, Header, description = "1–255 visible ASCII characters; a repeat by the same tenant returns the first answer and stores nothing new")),
     responses(
         (status = 201, description = "Stored", body = StoreRawDataResponse),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
@@ -126,7 +126,7 @@ fn refusal(conn: &mut PgConnection, tenant_id: i32, integration_id: i32) -> ApiE
 #[utoipa::path(
     post, path = "/api/v1/etl/raw-data/store-batch", tag = "raw-data",
     request_body = StoreBatchRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 characters; a repeat by the same tenant returns the first answer and stores nothing new")),
+    params(("Idempotency-Key" = Option<IdempotencyKey>, Header, description = "1–255 visible ASCII characters; a repeat by the same tenant returns the first answer and stores nothing new")),
     responses(
         (status = 201, description = "All stored; ids in input order", body = StoreBatchResponse),
         (status = 400, description = "The body is not JSON", body = ErrorBody),

@@ -1,0 +1,101 @@
+//! `cargo xtask fuzz-api`: generated API cases (schemathesis) against the
+//! release server on a fresh database. Each answer is checked for a server
+//! error and against the response schema the served `openapi.json`
+//! declares; a document whose `$ref`s do not resolve fails at once.
+//!
+//! schemathesis is installed, pinned, into a virtualenv under `target/`
+//! from PyPI the first time; the driver script is `xtask/fuzz/fuzz_api.py`.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context};
+use etl_http::auth::{JwtKeys, JwtSecret};
+use etl_store::migrations::{self, DatabaseUrl};
+
+use crate::bench::{build_release_server, free_port, Server, SECRET};
+
+/// Pinned: schemathesis 3's generator and hypothesis move in step.
+const PACKAGES: [&str; 2] = ["schemathesis==3.39.16", "hypothesis==6.112.5"];
+const VENV: &str = "target/fuzz-api-venv";
+
+pub fn fuzz_api(root: &Path, cases: u32) -> anyhow::Result<()> {
+    let python = ensure_venv(root)?;
+    build_release_server(root)?;
+    let server_url = crate::database_url()?;
+    let db_url =
+        DatabaseUrl::parse(&server_url.with_database(&format!("etl_fuzz_{}", std::process::id())))
+            .map_err(|e| anyhow::anyhow!("fuzz database URL: {e}"))?;
+    migrations::create_database_if_missing(&db_url)?;
+    let outcome = run(root, &python, &db_url, cases);
+    let _ = migrations::drop_database(&db_url);
+    outcome
+}
+
+fn ensure_venv(root: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let venv = root.join(VENV);
+    let python = venv.join("bin/python");
+    let pinned = Command::new(&python)
+        .args(["-m", "pip", "show", "schemathesis", "hypothesis"])
+        .output()
+        .map(|out| {
+            let text = String::from_utf8_lossy(&out.stdout);
+            PACKAGES.iter().all(|p| {
+                let version = p.split("==").nth(1).unwrap_or_default();
+                text.contains(&format!("Version: {version}"))
+            })
+        })
+        .unwrap_or(false);
+    if pinned {
+        return Ok(python);
+    }
+    println!("installing {} into {VENV}…", PACKAGES.join(" "));
+    let made = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .context("python3 -m venv (Debian: apt-get install python3-venv)")?;
+    if !made.success() {
+        bail!("could not create the virtualenv {VENV}");
+    }
+    let installed = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(PACKAGES)
+        .status()?;
+    if !installed.success() {
+        bail!("pip could not install {}", PACKAGES.join(" "));
+    }
+    Ok(python)
+}
+
+fn run(root: &Path, python: &Path, db_url: &DatabaseUrl, cases: u32) -> anyhow::Result<()> {
+    let mut conn = etl_store::connect(db_url.as_str())?;
+    migrations::run_pending(&mut conn)?;
+    let seed = etl_store::seed::ensure_demo(&mut conn)?;
+    let token = JwtKeys::new(&JwtSecret::new(SECRET)).issue(
+        "fuzz",
+        seed.tenant.id,
+        chrono::Duration::hours(2),
+    );
+    let port = free_port()?;
+    let mut server = Server::start(root, db_url, port, 10)?;
+    println!("fuzzing http://127.0.0.1:{port} with {cases} cases…");
+    let status = Command::new(python)
+        .arg(root.join("xtask/fuzz/fuzz_api.py"))
+        .args(["--base-url", &format!("http://127.0.0.1:{port}")])
+        .args(["--token", &token])
+        .args(["--cases", &cases.to_string()])
+        .status()
+        .context("running the schemathesis driver")?;
+    server.stop();
+    if !status.success() {
+        bail!("the API broke its own contract (see the lines above)");
+    }
+    Ok(())
+}
