@@ -194,9 +194,15 @@ async fn every_ref_of_the_openapi_document_resolves_and_timestamps_are_date_time
         let pointer = target
             .strip_prefix('#')
             .unwrap_or_else(|| panic!("{at}: external reference {target}"));
-        assert!(doc.pointer(pointer).is_some(), "{at}: {target} does not resolve");
+        assert!(
+            doc.pointer(pointer).is_some(),
+            "{at}: {target} does not resolve"
+        );
     }
     let detail = &doc["components"]["schemas"]["RawDataDetail"]["properties"];
     assert_eq!(detail["created_at"]["format"], "date-time");
-    assert!(detail["ingest_changes"].is_object(), "ingest_changes is documented");
+    assert!(
+        detail["ingest_changes"].is_object(),
+        "ingest_changes is documented"
+    );
 }

@@ -356,15 +356,15 @@ async fn when_a_load_job_fails_for_good_its_raw_records_fail_too() {
     )
     .await;
     let raw_id = stored["record_id"].as_i64().expect("id");
-    // A load job whose row cannot be loaded (its state is not one the table
-    // takes), written as a transform job would, with the record processing.
+    // A load job that can never run (no final table for its entity type),
+    // written as a transform job would, with the record processing.
     h.app.execute(&format!(
         "UPDATE raw_extraction_data SET processing_status = 'processing' WHERE id = {raw_id}"
     ));
-    let row = json!({"integration_id": github, "external_id": "41", "state": "reopened", "raw_data_id": raw_id});
+    let row = json!({"integration_id": github, "external_id": "41", "state": "open", "raw_data_id": raw_id});
     h.app.execute(&format!(
         "INSERT INTO etl_job_queue (tenant_id, job_type, entity_type, payload, max_retries)
-         VALUES ({}, 'load', 'github_prs', '{}', 0)",
+         VALUES ({}, 'load', 'gitlab_mrs', '{}', 0)",
         h.tenant.id,
         json!({"transformed_data": [row]})
     ));

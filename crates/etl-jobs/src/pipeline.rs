@@ -207,15 +207,54 @@ pub struct LoadHandler;
 
 impl JobHandler for LoadHandler {
     fn run(&self, conn: &mut PgConnection, job: &Job) -> Result<Value, JobFailure> {
-        let table = match kind_of(job)? {
+        use etl_store::Connection as _;
+        let kind = kind_of(job)?;
+        let table = match kind {
             TransformerKind::JiraIssues => loaders::FinalTable::WorkItems,
             TransformerKind::GithubPrs => loaders::FinalTable::PullRequests,
         };
         // The rows stay in PostgreSQL: unpacked from the job's own row (the
-        // claim did not even fetch them). They were validated when the job
-        // was written (`POST /load`, or the transformer).
-        let loaded =
-            loaders::load_job_rows(conn, table, job.tenant_id, job.id).map_err(load_error)?;
+        // claim did not even fetch them). The one statement runs in a
+        // savepoint, so that a row the table refuses costs only the
+        // savepoint: then the rows are judged one by one, the refused ones
+        // fail alone and the others load.
+        let fast = conn
+            .transaction(|conn| loaders::load_job_rows(conn, table, job.tenant_id, job.id, &[]));
+        let (loaded, errors) = match fast {
+            Ok(loaded) => (loaded, Vec::new()),
+            Err(error) if etl_store::is_unavailable(&error) => return Err(database(error)),
+            Err(error) => {
+                let rows = loaders::job_rows(conn, job.id).map_err(database)?;
+                let refused = refused_rows(kind, &rows);
+                if refused.is_empty() {
+                    return Err(load_error(error));
+                }
+                tracing::warn!(job_id = job.id, refused = refused.len(), %error, "load job: rows refused by the final table fail alone");
+                let skip: Vec<i64> = refused
+                    .iter()
+                    .filter_map(|r| i64::try_from(r.index + 1).ok())
+                    .collect();
+                let loaded = loaders::load_job_rows(conn, table, job.tenant_id, job.id, &skip)
+                    .map_err(load_error)?;
+                let mut errors = Vec::new();
+                for row in refused {
+                    match row.raw_data_id {
+                        Some(raw_id) => {
+                            let details = serde_json::to_value(&row.error).unwrap_or(Value::Null);
+                            raw_records::fail_processing(conn, job.tenant_id, &[raw_id], &details)
+                                .map_err(database)?;
+                        }
+                        None => errors.push(json!({
+                            "index": row.index,
+                            "code": row.error.code,
+                            "message": row.error.message,
+                            "field": row.error.field,
+                        })),
+                    }
+                }
+                (loaded, errors)
+            }
+        };
         let counts = loaded.counts;
         Ok(json!({
             "records": counts.inserted + counts.updated + counts.unchanged + counts.duplicates,
@@ -224,6 +263,7 @@ impl JobHandler for LoadHandler {
             "unchanged": counts.unchanged,
             "duplicates": counts.duplicates,
             "raw_records_completed": loaded.raw_records_completed,
+            "errors": errors,
         }))
     }
 
@@ -247,6 +287,62 @@ impl JobHandler for LoadHandler {
         raw_records::fail_processing(conn, job.tenant_id, &raw_ids, error_details)?;
         Ok(())
     }
+}
+
+/// A row of a load job that its final table would refuse.
+struct RefusedRow {
+    /// Position in `transformed_data`, from 0.
+    index: usize,
+    raw_data_id: Option<i32>,
+    error: TransformError,
+}
+
+/// The rows of a load job that cannot be loaded: not of the table's shape,
+/// or holding a value longer than its column. A row from a raw record is
+/// named by its source field, one sent by `POST /load` by its column.
+fn refused_rows(kind: TransformerKind, rows: &[etl_store::JsonText]) -> Vec<RefusedRow> {
+    let judged = rows.iter().enumerate().filter_map(|(index, row)| {
+        let text = row.as_str();
+        // A row not of the table's shape still names its raw record.
+        let raw_id_of = || {
+            serde_json::from_str::<Value>(text)
+                .ok()
+                .and_then(|v| v.get("raw_data_id").and_then(Value::as_i64))
+                .and_then(|id| i32::try_from(id).ok())
+        };
+        let (raw_data_id, over) = match kind {
+            TransformerKind::JiraIssues => match serde_json::from_str::<WorkItemRow>(text) {
+                Ok(row) => (row.raw_data_id, row.oversized()),
+                Err(e) => return Some((index, raw_id_of(), Err(e))),
+            },
+            TransformerKind::GithubPrs => match serde_json::from_str::<PullRequestRow>(text) {
+                Ok(row) => (row.raw_data_id, row.oversized()),
+                Err(e) => return Some((index, raw_id_of(), Err(e))),
+            },
+        };
+        over.map(|over| (index, raw_data_id, Ok(over)))
+    });
+    judged
+        .map(|(index, raw_data_id, judged)| {
+            let error = match judged {
+                Ok(over) => over.error(if raw_data_id.is_some() {
+                    over.source
+                } else {
+                    over.column
+                }),
+                Err(e) => TransformError {
+                    code: "invalid_row".to_owned(),
+                    message: e.to_string(),
+                    field: "transformed_data".to_owned(),
+                },
+            };
+            RefusedRow {
+                index,
+                raw_data_id,
+                error,
+            }
+        })
+        .collect()
 }
 
 /// The handlers of a process that runs the pipeline.

@@ -109,7 +109,7 @@ impl Table {
                    FROM etl_job_queue j,
                         jsonb_array_elements(j.payload->'transformed_data') WITH ORDINALITY AS e(elem, ord),
                         jsonb_to_record(e.elem) AS rec({record})
-                  WHERE j.id = $2),
+                  WHERE j.id = $2 AND NOT (e.ord = ANY($3::int8[]))),
              newest AS MATERIALIZED (
                  SELECT DISTINCT ON (integration_id, external_id) *
                    FROM rows
@@ -202,14 +202,16 @@ pub struct JobLoad {
 /// (`payload.transformed_data`) straight from its row, and marks their
 /// raw records `completed`, in one statement. PostgreSQL unpacks,
 /// de-duplicates and upserts the rows, so the payload never travels to the
-/// worker and back.
+/// worker and back. Rows whose position (1-based) is in `skip` are left
+/// out, as if the job did not carry them.
 pub fn load_job_rows(
     conn: &mut PgConnection,
     entity: FinalTable,
     tenant_id: i32,
     job_id: i32,
+    skip: &[i64],
 ) -> QueryResult<JobLoad> {
-    use diesel::sql_types::BigInt;
+    use diesel::sql_types::{Array, BigInt};
     static WORK_ITEMS_SQL: OnceLock<String> = OnceLock::new();
     static PULL_REQUESTS_SQL: OnceLock<String> = OnceLock::new();
     let sql = match entity {
@@ -232,6 +234,7 @@ pub fn load_job_rows(
     let counted: Counted = diesel::sql_query(sql)
         .bind::<Int4, _>(tenant_id)
         .bind::<Int4, _>(job_id)
+        .bind::<Array<BigInt>, _>(skip)
         .get_result(conn)?;
     let count = |n: i64| usize::try_from(n).unwrap_or(0);
     Ok(JobLoad {
@@ -243,6 +246,26 @@ pub fn load_job_rows(
         },
         raw_records_completed: count(counted.completed),
     })
+}
+
+/// The text of each row a load job carries, in order (read only when a
+/// load failed and its rows must be judged one by one).
+pub fn job_rows(conn: &mut PgConnection, job_id: i32) -> QueryResult<Vec<JsonText>> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Jsonb)]
+        row: JsonText,
+    }
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT e.elem AS row
+           FROM etl_job_queue j,
+                jsonb_array_elements(j.payload->'transformed_data') WITH ORDINALITY AS e(elem, ord)
+          WHERE j.id = $1
+          ORDER BY e.ord",
+    )
+    .bind::<Int4, _>(job_id)
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| r.row).collect())
 }
 
 /// The final tables.

@@ -87,7 +87,7 @@ fn load_job<R: serde::Serialize>(
         ),
     )
     .expect("job");
-    loaders::load_job_rows(conn, table, tenant, job.id).expect("load")
+    loaders::load_job_rows(conn, table, tenant, job.id, &[]).expect("load")
 }
 
 fn load<R: serde::Serialize>(
@@ -254,9 +254,15 @@ fn a_load_job_is_loaded_from_its_own_row_newest_copy_first() {
         ),
     )
     .expect("job");
-    let counts = loaders::load_job_rows(&mut conn, loaders::FinalTable::WorkItems, tenant, job.id)
-        .expect("load")
-        .counts;
+    let counts = loaders::load_job_rows(
+        &mut conn,
+        loaders::FinalTable::WorkItems,
+        tenant,
+        job.id,
+        &[],
+    )
+    .expect("load")
+    .counts;
     assert_eq!(
         counts,
         LoadCounts {
@@ -272,9 +278,15 @@ fn a_load_job_is_loaded_from_its_own_row_newest_copy_first() {
     assert_eq!(stored[0]["summary"], "newest");
     assert_eq!(stored[0]["labels"], json!(["a", "ü"]));
     // The same job again changes nothing.
-    let again = loaders::load_job_rows(&mut conn, loaders::FinalTable::WorkItems, tenant, job.id)
-        .expect("load")
-        .counts;
+    let again = loaders::load_job_rows(
+        &mut conn,
+        loaders::FinalTable::WorkItems,
+        tenant,
+        job.id,
+        &[],
+    )
+    .expect("load")
+    .counts;
     assert_eq!(
         again,
         LoadCounts {
