@@ -268,6 +268,26 @@ async fn the_projects_fixtures_flow_from_raw_to_final_tables() {
         .as_str()
         .is_some_and(|t| t.starts_with("2024-03-05T12:00:00")));
 
+    // A real Jira issue (apache/incubator-devlake's test data) whose summary
+    // ends in U+0000: stored without it, the place listed, and loaded.
+    let nul = by_external_id(&items, "10066");
+    assert_eq!(nul["key"], "EE-4");
+    assert_eq!(nul["summary"], "\u{200b}问题分布的帕累托图");
+    let raw_id = h
+        .app
+        .count("SELECT max(id)::int8 FROM raw_extraction_data WHERE raw_data->>'key' = 'EE-4'");
+    let record = json(
+        h.app
+            .get_as(&format!("/api/v1/etl/raw-data/{raw_id}"), &h.tenant)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        record["ingest_changes"],
+        json!([{"field": "raw_data.fields.summary", "change": "removed_nul"}])
+    );
+    assert_eq!(record["processing_status"], "completed");
+
     let merged = by_external_id(&pulls, "30001");
     assert_eq!(merged["state"], "merged");
     assert_eq!(merged["author"], "dependabot[bot]");

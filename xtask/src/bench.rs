@@ -166,6 +166,33 @@ fn run_ingest(root: &Path, options: &IngestOptions, db_url: &DatabaseUrl) -> any
     )? * 1000.0;
     let copy_batch = psql_copy(db_url, &work.join("rows.tsv"), options.seconds)?;
 
+    println!(
+        "\nGET /raw-data?limit=100 over {READ_RECORDS} stored issues of ~2.6 KB, {READ_CONNECTIONS} connections, {} s each",
+        options.seconds
+    );
+    fill_for_reads(db_url, tenant, integration, &issue)?;
+    std::fs::write(work.join("read.lua"), wrk_get_script(&token))?;
+    std::fs::write(
+        work.join("read.sql"),
+        format!(
+            "SELECT id, entity_type, external_id, raw_data::text, processing_status, created_at \
+               FROM raw_extraction_data WHERE tenant_id = {tenant} AND entity_type = '{READ_TYPE}' \
+              ORDER BY id LIMIT 100;\n"
+        ),
+    )?;
+    let api_read = wrk(
+        &work.join("read.lua"),
+        &format!("{base}/api/v1/etl/raw-data?entity_type={READ_TYPE}&limit=100"),
+        READ_CONNECTIONS,
+        options.seconds,
+    )?;
+    let pg_read = pgbench(
+        db_url,
+        &work.join("read.sql"),
+        READ_CONNECTIONS,
+        options.seconds,
+    )?;
+
     let peak_rss_kib = server.peak_rss_kib();
     server.stop();
     let _ = std::fs::remove_dir_all(&work);
@@ -188,6 +215,13 @@ fn run_ingest(root: &Path, options: &IngestOptions, db_url: &DatabaseUrl) -> any
         copy_batch,
         100.0 * api_batch / copy_batch
     );
+    println!(
+        "{:<34} {:>10.0} q/s {:>10.0} q/s {:>7.0}%   (target ≥ 70%)",
+        "GET /raw-data (100) vs its SELECT",
+        api_read,
+        pg_read,
+        100.0 * api_read / pg_read
+    );
     match peak_rss_kib {
         Some(kib) => println!(
             "server peak RSS under load: {:.1} MiB (target < 100 MiB)",
@@ -196,6 +230,38 @@ fn run_ingest(root: &Path, options: &IngestOptions, db_url: &DatabaseUrl) -> any
         None => println!("server peak RSS: unavailable"),
     }
     Ok(())
+}
+
+/// Records the read comparison lists from (an entity type of its own).
+const READ_RECORDS: u32 = 35_000;
+const READ_CONNECTIONS: u32 = 8;
+const READ_TYPE: &str = "jira_read_bench";
+
+/// Stores `READ_RECORDS` copies of the issue, padded to about 2.6 KB, in
+/// one statement (the read is measured, not this).
+fn fill_for_reads(
+    db: &DatabaseUrl,
+    tenant: i32,
+    integration: i32,
+    issue: &serde_json::Value,
+) -> anyhow::Result<()> {
+    let mut padded = issue.clone();
+    padded["fields"]["environment"] = serde_json::Value::String("x".repeat(1200));
+    let text = serde_json::to_string(&padded)?.replace('\'', "''");
+    timed_psql(
+        db,
+        &format!(
+            "INSERT INTO raw_extraction_data (tenant_id, integration_id, entity_type, external_id, raw_data)
+             SELECT {tenant}, {integration}, '{READ_TYPE}', n::text, '{text}'::jsonb
+               FROM generate_series(1, {READ_RECORDS}) AS n;
+             ANALYZE raw_extraction_data;\n"
+        ),
+    )?;
+    Ok(())
+}
+
+fn wrk_get_script(token: &str) -> String {
+    format!("wrk.method = \"GET\"\nwrk.headers[\"Authorization\"] = \"Bearer {token}\"\n")
 }
 
 fn wrk_script(body: &Path, token: &str) -> String {
@@ -289,7 +355,7 @@ fn timed_psql(db: &DatabaseUrl, script: &str) -> anyhow::Result<Duration> {
         .write_all(script.as_bytes())?;
     let status = child.wait()?;
     if !status.success() {
-        bail!("psql \\copy failed");
+        bail!("psql failed");
     }
     Ok(started.elapsed())
 }
