@@ -406,3 +406,21 @@ async fn every_timestamp_answered_is_rfc3339_utc_with_z() {
         chrono::DateTime::parse_from_rfc3339(text).unwrap_or_else(|e| panic!("{text}: {e}"));
     }
 }
+
+#[tokio::test]
+async fn a_dry_run_transform_answers_custom_fields_with_every_digit() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme");
+    let raw = r#"{"id":"7","fields":{"summary":"s","customfield_1":12345678901234567890123,"customfield_2":90.28571428571429}}"#;
+    let response = app.post_text(STORE, &tenant, body_with(&tenant, raw)).await;
+    let id = json(response).await["record_id"].as_i64().expect("id");
+    let body = json!({"entity_type": "jira_issues", "raw_data_ids": [id], "transform_options": {"dry_run": true}});
+    let response = app.post_json("/api/v1/etl/transform", &tenant, &body).await;
+    assert_eq!(response.status(), 200);
+    let text = text(response).await;
+    assert!(
+        text.contains(r#""customfield_1":12345678901234567890123"#)
+            && text.contains(r#""customfield_2":90.28571428571429"#),
+        "{text}"
+    );
+}

@@ -65,6 +65,16 @@ fn payload_error(error: &actix_web::Error) -> ApiError {
 /// the field.
 pub(crate) fn parse_json<T: DeserializeOwned + CleanBody>(bytes: &[u8]) -> Result<T, ApiError> {
     let scan = etl_domain::json_text::scan(bytes).map_err(|refusal| {
+        // The scan judges only valid JSON: a body that is not JSON at all
+        // is a 400 whatever numbers it holds.
+        if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            if !is_too_deep(&syntax) {
+                return ApiError::new(
+                    ErrorCode::MalformedJson,
+                    format!("The body is not valid JSON: {}", without_position(&syntax)),
+                );
+            }
+        }
         let field = refusal.path.take(T::field_depth()).to_string();
         let inner = refusal.path.skip(T::field_depth()).to_string();
         let message = if inner.is_empty() {
@@ -123,12 +133,21 @@ pub(crate) fn parse_shape<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErr
                 }
                 ApiError::validation(vec![field_error(&error.path().to_string(), inner)])
             }
+            // Valid JSON nested deeper than the parser follows: not
+            // malformed, but more than this service takes.
+            _ if is_too_deep(inner) => {
+                ApiError::invalid_field("body", "nests arrays and objects deeper than 128 levels")
+            }
             _ => malformed(inner),
         }
     })?;
     // Trailing characters after the value make the body malformed too.
     deserializer.end().map_err(|e| malformed(&e))?;
     Ok(value)
+}
+
+fn is_too_deep(error: &serde_json::Error) -> bool {
+    error.to_string().starts_with("recursion limit exceeded")
 }
 
 /// Names the field of a data error: the path, plus the missing field's own
@@ -241,6 +260,28 @@ mod tests {
             .iter()
             .map(|e| e.field.clone())
             .collect()
+    }
+
+    #[test]
+    fn numbers_beyond_numeric_are_422_in_json_and_400_in_what_is_not_json() {
+        let body = br#"{"integration_id":1,"entity_type":"x","raw_data":{"n":1e-20000}}"#;
+        let error = parse_json::<StoreRawDataRequest>(body).expect_err("refused");
+        assert_eq!(error.code(), ErrorCode::ValidationError);
+        assert_eq!(fields(&error), ["raw_data"]);
+        let error = parse_json::<StoreRawDataRequest>(br#"{"raw_data":{"n":1e-20000"#)
+            .expect_err("refused");
+        assert_eq!(error.code(), ErrorCode::MalformedJson);
+    }
+
+    #[test]
+    fn deep_nesting_is_kept_as_text_or_a_422_never_malformed_json() {
+        let nested = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        let raw = format!(r#"{{"integration_id":1,"entity_type":"x","raw_data":{{"a":{nested}}}}}"#);
+        assert!(parse_json::<StoreRawDataRequest>(raw.as_bytes()).is_ok(), "text is not a tree");
+        let tree = format!(r#"{{"status":"failed","error_details":{{"a":{nested}}}}}"#);
+        let error = parse_json::<etl_domain::UpdateStatusRequest>(tree.as_bytes())
+            .expect_err("too deep for a tree");
+        assert_eq!(error.code(), ErrorCode::ValidationError);
     }
 
     #[test]

@@ -1,0 +1,1 @@
+DROP INDEX idx_raw_data_tenant_type_id;
