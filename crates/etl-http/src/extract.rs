@@ -276,8 +276,12 @@ mod tests {
     #[test]
     fn deep_nesting_is_kept_as_text_or_a_422_never_malformed_json() {
         let nested = format!("{}1{}", "[".repeat(200), "]".repeat(200));
-        let raw = format!(r#"{{"integration_id":1,"entity_type":"x","raw_data":{{"a":{nested}}}}}"#);
-        assert!(parse_json::<StoreRawDataRequest>(raw.as_bytes()).is_ok(), "text is not a tree");
+        let raw =
+            format!(r#"{{"integration_id":1,"entity_type":"x","raw_data":{{"a":{nested}}}}}"#);
+        assert!(
+            parse_json::<StoreRawDataRequest>(raw.as_bytes()).is_ok(),
+            "text is not a tree"
+        );
         let tree = format!(r#"{{"status":"failed","error_details":{{"a":{nested}}}}}"#);
         let error = parse_json::<etl_domain::UpdateStatusRequest>(tree.as_bytes())
             .expect_err("too deep for a tree");
