@@ -14,6 +14,24 @@ fn issue(id: &str) -> Value {
     }})
 }
 
+/// The external ids of a final table's rows (`work-items`), sorted.
+async fn loaded_keys(h: &Harness, table: &str) -> Vec<String> {
+    let rows = json(
+        h.app
+            .get_as(&format!("/api/v1/etl/{table}"), &h.tenant)
+            .await,
+    )
+    .await;
+    let mut keys: Vec<String> = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|r| r["external_id"].as_str().map(str::to_owned))
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
 #[tokio::test]
 async fn a_transform_batch_with_an_over_long_id_loads_the_others_and_fails_that_record() {
     let mut h = Harness::start(Mode::Amqp).await;
@@ -48,15 +66,7 @@ async fn a_transform_batch_with_an_over_long_id_loads_the_others_and_fails_that_
     let load_id = job["result"]["load_job_id"].as_i64().expect("a load job");
     h.wait_for_status(load_id, "completed").await;
 
-    let loaded = json(h.app.get_as("/api/v1/etl/work-items", &h.tenant).await).await;
-    let mut keys: Vec<&str> = loaded
-        .as_array()
-        .expect("rows")
-        .iter()
-        .filter_map(|r| r["external_id"].as_str())
-        .collect();
-    keys.sort_unstable();
-    assert_eq!(keys, ["1", "3"]);
+    assert_eq!(loaded_keys(&h, "work-items").await, ["1", "3"]);
     let statuses: Vec<Value> =
         futures_util::future::join_all(raw_ids.as_array().expect("ids").iter().map(|id| {
             let path = format!("/api/v1/etl/raw-data/{id}");
@@ -106,15 +116,7 @@ async fn a_load_row_the_table_refuses_is_listed_in_result_errors_and_the_others_
             (2, "value_too_long", "head_sha")
         ]
     );
-    let rows = json(h.app.get_as("/api/v1/etl/pull-requests", &h.tenant).await).await;
-    let mut keys: Vec<&str> = rows
-        .as_array()
-        .expect("rows")
-        .iter()
-        .filter_map(|r| r["external_id"].as_str())
-        .collect();
-    keys.sort_unstable();
-    assert_eq!(keys, ["1", "4"]);
+    assert_eq!(loaded_keys(&h, "pull-requests").await, ["1", "4"]);
     h.stop().await;
 }
 

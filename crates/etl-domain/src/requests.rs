@@ -156,7 +156,7 @@ pub struct TransformOptions {
 pub struct LoadRequest {
     pub entity_type: TransformerKind,
     /// Rows kept as their text, so every digit reaches the table.
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>, min_items = 1))]
     pub transformed_data: Vec<RawObject>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]

@@ -49,7 +49,9 @@ use crate::routes::{final_data, jobs, ops, raw_data};
         etl_domain::JobStatus,
         etl_domain::ProcessingStatus,
         etl_domain::ReportedJobStatus,
-        etl_domain::IdempotencyKey
+        etl_domain::IdempotencyKey,
+        etl_domain::PageLimit,
+        etl_domain::EntityType
     )),
     modifiers(&BearerAuth),
     tags(

@@ -48,7 +48,7 @@ fn paging(
     params(
         ("project_key" = Option<String>, Query, description = "Only this project"),
         ("status" = Option<String>, Query, description = "Only this status (as the source names it)"),
-        ("limit" = Option<i64>, Query, description = "1–1000, default 100"),
+        ("limit" = Option<etl_domain::PageLimit>, Query, description = "1–1000, default 100"),
         ("after_id" = Option<i32>, Query, description = "Keyset paging: only ids above this"),
     ),
     responses(
@@ -91,7 +91,7 @@ pub async fn work_items(
     params(
         ("repository" = Option<String>, Query, description = "Only this repository (owner/name)"),
         ("state" = Option<String>, Query, description = "open, closed or merged"),
-        ("limit" = Option<i64>, Query, description = "1–1000, default 100"),
+        ("limit" = Option<etl_domain::PageLimit>, Query, description = "1–1000, default 100"),
         ("after_id" = Option<i32>, Query, description = "Keyset paging: only ids above this"),
     ),
     responses(

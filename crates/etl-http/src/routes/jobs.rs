@@ -315,8 +315,8 @@ impl JobsQuery {
     params(
         ("status" = Option<JobStatus>, Query, description = "Only jobs in this status"),
         ("job_type" = Option<JobType>, Query, description = "extract, transform or load"),
-        ("entity_type" = Option<String>, Query, description = "Only jobs of this entity type"),
-        ("limit" = Option<i64>, Query, description = "1–1000, default 100"),
+        ("entity_type" = Option<etl_domain::EntityType>, Query, description = "Only jobs of this entity type"),
+        ("limit" = Option<etl_domain::PageLimit>, Query, description = "1–1000, default 100"),
         ("after_id" = Option<i32>, Query, description = "Keyset paging: only ids above this"),
     ),
     responses(

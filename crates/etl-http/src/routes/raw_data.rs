@@ -318,9 +318,9 @@ impl ListQuery {
 #[utoipa::path(
     get, path = "/api/v1/etl/raw-data", tag = "raw-data",
     params(
-        ("entity_type" = String, Query, description = "Required: which kind of record"),
+        ("entity_type" = etl_domain::EntityType, Query, description = "Required: which kind of record"),
         ("status" = Option<ProcessingStatus>, Query, description = "Only records in this status"),
-        ("limit" = Option<i64>, Query, description = "1–1000, default 100"),
+        ("limit" = Option<etl_domain::PageLimit>, Query, description = "1–1000, default 100"),
         ("after_id" = Option<i32>, Query, description = "Keyset paging: only ids above this"),
     ),
     responses(
