@@ -174,6 +174,18 @@ async fn metrics_count_requests_by_route_and_records_stored() {
         text.contains("etl_http_request_duration_seconds_bucket"),
         "{text}"
     );
+    for method in ["BREW", "X-ONE", "X-TWO"] {
+        let method = Method::from_bytes(method.as_bytes()).expect("a method token");
+        let response = reqwest::Client::new()
+            .request(method, app.url("/health"))
+            .send()
+            .await
+            .expect("sent");
+        assert!(response.status().is_client_error());
+    }
+    let text = app.get("/metrics").await.text().await.expect("text");
+    assert!(!text.contains("BREW") && !text.contains("X-ONE"), "{text}");
+    assert!(text.contains("method=\"other\""), "{text}");
     assert!(
         text.lines()
             .any(|l| l == "etl_raw_records_stored_total{entity_type=\"jira_issues\"} 1"),
