@@ -46,7 +46,7 @@ enum Task {
         #[arg(long, default_value = "xtask")]
         sub: String,
     },
-    /// Run exactly what CI runs (`.ci/run`): fmt, clippy, cargo-deny, tests.
+    /// Run exactly what CI runs (`.ci/run`): fmt, clippy, cargo-deny, tests, API fuzzing.
     Check,
     /// Measure against PostgreSQL's own limit for the same work, in one run.
     Bench {
