@@ -22,7 +22,7 @@ use anyhow::{bail, Context};
 use etl_http::auth::{JwtKeys, JwtSecret};
 use etl_store::migrations::{self, DatabaseUrl};
 
-pub(crate) const SECRET: &str = "bench-secret";
+pub(crate) const SECRET: &str = "bench-secret-of-at-least-32-bytes";
 
 pub struct IngestOptions {
     pub seconds: u32,

@@ -133,7 +133,7 @@ fn run(root: &Path, options: &PipelineOptions, db: &DatabaseUrl, amqp: &str) -> 
         .local_addr()?
         .port();
     let server = Process::start(root, "serve", db, amqp, Some(port))?;
-    let token = JwtKeys::new(&JwtSecret::new("bench-secret")).issue(
+    let token = JwtKeys::new(&JwtSecret::new("bench-secret-of-at-least-32-bytes")).issue(
         "bench",
         tenant,
         chrono::Duration::hours(1),

@@ -15,7 +15,7 @@ use anyhow::{bail, Context};
 use etl_http::auth::{JwtKeys, JwtSecret};
 use etl_store::migrations::{self, DatabaseUrl};
 
-const SECRET: &str = "bench-secret";
+const SECRET: &str = "bench-secret-of-at-least-32-bytes";
 const BATCH: usize = 200;
 
 pub struct QueueOptions {

@@ -89,7 +89,7 @@ impl Settings {
                 "postgres" => Ok(QueueMode::Postgres),
                 other => Err(format!("must be `amqp` or `postgres` (got `{other}`)")),
             })?,
-            jwt_secret: get("ETL_JWT_SECRET").map(JwtSecret::new),
+            jwt_secret: get("ETL_JWT_SECRET").map(parse_jwt_secret).transpose()?,
             db_pool_size: parse_or(&get, "ETL_DB_POOL_SIZE", "10", |v| {
                 parse_in_range(v, 1, 1000)
             })?,
@@ -109,6 +109,10 @@ impl Settings {
             })?,
         })
     }
+
+    /// The fewest bytes an HS256 secret may have (RFC 7518 §3.2: a key of
+    /// the hash's size, 256 bits).
+    pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
     /// The JWT secret `serve` needs: from the environment, else (with
     /// `--dev` only) a freshly generated one.
@@ -194,6 +198,21 @@ fn parse_bind(value: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("`{value}` resolves to no address"))
 }
 
+/// `ETL_JWT_SECRET`, refused when shorter than HS256 allows.
+fn parse_jwt_secret(value: String) -> Result<JwtSecret, SettingError> {
+    if value.len() < Settings::MIN_JWT_SECRET_BYTES {
+        return Err(SettingError {
+            name: "ETL_JWT_SECRET",
+            problem: format!(
+                "is {} bytes long; HS256 needs at least {} (RFC 7518), e.g. `openssl rand -hex 32`",
+                value.len(),
+                Settings::MIN_JWT_SECRET_BYTES
+            ),
+        });
+    }
+    Ok(JwtSecret::new(value))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -247,12 +266,24 @@ mod tests {
         let err = settings.require_jwt_secret(false).expect_err("required");
         assert_eq!(err.name, "ETL_JWT_SECRET");
         assert!(settings.require_jwt_secret(true).is_ok());
-        let settings = load(&[("ETL_JWT_SECRET", "s3cret")]).expect("valid");
+        let secret = "a-secret-of-exactly-thirty-two-b";
+        assert_eq!(secret.len(), 32);
+        let settings = load(&[("ETL_JWT_SECRET", secret)]).expect("valid");
         assert_eq!(
             settings
                 .require_jwt_secret(false)
                 .map(|s| s.expose().to_owned()),
-            Ok("s3cret".to_owned())
+            Ok(secret.to_owned())
+        );
+        let err = load(&[("ETL_JWT_SECRET", &secret[1..])]).expect_err("31 bytes");
+        assert_eq!(err.name, "ETL_JWT_SECRET");
+        assert!(
+            !err.to_string().contains(&secret[1..]),
+            "never shows the secret: {err}"
+        );
+        assert!(
+            JwtSecret::generate().expose().len() >= Settings::MIN_JWT_SECRET_BYTES,
+            "--dev generates a long enough one"
         );
     }
 

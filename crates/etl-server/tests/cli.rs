@@ -34,6 +34,24 @@ fn stderr_lines(output: &Output) -> Vec<String> {
         .collect()
 }
 
+/// A secret long enough for HS256 (32 bytes or more).
+const LONG_SECRET: &str = "cli-test-secret-of-at-least-32-bytes";
+
+#[test]
+fn serve_with_a_jwt_secret_under_32_bytes_refuses_to_start_with_one_line() {
+    let db = TestDatabase::migrated();
+    let output = run_to_end(
+        etl_server(&["serve"])
+            .env("DATABASE_URL", db.url())
+            .env("ETL_JWT_SECRET", "short-secret"),
+    );
+    assert!(!output.status.success());
+    let lines = stderr_lines(&output);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with("error: ETL_JWT_SECRET: "), "{lines:?}");
+    assert!(!lines[0].contains("short-secret"), "never shows the secret");
+}
+
 #[test]
 fn serve_without_a_jwt_secret_refuses_to_start_with_one_line() {
     let db = TestDatabase::migrated();
@@ -55,7 +73,7 @@ fn a_malformed_setting_is_named_in_one_line() {
     ] {
         let output = run_to_end(
             etl_server(&["serve"])
-                .env("ETL_JWT_SECRET", "s")
+                .env("ETL_JWT_SECRET", LONG_SECRET)
                 .env(name, value),
         );
         assert!(!output.status.success(), "{name}={value}");
@@ -244,7 +262,7 @@ fn serve_answers_health_and_ready_and_stops_gracefully_on_sigterm() {
     let mut server = Running::start(
         etl_server(&["serve"])
             .env("DATABASE_URL", db.url())
-            .env("ETL_JWT_SECRET", "cli-test-secret"),
+            .env("ETL_JWT_SECRET", LONG_SECRET),
     );
     let address = server.address();
     let client = reqwest::blocking::Client::new();
@@ -325,11 +343,11 @@ fn serve_dev_with_a_secret_signs_the_token_for_the_demo_tenant_with_it() {
     let server = Running::start(
         etl_server(&["serve", "--dev"])
             .env("DATABASE_URL", db.url())
-            .env("ETL_JWT_SECRET", "kept-secret"),
+            .env("ETL_JWT_SECRET", LONG_SECRET),
     );
     server.wait_for_line("from ETL_JWT_SECRET");
     let token = token_from(&server.wait_for_line("token "));
-    let keys = etl_http::auth::JwtKeys::new(&etl_http::auth::JwtSecret::new("kept-secret"));
+    let keys = etl_http::auth::JwtKeys::new(&etl_http::auth::JwtSecret::new(LONG_SECRET));
     let claims = keys.verify(&token).expect("signed with ETL_JWT_SECRET");
     let mut conn = db.connect();
     let seed = etl_store::seed::ensure_demo(&mut conn).expect("seeded");
@@ -456,7 +474,7 @@ fn postgres_mode_is_ready_without_rabbitmq() {
     let server = Running::start(
         etl_server(&["serve"])
             .env("DATABASE_URL", db.url())
-            .env("ETL_JWT_SECRET", "s")
+            .env("ETL_JWT_SECRET", LONG_SECRET)
             .env("ETL_QUEUE", "postgres")
             // Nothing listens there: amqp mode could never be ready.
             .env("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:1/%2f"),
@@ -476,7 +494,7 @@ fn amqp_mode_is_not_ready_while_rabbitmq_is_unreachable() {
     let server = Running::start(
         etl_server(&["serve"])
             .env("DATABASE_URL", db.url())
-            .env("ETL_JWT_SECRET", "s")
+            .env("ETL_JWT_SECRET", LONG_SECRET)
             .env("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:1/%2f"),
     );
     let address = server.address();
