@@ -75,77 +75,108 @@ struct IssueText<'a> {
     custom: Vec<(String, &'a RawValue)>,
 }
 
-/// A JSON object split by key: the chosen keys' values kept as text, the
-/// others as trees.
-struct Split<'de> {
-    plain: JsonObject,
-    raw: Vec<(String, &'de RawValue)>,
-}
+/// The top-level object: `fields` through [`FieldsSeed`], the rest as trees.
+struct IssueVisitor;
 
-struct SplitBy(fn(&str) -> bool);
-
-impl<'de> DeserializeSeed<'de> for SplitBy {
-    type Value = Split<'de>;
-
-    fn deserialize<D: serde::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for SplitBy {
-    type Value = Split<'de>;
+impl<'de> Visitor<'de> for IssueVisitor {
+    type Value = IssueText<'de>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("an object")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut split = Split {
-            plain: JsonObject::new(),
-            raw: Vec::new(),
-        };
+        let mut doc = JsonObject::new();
+        let mut custom = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
-            if (self.0)(&key) {
-                let value: &'de RawValue = map.next_value()?;
-                split.raw.retain(|(k, _)| *k != key);
-                split.raw.push((key, value));
+            if key == "fields" {
+                let (fields, raw) = map.next_value_seed(FieldsSeed)?;
+                doc.insert(key, fields);
+                custom = raw;
             } else {
-                let value: Value = map.next_value()?;
-                split.plain.insert(key, value);
+                doc.insert(key, map.next_value()?);
             }
         }
-        Ok(split)
+        Ok(IssueText {
+            doc: Value::Object(doc),
+            custom,
+        })
     }
 }
 
-fn parse_issue(text: &str) -> Result<IssueText<'_>, TransformError> {
-    let not_object = || TransformError::wrong_type("raw_data", "an object");
-    let mut top = serde_json::Deserializer::from_str(text);
-    let top = SplitBy(|k| k == "fields")
-        .deserialize(&mut top)
-        .map_err(|_| not_object())?;
-    let mut doc = top.plain;
-    let mut custom = Vec::new();
-    if let Some((_, fields)) = top.raw.into_iter().next() {
-        let fields_value = if fields.get().starts_with('{') {
-            let mut de = serde_json::Deserializer::from_str(fields.get());
-            let split = SplitBy(|k| k.starts_with("customfield_"))
-                .deserialize(&mut de)
-                .map_err(|_| TransformError::wrong_type("fields", "an object"))?;
-            custom = split.raw;
-            Value::Object(split.plain)
-        } else {
-            serde_json::from_str(fields.get()).unwrap_or(Value::Null)
-        };
-        doc.insert("fields".to_owned(), fields_value);
+/// `fields`: the `customfield_*` values kept as text, the others as trees.
+/// Anything but an object reads as null (the transform then names
+/// `fields` as missing).
+struct FieldsSeed;
+
+impl<'de> DeserializeSeed<'de> for FieldsSeed {
+    type Value = (Value, Vec<(String, &'de RawValue)>);
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
     }
-    Ok(IssueText {
-        doc: Value::Object(doc),
-        custom,
-    })
+}
+
+impl<'de> Visitor<'de> for FieldsSeed {
+    type Value = (Value, Vec<(String, &'de RawValue)>);
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut plain = JsonObject::new();
+        let mut raw: Vec<(String, &'de RawValue)> = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key.starts_with("customfield_") {
+                let value: &'de RawValue = map.next_value()?;
+                raw.retain(|(k, _)| *k != key);
+                raw.push((key, value));
+            } else {
+                plain.insert(key, map.next_value()?);
+            }
+        }
+        Ok((Value::Object(plain), raw))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok((Value::Null, Vec::new()))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok((Value::Null, Vec::new()))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok((Value::Null, Vec::new()))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok((Value::Null, Vec::new()))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok((Value::Null, Vec::new()))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok((Value::Null, Vec::new()))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok((Value::Null, Vec::new()))
+    }
+}
+
+/// One pass over the text: no value is parsed twice.
+fn parse_issue(text: &str) -> Result<IssueText<'_>, TransformError> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    serde::Deserializer::deserialize_map(&mut deserializer, IssueVisitor)
+        .map_err(|_| TransformError::wrong_type("raw_data", "an object"))
 }
 
 /// Transforms an issue from its stored JSON text (the worker's way in):
