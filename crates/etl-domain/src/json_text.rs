@@ -359,6 +359,19 @@ fn decode_key(quoted: &[u8]) -> String {
         .unwrap_or_else(|_| String::from_utf8_lossy(&clean).trim_matches('"').to_owned())
 }
 
+/// Appends `[a,b,…]` to `out`, each item being JSON text already: arrays
+/// of stored rows are spliced, never parsed and written again.
+pub fn push_array<'a>(out: &mut String, items: impl IntoIterator<Item = &'a str>) {
+    out.push('[');
+    for (n, item) in items.into_iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        out.push_str(item);
+    }
+    out.push(']');
+}
+
 /// A request body type's rules for U+0000.
 pub trait CleanBody {
     /// Whether the string at `path` is an identifier, where U+0000 is

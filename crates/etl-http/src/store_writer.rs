@@ -111,44 +111,39 @@ fn write_batches(pool: &PgPool, receiver: &Mutex<mpsc::Receiver<Pending>>, max_b
     }
 }
 
-/// Inserts one group with one statement. If PostgreSQL refuses the
-/// statement, each record is tried alone, so that only the one that caused
-/// it gets an error (a 422) and the others are stored: no record makes
-/// another request fail.
+/// Answers each record of one group.
 fn write_group(pool: &PgPool, batch: Vec<Pending>) {
-    let mut conn = match pool.get() {
-        Ok(conn) => conn,
-        Err(error) => {
-            let error = ApiError::from(error);
-            for pending in batch {
-                let _ = pending.reply.send(Err(error.clone()));
-            }
-            return;
-        }
-    };
     let (records, replies): (Vec<_>, Vec<_>) =
         batch.into_iter().map(|p| (p.record, p.reply)).unzip();
-    match raw_records::insert_checked_many(&mut conn, &records) {
-        Ok(ids) => {
-            for (reply, id) in replies.into_iter().zip(ids) {
-                let _ = reply.send(Ok(id));
-            }
-        }
+    for (reply, outcome) in replies.into_iter().zip(store_group(pool, &records)) {
+        let _ = reply.send(outcome);
+    }
+}
+
+/// Inserts one group with one statement and answers per record, in order.
+/// If PostgreSQL refuses the statement, each record is tried alone, so that
+/// only the one that caused it gets an error (a 422) and the others are
+/// stored: no record makes another request fail.
+fn store_group(pool: &PgPool, records: &[NewRawRecord]) -> Vec<Result<Option<i32>, ApiError>> {
+    let everyone = |error: ApiError| vec![Err(error); records.len()];
+    let mut conn = match pool.get() {
+        Ok(conn) => conn,
+        Err(error) => return everyone(error.into()),
+    };
+    match raw_records::insert_checked_many(&mut conn, records) {
+        Ok(ids) => ids.into_iter().map(Ok).collect(),
         Err(error) if records.len() > 1 && !etl_store::is_unavailable(&error) => {
             tracing::warn!(%error, records = records.len(), "a grouped store failed; storing its records one by one");
-            for (record, reply) in records.iter().zip(replies) {
-                let one = raw_records::insert_checked_many(&mut conn, std::slice::from_ref(record))
-                    .map(|ids| ids.first().copied().flatten())
-                    .map_err(|e| refused_record(e, "raw_data"));
-                let _ = reply.send(one);
-            }
+            records
+                .iter()
+                .map(|record| {
+                    raw_records::insert_checked_many(&mut conn, std::slice::from_ref(record))
+                        .map(|ids| ids.first().copied().flatten())
+                        .map_err(|e| refused_record(e, "raw_data"))
+                })
+                .collect()
         }
-        Err(error) => {
-            let error = refused_record(error, "raw_data");
-            for reply in replies {
-                let _ = reply.send(Err(error.clone()));
-            }
-        }
+        Err(error) => everyone(refused_record(error, "raw_data")),
     }
 }
 

@@ -297,52 +297,57 @@ struct RefusedRow {
     error: TransformError,
 }
 
-/// The rows of a load job that cannot be loaded: not of the table's shape,
-/// or holding a value longer than its column. A row from a raw record is
-/// named by its source field, one sent by `POST /load` by its column.
+/// The rows of a load job that cannot be loaded.
 fn refused_rows(kind: TransformerKind, rows: &[etl_store::JsonText]) -> Vec<RefusedRow> {
-    let judged = rows.iter().enumerate().filter_map(|(index, row)| {
-        let text = row.as_str();
-        // A row not of the table's shape still names its raw record.
-        let raw_id_of = || {
-            serde_json::from_str::<Value>(text)
-                .ok()
-                .and_then(|v| v.get("raw_data_id").and_then(Value::as_i64))
-                .and_then(|id| i32::try_from(id).ok())
-        };
-        let (raw_data_id, over) = match kind {
-            TransformerKind::JiraIssues => match serde_json::from_str::<WorkItemRow>(text) {
-                Ok(row) => (row.raw_data_id, row.oversized()),
-                Err(e) => return Some((index, raw_id_of(), Err(e))),
-            },
-            TransformerKind::GithubPrs => match serde_json::from_str::<PullRequestRow>(text) {
-                Ok(row) => (row.raw_data_id, row.oversized()),
-                Err(e) => return Some((index, raw_id_of(), Err(e))),
-            },
-        };
-        over.map(|over| (index, raw_data_id, Ok(over)))
-    });
-    judged
-        .map(|(index, raw_data_id, judged)| {
-            let error = match judged {
-                Ok(over) => over.error(if raw_data_id.is_some() {
-                    over.source
-                } else {
-                    over.column
-                }),
-                Err(e) => TransformError {
-                    code: "invalid_row".to_owned(),
-                    message: e.to_string(),
-                    field: "transformed_data".to_owned(),
-                },
-            };
-            RefusedRow {
+    rows.iter()
+        .enumerate()
+        .filter_map(|(index, row)| {
+            let (raw_data_id, error) = judge_row(kind, row.as_str())?;
+            Some(RefusedRow {
                 index,
                 raw_data_id,
                 error,
-            }
+            })
         })
         .collect()
+}
+
+/// Why the final table would refuse a row (not of its shape, or a value
+/// longer than its column), with the raw record the row came from; `None`
+/// when it fits. A row from a raw record is named by its source field, one
+/// sent by `POST /load` by its column.
+fn judge_row(kind: TransformerKind, text: &str) -> Option<(Option<i32>, TransformError)> {
+    let parsed = match kind {
+        TransformerKind::JiraIssues => {
+            serde_json::from_str::<WorkItemRow>(text).map(|row| (row.raw_data_id, row.oversized()))
+        }
+        TransformerKind::GithubPrs => serde_json::from_str::<PullRequestRow>(text)
+            .map(|row| (row.raw_data_id, row.oversized())),
+    };
+    match parsed {
+        Ok((raw_data_id, over)) => {
+            let over = over?;
+            let field = if raw_data_id.is_some() {
+                over.source
+            } else {
+                over.column
+            };
+            Some((raw_data_id, over.error(field)))
+        }
+        Err(error) => {
+            // A row not of the table's shape still names its raw record.
+            let raw_data_id = serde_json::from_str::<Value>(text)
+                .ok()
+                .and_then(|v| v.get("raw_data_id").and_then(Value::as_i64))
+                .and_then(|id| i32::try_from(id).ok());
+            let error = TransformError {
+                code: "invalid_row".to_owned(),
+                message: error.to_string(),
+                field: "transformed_data".to_owned(),
+            };
+            Some((raw_data_id, error))
+        }
+    }
 }
 
 /// The handlers of a process that runs the pipeline.

@@ -1,6 +1,7 @@
 //! Final tables, read-only (SPEC §5): `GET /work-items`, `GET /pull-requests`.
 
 use actix_web::{web, HttpResponse};
+use etl_domain::json_text::push_array;
 use etl_domain::PageLimit;
 use etl_store::{loaders, JsonText};
 use serde::Deserialize;
@@ -139,14 +140,7 @@ pub async fn pull_requests(
 fn json_array(rows: Vec<JsonText>) -> HttpResponse {
     let mut body =
         String::with_capacity(rows.iter().map(|r| r.as_str().len() + 1).sum::<usize>() + 2);
-    body.push('[');
-    for (n, row) in rows.iter().enumerate() {
-        if n > 0 {
-            body.push(',');
-        }
-        body.push_str(row.as_str());
-    }
-    body.push(']');
+    push_array(&mut body, rows.iter().map(JsonText::as_str));
     HttpResponse::Ok()
         .content_type("application/json")
         .body(body)

@@ -5,6 +5,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
+use etl_domain::json_text::push_array;
 use etl_domain::{
     ETLPipelineRequest, EntityType, JobPriority, JobQueuedResponse, JobResponse, JobStatus,
     JobType, JobsQueuedResponse, LoadRequest, PipelineProcessRequest, TransformRequest,
@@ -159,14 +160,12 @@ pub async fn load(
 /// The load job's payload, spliced from the rows' own text so that every
 /// digit (of `custom_fields`, say) reaches the final table as sent.
 fn load_payload(request: &LoadRequest) -> String {
-    let mut payload = String::from("{\"transformed_data\":[");
-    for (n, row) in request.transformed_data.iter().enumerate() {
-        if n > 0 {
-            payload.push(',');
-        }
-        payload.push_str(row.get());
-    }
-    payload.push_str("],\"load_options\":");
+    let mut payload = String::from("{\"transformed_data\":");
+    push_array(
+        &mut payload,
+        request.transformed_data.iter().map(|row| row.get()),
+    );
+    payload.push_str(",\"load_options\":");
     payload.push_str(request.load_options.as_ref().map_or("null", |o| o.get()));
     payload.push('}');
     payload
