@@ -141,6 +141,22 @@ async fn an_inactive_or_missing_tenant_answers_403() {
 }
 
 #[tokio::test]
+async fn a_tenant_deactivated_after_storing_records_cannot_list_them() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("leaving");
+    let body =
+        json!({"integration_id": tenant.integration, "entity_type": "jira_issues", "raw_data": {}});
+    assert_eq!(app.post_json(STORE, &tenant, &body).await.status(), 201);
+    assert_eq!(app.get_as(LIST, &tenant).await.status(), 200);
+    app.execute(&format!(
+        "UPDATE tenants SET active = false WHERE id = {}",
+        tenant.id
+    ));
+    let list = app.get_as(LIST, &tenant).await;
+    assert_eq!(status_and_code(list).await, (403, json!("forbidden")));
+}
+
+#[tokio::test]
 async fn operations_routes_need_no_token() {
     let app = TestApp::spawn().await;
     for path in ["/health", "/ready", "/metrics"] {

@@ -209,13 +209,22 @@ pub struct RawRecordFilter {
     pub limit: PageLimit,
 }
 
+/// Lists only while the tenant is active (an inactive or missing tenant's
+/// page is empty), so that a page costs the caller one statement: only an
+/// empty page needs a second look at the tenant.
 pub fn list_for_tenant(
     conn: &mut PgConnection,
     tenant_id: i32,
     filter: &RawRecordFilter,
 ) -> QueryResult<Vec<RawRecordSummary>> {
+    use crate::schema::tenants;
     let mut query = raw::table
         .filter(raw::tenant_id.eq(tenant_id))
+        .filter(diesel::dsl::exists(
+            tenants::table
+                .filter(tenants::id.eq(tenant_id))
+                .filter(tenants::active),
+        ))
         .filter(raw::entity_type.eq(filter.entity_type.as_str()))
         .into_boxed();
     if let Some(status) = filter.status {
