@@ -329,6 +329,8 @@ async fn a_reported_failure_stays_failed_until_retried() {
     let app = TestApp::spawn().await;
     let tenant = app.tenant("acme");
     let id = new_extract_job(&app, &tenant).await;
+    let running = report(&app, &tenant, id, json!({"status": "running"})).await;
+    assert_eq!(running.status(), 200);
     let failed = json(
         report(
             &app,
@@ -360,5 +362,279 @@ async fn a_reported_failure_stays_failed_until_retried() {
             .await
             .status(),
         404
+    );
+}
+
+#[tokio::test]
+async fn reports_follow_the_extract_job_rules() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme");
+    // Finishing a job nobody claimed is refused, and changes nothing.
+    let id = new_extract_job(&app, &tenant).await;
+    for status in ["completed", "failed"] {
+        let refused = report(&app, &tenant, id, json!({"status": status})).await;
+        assert_eq!(refused.status(), 409, "{status} from pending");
+        assert_eq!(json(refused).await["code"], "conflict");
+    }
+    assert_eq!(job(&app, &tenant, id).await["status"], "pending");
+    // From queued (the relay published it), one claim wins; a second is 409.
+    app.execute(&format!(
+        "UPDATE etl_job_queue SET status = 'queued' WHERE id = {id}"
+    ));
+    assert_eq!(
+        report(&app, &tenant, id, json!({"status": "running"}))
+            .await
+            .status(),
+        200
+    );
+    let second = report(&app, &tenant, id, json!({"status": "running"})).await;
+    assert_eq!(second.status(), 409);
+    let detail = json(second).await["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(detail.contains("running"), "{detail}");
+    assert_eq!(
+        report(&app, &tenant, id, json!({"status": "completed"}))
+            .await
+            .status(),
+        200
+    );
+    let done = job(&app, &tenant, id).await;
+    assert_eq!(done["status"], "completed");
+    assert!(done["started_at"].is_string() && done["completed_at"].is_string());
+}
+
+#[tokio::test]
+async fn transform_and_load_jobs_take_no_reports() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme");
+    let stored = app
+        .post_json(
+            "/api/v1/etl/raw-data/store",
+            &tenant,
+            &json!({"integration_id": tenant.integration, "entity_type": "jira_issues",
+                    "raw_data": {"id": "1", "key": "A-1", "fields": {"summary": "s"}}}),
+        )
+        .await;
+    assert_eq!(stored.status(), 201);
+    let raw_id = json(stored).await["record_id"].as_i64().expect("record_id");
+    let transform = app
+        .post_json(
+            "/api/v1/etl/transform",
+            &tenant,
+            &json!({"raw_data_ids": [raw_id], "entity_type": "jira_issues"}),
+        )
+        .await;
+    assert_eq!(transform.status(), 202);
+    let transform_id = json(transform).await["job_id"].as_i64().expect("job id");
+    let load_id = new_load_job(&app, &tenant, 1).await;
+    for id in [transform_id, load_id] {
+        for status in ["running", "completed", "failed"] {
+            let refused = report(&app, &tenant, id, json!({"status": status})).await;
+            assert_eq!(refused.status(), 409, "job {id}: {status}");
+            let body = json(refused).await;
+            assert_eq!(body["code"], "conflict");
+            assert!(body["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("extract"));
+        }
+        assert_eq!(job(&app, &tenant, id).await["status"], "pending");
+    }
+}
+
+/// Writes a load job of `rows` work items through `POST /load`.
+async fn new_load_job(app: &TestApp, tenant: &TestTenant, rows: usize) -> i64 {
+    let rows: Vec<Value> = (0..rows)
+        .map(|i| {
+            json!({"integration_id": tenant.integration, "external_id": format!("{i}"),
+                   "key": format!("A-{i}"), "summary": "loaded as is"})
+        })
+        .collect();
+    let response = app
+        .post_json(
+            "/api/v1/etl/load",
+            tenant,
+            &json!({"entity_type": "jira_issues", "transformed_data": rows}),
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    json(response).await["job_id"].as_i64().expect("job id")
+}
+
+#[tokio::test]
+async fn cancelling_a_transform_job_gives_its_records_back_to_pending() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme");
+    for i in 0..3 {
+        let stored = app
+            .post_json(
+                "/api/v1/etl/raw-data/store",
+                &tenant,
+                &json!({"integration_id": tenant.integration, "entity_type": "jira_issues",
+                        "raw_data": {"id": format!("{i}"), "key": format!("A-{i}"), "fields": {"summary": "s"}}}),
+            )
+            .await;
+        assert_eq!(stored.status(), 201);
+    }
+    let processed = app
+        .post_json(
+            "/api/v1/etl/pipeline/process",
+            &tenant,
+            &json!({"entity_type": "jira_issues"}),
+        )
+        .await;
+    assert_eq!(processed.status(), 202);
+    let processed = json(processed).await;
+    assert_eq!(processed["records"], 3);
+    let job_id = processed["job_ids"][0].as_i64().expect("a job");
+    let processing = format!(
+        "SELECT count(*) FROM raw_extraction_data WHERE tenant_id = {} AND processing_status = 'processing'",
+        tenant.id
+    );
+    assert_eq!(app.count(&processing), 3);
+
+    let cancelled = post(&app, &tenant, &format!("/api/v1/etl/jobs/{job_id}/cancel")).await;
+    assert_eq!(cancelled.status(), 200);
+    assert_eq!(app.count(&processing), 0);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM raw_extraction_data WHERE tenant_id = {} AND processing_status = 'pending'",
+            tenant.id
+        )),
+        3
+    );
+    // A later call takes them again.
+    let again = app
+        .post_json(
+            "/api/v1/etl/pipeline/process",
+            &tenant,
+            &json!({"entity_type": "jira_issues"}),
+        )
+        .await;
+    assert_eq!(json(again).await["records"], 3);
+}
+
+#[tokio::test]
+async fn cancelling_a_load_job_gives_its_records_back_to_pending() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme");
+    let stored = app
+        .post_json(
+            "/api/v1/etl/raw-data/store",
+            &tenant,
+            &json!({"integration_id": tenant.integration, "entity_type": "jira_issues",
+                    "raw_data": {"id": "7", "key": "A-7", "fields": {"summary": "s"}}}),
+        )
+        .await;
+    let raw_id = json(stored).await["record_id"].as_i64().expect("record_id");
+    // As a transform leaves it: the record processing, a load job naming it.
+    app.execute(&format!(
+        "UPDATE raw_extraction_data SET processing_status = 'processing' WHERE id = {raw_id}"
+    ));
+    let load = app
+        .post_json(
+            "/api/v1/etl/load",
+            &tenant,
+            &json!({"entity_type": "jira_issues", "transformed_data": [
+                {"integration_id": tenant.integration, "external_id": "7", "key": "A-7",
+                 "summary": "s", "raw_data_id": raw_id}]}),
+        )
+        .await;
+    assert_eq!(load.status(), 202);
+    let load_id = json(load).await["job_id"].as_i64().expect("job id");
+    assert_eq!(
+        post(&app, &tenant, &format!("/api/v1/etl/jobs/{load_id}/cancel"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM raw_extraction_data WHERE id = {raw_id} AND processing_status = 'pending'"
+        )),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_job_list_carries_the_count_of_a_load_jobs_rows_not_the_rows() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme");
+    let id = new_load_job(&app, &tenant, 3).await;
+    let listed = json(app.get_as("/api/v1/etl/jobs?job_type=load", &tenant).await).await;
+    assert_eq!(listed[0]["id"], id);
+    assert_eq!(listed[0]["payload"]["transformed_rows"], 3);
+    assert!(listed[0]["payload"].get("transformed_data").is_none());
+    let whole = job(&app, &tenant, id).await;
+    assert_eq!(
+        whole["payload"]["transformed_data"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
+    assert_eq!(whole["payload"]["transformed_data"][2]["key"], "A-2");
+
+    // 200 load jobs of 1000 rows each (about 100 KB of rows apiece, made in
+    // SQL for speed): a page of them all stays small.
+    app.execute(&format!(
+        "INSERT INTO etl_job_queue (tenant_id, job_type, entity_type, payload)
+         SELECT {tenant}, 'load', 'jira_issues',
+                jsonb_build_object('transformed_data',
+                    (SELECT jsonb_agg(jsonb_build_object(
+                         'integration_id', {integration}, 'external_id', r::text,
+                         'key', 'A-' || r, 'summary', repeat('x', 80)))
+                       FROM generate_series(1, 1000) AS r))
+           FROM generate_series(1, 200)",
+        tenant = tenant.id,
+        integration = tenant.integration,
+    ));
+    let page = app
+        .get_as("/api/v1/etl/jobs?job_type=load&limit=1000", &tenant)
+        .await;
+    assert_eq!(page.status(), 200);
+    let text = page.text().await.expect("body");
+    assert!(text.len() < 1024 * 1024, "{} bytes", text.len());
+    let page: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(page.as_array().map(Vec::len), Some(201));
+    assert_eq!(page[200]["payload"]["transformed_rows"], 1000);
+}
+
+#[tokio::test]
+async fn a_load_whose_rows_cannot_fit_one_message_is_413_and_stores_nothing() {
+    let app = TestApp::builder()
+        .state(|state| state.with_max_message_bytes(64 * 1024))
+        .spawn()
+        .await;
+    let tenant = app.tenant("acme");
+    // Rows of about 110 KB: far under ETL_MAX_BODY_BYTES, over a message.
+    let fits = new_load_job(&app, &tenant, 10).await;
+    assert!(fits > 0);
+    let rows: Vec<Value> = (0..1000)
+        .map(|i| json!({"integration_id": tenant.integration, "external_id": format!("{i}"), "key": "K", "summary": "s", "labels": ["a","b","c","d","e","f","g","h","i","j"]}))
+        .collect();
+    let sent = serde_json::to_string(&rows).expect("JSON").len();
+    assert!(sent < 128 * 1024, "{sent}");
+    let refused = app
+        .post_json(
+            "/api/v1/etl/load",
+            &tenant,
+            &json!({"entity_type": "jira_issues", "transformed_data": rows}),
+        )
+        .await;
+    assert_eq!(refused.status(), 413);
+    let body = json(refused).await;
+    assert_eq!(body["code"], "payload_too_large");
+    assert!(body["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("ETL_MAX_MESSAGE_BYTES"));
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM etl_job_queue WHERE tenant_id = {}",
+            tenant.id
+        )),
+        1
     );
 }

@@ -554,3 +554,37 @@ async fn concurrent_single_stores_are_each_answered_for_their_own_record() {
     assert_eq!(stored, 40);
     assert_eq!(rows(&app), 40);
 }
+
+#[tokio::test]
+async fn a_locked_row_answers_503_within_the_lock_timeout_then_200_once_released() {
+    use etl_store::SimpleConnection as _;
+    let app = TestApp::builder()
+        .lock_timeout(std::time::Duration::from_millis(300))
+        .spawn()
+        .await;
+    let tenant = app.tenant("acme");
+    let id = store(&app, &tenant, &record(&tenant, "locked")).await;
+    // Another session holds the row, as a long transaction would.
+    let mut holder = app.db.connect();
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM raw_extraction_data WHERE id = {id} FOR UPDATE"
+        ))
+        .expect("locking the row");
+    let started = std::time::Instant::now();
+    let waited = set_status(&app, &tenant, id, "processing").await;
+    let took = started.elapsed();
+    assert_eq!(waited.status(), 503);
+    assert!(waited.headers().get("retry-after").is_some());
+    assert_eq!(json(waited).await["code"], "service_unavailable");
+    // Bounded by the lock timeout (300 ms), with room for a slow machine.
+    assert!(took < std::time::Duration::from_secs(3), "{took:?}");
+    let status = "SELECT count(*) FROM raw_extraction_data WHERE processing_status = 'pending'";
+    assert_eq!(app.count(status), 1, "nothing changed");
+
+    holder.batch_execute("COMMIT").expect("releasing the row");
+    assert_eq!(
+        set_status(&app, &tenant, id, "processing").await.status(),
+        200
+    );
+}

@@ -32,6 +32,7 @@ pub struct TestAppBuilder {
     http: Option<HttpConfig>,
     database: Option<TestDatabase>,
     configure: Option<Box<dyn FnOnce(AppState) -> AppState>>,
+    lock_timeout: Option<std::time::Duration>,
 }
 
 impl TestAppBuilder {
@@ -53,6 +54,13 @@ impl TestAppBuilder {
         self
     }
 
+    /// The sessions' `lock_timeout` (default: `ETL_DB_LOCK_TIMEOUT_MS`'s
+    /// default, 5 s).
+    pub fn lock_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.lock_timeout = Some(timeout);
+        self
+    }
+
     /// Adjusts the server's state (shared notifier, readiness checks).
     pub fn state(mut self, configure: impl FnOnce(AppState) -> AppState + 'static) -> Self {
         self.configure = Some(Box::new(configure));
@@ -65,6 +73,13 @@ impl TestAppBuilder {
         let mut pool_config = etl_store::PoolConfig::new(url);
         pool_config.checkout_timeout = std::time::Duration::from_secs(2);
         pool_config.max_size = 4;
+        // The production defaults of ETL_DB_STATEMENT_TIMEOUT_MS and
+        // ETL_DB_LOCK_TIMEOUT_MS.
+        pool_config.statement_timeout = Some(std::time::Duration::from_secs(30));
+        pool_config.lock_timeout = Some(
+            self.lock_timeout
+                .unwrap_or(std::time::Duration::from_secs(5)),
+        );
         let pool = etl_store::build_pool(&pool_config);
         let keys = JwtKeys::new(&JwtSecret::new(TEST_SECRET));
         let mut state = AppState::new(pool, keys.clone());

@@ -372,6 +372,14 @@ pub fn push_array<'a>(out: &mut String, items: impl IntoIterator<Item = &'a str>
     out.push(']');
 }
 
+/// An upper bound of the length of `text` as PostgreSQL writes it back
+/// from `jsonb` (it puts a space after every `,` and `:`), for JSON text
+/// whose numbers PostgreSQL already wrote once (it spells `1e3` as `1000`,
+/// which no bound on the text alone can foresee).
+pub fn jsonb_text_len_bound(text: &str) -> usize {
+    text.len() + text.bytes().filter(|b| matches!(b, b',' | b':')).count()
+}
+
 /// A request body type's rules for U+0000.
 pub trait CleanBody {
     /// Whether the string at `path` is an identifier, where U+0000 is
@@ -498,6 +506,13 @@ mod tests {
     fn refused(text: &str) -> (String, String) {
         let refusal = scan(text.as_bytes()).expect_err("refused");
         (refusal.path.to_string(), refusal.message)
+    }
+
+    #[test]
+    fn jsonb_text_bound_counts_the_spaces_postgres_adds() {
+        // `{"a": 1, "b": [1, 2]}` is how PostgreSQL writes it back.
+        assert_eq!(jsonb_text_len_bound(r#"{"a":1,"b":[1,2]}"#), 21);
+        assert_eq!(jsonb_text_len_bound(""), 0);
     }
 
     #[test]

@@ -175,6 +175,17 @@ impl JobStatus {
     pub fn is_cancellable(self) -> bool {
         matches!(self, Self::Pending | Self::Queued)
     }
+
+    /// Whether an external worker may report `to` on a job in this status
+    /// (SPEC §5): `running` only from `pending` or `queued` (a second claim
+    /// is refused), `completed`/`failed` only from `running`.
+    pub fn accepts_report(self, to: JobStatus) -> bool {
+        match to {
+            Self::Running => matches!(self, Self::Pending | Self::Queued),
+            Self::Completed | Self::Failed => self == Self::Running,
+            Self::Pending | Self::Queued | Self::Cancelled => false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -271,6 +282,21 @@ mod tests {
             .collect();
         assert_eq!(cancellable, [&JobStatus::Pending, &JobStatus::Queued]);
         assert!(JobStatus::Cancelled.is_finished());
+        let reportable: Vec<(JobStatus, JobStatus)> = JobStatus::ALL
+            .iter()
+            .flat_map(|from| JobStatus::ALL.iter().map(move |to| (*from, *to)))
+            .filter(|(from, to)| from.accepts_report(*to))
+            .collect();
+        use JobStatus as J;
+        assert_eq!(
+            reportable,
+            [
+                (J::Pending, J::Running),
+                (J::Queued, J::Running),
+                (J::Running, J::Completed),
+                (J::Running, J::Failed),
+            ]
+        );
         assert!(!JobStatus::Running.is_finished());
     }
 

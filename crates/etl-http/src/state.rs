@@ -31,6 +31,9 @@ pub struct AppState {
     pub checks: Vec<ReadinessCheck>,
     /// How long `/ready` waits for a database connection.
     pub ready_timeout: Duration,
+    /// `ETL_MAX_MESSAGE_BYTES`: a `POST /load` whose rows cannot fit one
+    /// message is refused (413).
+    pub max_message_bytes: usize,
 }
 
 impl AppState {
@@ -43,7 +46,13 @@ impl AppState {
             jobs_created: Arc::new(Notify::new()),
             checks: Vec::new(),
             ready_timeout: Duration::from_secs(2),
+            max_message_bytes: etl_jobs::DEFAULT_MAX_MESSAGE_BYTES,
         }
+    }
+
+    pub fn with_max_message_bytes(mut self, max: usize) -> Self {
+        self.max_message_bytes = max;
+        self
     }
 
     /// Shares metrics (and their registry) with other components.

@@ -3,17 +3,19 @@
 
 use std::collections::HashMap;
 
+use etl_domain::json_text::{jsonb_text_len_bound, push_array};
 use etl_domain::transform::{
     self, jira::CustomFieldMappings, PullRequestRow, TransformError, WorkItemRow,
 };
 use etl_domain::{JobPriority, JobType, TransformerKind};
-use etl_store::jobs::{self, Job};
+use etl_store::jobs::{self, CoveredRecords, Job};
 use etl_store::raw_records::{self, RawRecord};
 use etl_store::{integrations, loaders, PgConnection, QueryError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::worker::{JobFailure, JobHandler};
+use crate::DEFAULT_MAX_MESSAGE_BYTES;
 
 /// One record a transform refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -90,11 +92,66 @@ pub fn transform_records(
     Ok(out)
 }
 
-/// A load job's payload, serialised straight from the typed rows (no
-/// `serde_json::Value` in between).
-#[derive(Serialize)]
-struct LoadPayload<'a> {
-    transformed_data: &'a [FinalRow],
+/// Room kept in a message for everything but the rows (the SPEC §6
+/// fields around `transformed_data`).
+const MESSAGE_ENVELOPE_BYTES: usize = 1024;
+
+/// The payloads of the load jobs a transform writes: its rows, serialised
+/// straight from the typed rows (no `serde_json::Value` in between), in as
+/// few jobs as fit messages of `max_message_bytes` (counting the spaces
+/// PostgreSQL adds when the relay reads the payload back). Also answers the
+/// raw records whose row alone would not fit.
+fn load_payloads(
+    rows: &[FinalRow],
+    max_message_bytes: usize,
+) -> Result<(Vec<String>, Vec<i32>), JobFailure> {
+    let budget = max_message_bytes.saturating_sub(MESSAGE_ENVELOPE_BYTES);
+    let mut payloads = Vec::new();
+    let mut too_large = Vec::new();
+    let mut chunk: Vec<String> = Vec::new();
+    let mut chunk_bytes = 0;
+    let flush = |chunk: &mut Vec<String>, payloads: &mut Vec<String>| {
+        if chunk.is_empty() {
+            return;
+        }
+        let mut payload = String::from("{\"transformed_data\":");
+        push_array(&mut payload, chunk.iter().map(String::as_str));
+        payload.push('}');
+        payloads.push(payload);
+        chunk.clear();
+    };
+    for row in rows {
+        let text = serde_json::to_string(row).map_err(|e| {
+            JobFailure::permanent(
+                "unserialisable_row",
+                "A transformed row cannot be written as JSON.",
+            )
+            .caused_by(e)
+        })?;
+        // The row's bytes, a separating comma and its space.
+        let bytes = jsonb_text_len_bound(&text) + 2;
+        if bytes > budget {
+            too_large.extend(row.raw_data_id());
+            continue;
+        }
+        if chunk_bytes + bytes > budget {
+            flush(&mut chunk, &mut payloads);
+            chunk_bytes = 0;
+        }
+        chunk_bytes += bytes;
+        chunk.push(text);
+    }
+    flush(&mut chunk, &mut payloads);
+    Ok((payloads, too_large))
+}
+
+impl FinalRow {
+    fn raw_data_id(&self) -> Option<i32> {
+        match self {
+            Self::WorkItem(row) => row.raw_data_id,
+            Self::PullRequest(row) => row.raw_data_id,
+        }
+    }
 }
 
 fn kind_of(job: &Job) -> Result<TransformerKind, JobFailure> {
@@ -110,20 +167,35 @@ fn load_error(error: QueryError) -> JobFailure {
         QueryError::DatabaseError(
             Kind::CheckViolation | Kind::NotNullViolation | Kind::ForeignKeyViolation,
             info,
-        ) => JobFailure::permanent("invalid_row", info.message().to_owned()),
+        ) => JobFailure::permanent(
+            "invalid_row",
+            "The final table refused a row of this job (a constraint it breaks).",
+        )
+        .caused_by(info.message()),
         _ => database(error),
     }
 }
 
 fn database(error: QueryError) -> JobFailure {
-    JobFailure::retryable("database_error", format!("database: {error}"))
+    JobFailure::database(error)
 }
 
 /// `transform` jobs: read the job's raw records (the tenant's only), mark
 /// them processing, transform each (a refused one becomes `failed` with
 /// `{code, message, field}`), and write a load job with the rows, all in
-/// the job's transaction.
-pub struct TransformHandler;
+/// the job's transaction. The rows go into as many load jobs as messages
+/// of `max_message_bytes` need.
+pub struct TransformHandler {
+    pub max_message_bytes: usize,
+}
+
+impl Default for TransformHandler {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+}
 
 impl JobHandler for TransformHandler {
     fn run(&self, conn: &mut PgConnection, job: &Job) -> Result<Value, JobFailure> {
@@ -140,10 +212,11 @@ impl JobHandler for TransformHandler {
             })
             .collect();
         // `/pipeline/process` already moved its records to processing; only
-        // the others are updated (an update rewrites the whole row).
+        // pending ones are updated (an update rewrites the whole row, and a
+        // completed record stays completed).
         let taken: Vec<i32> = records
             .iter()
-            .filter(|r| r.status() != etl_domain::ProcessingStatus::Processing)
+            .filter(|r| r.status() == etl_domain::ProcessingStatus::Pending)
             .map(|r| r.id)
             .collect();
         raw_records::mark_processing(conn, &taken).map_err(database)?;
@@ -153,32 +226,39 @@ impl JobHandler for TransformHandler {
             let details = serde_json::to_value(&refused.error).unwrap_or(Value::Null);
             raw_records::mark_failed(conn, refused.raw_data_id, &details).map_err(database)?;
         }
-        let load_job_id = if transformed.records.is_empty() {
-            None
-        } else {
-            let priority =
-                JobPriority::new(i64::from(job.priority.unwrap_or(5))).unwrap_or_default();
-            let payload = serde_json::to_string(&LoadPayload {
-                transformed_data: &transformed.records,
-            })
-            .map_err(|e| JobFailure::permanent("unserialisable_row", e.to_string()))?;
+        let priority = JobPriority::new(i64::from(job.priority.unwrap_or(5))).unwrap_or_default();
+        let (payloads, too_large) = load_payloads(&transformed.records, self.max_message_bytes)?;
+        for raw_data_id in &too_large {
+            let details = json!({
+                "code": "too_large",
+                "message": format!(
+                    "The transformed record does not fit one message of ETL_MAX_MESSAGE_BYTES ({} bytes).",
+                    self.max_message_bytes
+                ),
+                "field": "raw_data",
+            });
+            raw_records::mark_failed(conn, *raw_data_id, &details).map_err(database)?;
+        }
+        let mut load_job_ids = Vec::with_capacity(payloads.len());
+        for payload in &payloads {
             let id = jobs::insert_json(
                 conn,
                 job.tenant_id,
                 JobType::Load,
                 &kind.entity_type(),
-                &payload,
+                payload,
                 priority,
             )
             .map_err(database)?;
-            Some(id)
-        };
+            load_job_ids.push(id);
+        }
         Ok(json!({
             "records": ids.len(),
             "found": records.len(),
-            "transformed": transformed.records.len(),
-            "failed": transformed.errors.len(),
-            "load_job_id": load_job_id,
+            "transformed": transformed.records.len() - too_large.len(),
+            "failed": transformed.errors.len() + too_large.len(),
+            "load_job_id": load_job_ids.first(),
+            "load_job_ids": load_job_ids,
         }))
     }
 
@@ -188,8 +268,7 @@ impl JobHandler for TransformHandler {
         job: &Job,
         error_details: &Value,
     ) -> Result<(), QueryError> {
-        let ids = Self::raw_ids(job).unwrap_or_default();
-        raw_records::fail_processing(conn, job.tenant_id, &ids, error_details)?;
+        jobs::covered_records_to(conn, job.id, CoveredRecords::Failed(error_details))?;
         Ok(())
     }
 }
@@ -273,18 +352,7 @@ impl JobHandler for LoadHandler {
         job: &Job,
         error_details: &Value,
     ) -> Result<(), QueryError> {
-        let raw_ids: Vec<i32> = job
-            .payload
-            .get("transformed_data")
-            .and_then(Value::as_array)
-            .map(|rows| {
-                rows.iter()
-                    .filter_map(|row| row.get("raw_data_id").and_then(Value::as_i64))
-                    .filter_map(|id| i32::try_from(id).ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        raw_records::fail_processing(conn, job.tenant_id, &raw_ids, error_details)?;
+        jobs::covered_records_to(conn, job.id, CoveredRecords::Failed(error_details))?;
         Ok(())
     }
 }
@@ -350,9 +418,16 @@ fn judge_row(kind: TransformerKind, text: &str) -> Option<(Option<i32>, Transfor
     }
 }
 
-/// The handlers of a process that runs the pipeline.
+/// The handlers of a process that runs the pipeline, with the default
+/// message limit.
 pub fn handlers() -> crate::Handlers {
+    handlers_for(DEFAULT_MAX_MESSAGE_BYTES)
+}
+
+/// The handlers of a process that runs the pipeline, writing no load job
+/// whose message would pass `max_message_bytes`.
+pub fn handlers_for(max_message_bytes: usize) -> crate::Handlers {
     crate::Handlers::default()
-        .with(JobType::Transform, TransformHandler)
+        .with(JobType::Transform, TransformHandler { max_message_bytes })
         .with(JobType::Load, LoadHandler)
 }

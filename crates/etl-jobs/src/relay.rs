@@ -13,10 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::SubsecRound;
 use etl_domain::JobType;
 use etl_queue::{AmqpConfig, Broker};
-use etl_store::{jobs, PgPool};
+use etl_store::{jobs, Connection as _, PgPool};
 use serde_json::json;
 use tokio::sync::{watch, Notify};
 
@@ -37,7 +36,16 @@ pub struct RelayConfig {
     pub lease: Duration,
     /// Which job types to publish.
     pub job_types: Vec<JobType>,
+    /// The largest message body published (`ETL_MAX_MESSAGE_BYTES`); a job
+    /// whose message is larger fails `unpublishable` without being sent.
+    pub max_message_bytes: usize,
+    /// First and longest delay before a refused message is tried again
+    /// (doubling, with jitter), like a failing job's.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
 }
+
+use crate::DEFAULT_MAX_MESSAGE_BYTES;
 
 impl Default for RelayConfig {
     fn default() -> Self {
@@ -47,6 +55,9 @@ impl Default for RelayConfig {
             poll: Duration::from_millis(500),
             lease: Duration::from_secs(30),
             job_types: JobType::ALL.to_vec(),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            retry_base: Duration::from_secs(2),
+            retry_max: Duration::from_secs(300),
         }
     }
 }
@@ -79,6 +90,9 @@ impl Relay {
     /// Runs until `shutdown` turns true.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut broker: Option<Broker> = None;
+        // Reset only once a round has published: a broker that accepts the
+        // connection but then closes the channel every time is waited for
+        // longer and longer, never hammered.
         let mut reconnect = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
         while !*shutdown.borrow() {
             let connected = broker.as_ref().is_some_and(Broker::is_connected);
@@ -91,7 +105,6 @@ impl Relay {
                     Ok(fresh) => {
                         tracing::info!("relay connected to RabbitMQ");
                         broker = Some(fresh);
-                        reconnect.reset();
                         continue;
                     }
                     Err(error) => {
@@ -107,10 +120,12 @@ impl Relay {
             };
             match self.round(live).await {
                 Ok(0) => self.idle(&mut shutdown).await,
-                Ok(_) => {}
+                Ok(_) => reconnect.reset(),
                 Err(RoundError::Broker(error)) => {
-                    tracing::warn!(%error, "publishing failed; reconnecting");
+                    let wait = reconnect.next_delay();
+                    tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "publishing failed; reconnecting");
                     broker = None;
+                    self.sleep(wait, &mut shutdown).await;
                 }
                 Err(RoundError::Database(error)) => {
                     tracing::warn!(%error, "relay cannot reach PostgreSQL");
@@ -125,37 +140,35 @@ impl Relay {
 
     /// Publishes one batch of due jobs; returns how many it took.
     async fn round(&self, broker: &Broker) -> Result<usize, RoundError> {
-        let (types, batch, max_bytes) = (
+        let (types, batch, max_bytes, lease) = (
             self.config.job_types.clone(),
             self.config.batch,
             self.config.max_bytes,
+            self.config.lease,
         );
-        // Truncated to PostgreSQL's microseconds: it is compared for
-        // equality later, to recognise this round's lease.
-        let lease_until = (chrono::Utc::now().naive_utc()
-            + chrono::Duration::from_std(self.config.lease)
-                .unwrap_or(chrono::Duration::seconds(30)))
-        .trunc_subsecs(6);
         let leased = db(&self.pool, move |conn| {
-            Ok(jobs::lease_due(
-                conn,
-                &types,
-                batch,
-                max_bytes,
-                lease_until,
-            )?)
+            Ok(jobs::lease_due(conn, &types, batch, max_bytes, lease)?)
         })
         .await
         .map_err(RoundError::Database)?;
-        if leased.is_empty() {
+        let lease_until = leased.until;
+        if leased.jobs.is_empty() {
             return Ok(0);
         }
-        let taken = leased.len();
+        let taken = leased.jobs.len();
         let mut messages = Vec::with_capacity(taken);
         let mut unusable = Vec::new();
-        for job in leased {
+        for job in leased.jobs {
             let id = job.id;
             match message_for(job) {
+                Ok(message) if message.body.len() > self.config.max_message_bytes => {
+                    let why = format!(
+                        "its message of {} bytes is larger than ETL_MAX_MESSAGE_BYTES ({} bytes)",
+                        message.body.len(),
+                        self.config.max_message_bytes
+                    );
+                    unusable.push((id, why));
+                }
                 Ok(message) => messages.push(message),
                 Err(why) => unusable.push((id, why)),
             }
@@ -164,28 +177,61 @@ impl Relay {
         let outcomes = broker.publish(&messages).await;
         let mut confirmed = Vec::new();
         let mut refused = Vec::new();
+        let mut released = Vec::new();
         let mut broken = None;
         for (message, outcome) in messages.iter().zip(outcomes) {
+            let job_id = message.job_id;
             match outcome {
-                Ok(()) => confirmed.push(message.job_id),
+                Ok(()) => confirmed.push(job_id),
                 Err(error) => {
-                    tracing::warn!(job_id = message.job_id, %error, "job not published");
-                    refused.push(message.job_id);
-                    if matches!(error, etl_queue::QueueError::Channel(_)) {
+                    tracing::warn!(job_id, %error, "job not published");
+                    match Refusal::of(&error) {
+                        // The broker closed the channel on this message: the
+                        // first one the channel failed is the one it refused;
+                        // those after it only shared the channel.
+                        Refusal::ChannelClosedByBroker if broken.is_none() => refused.push(job_id),
+                        Refusal::Message => refused.push(job_id),
+                        _ => released.push(job_id),
+                    }
+                    if matches!(error, etl_queue::QueueError::Channel(_)) && broken.is_none() {
                         broken = Some(error);
                     }
                 }
             }
         }
         self.metrics.confirmed.inc_by(confirmed.len() as u64);
-        self.metrics.nacked.inc_by(refused.len() as u64);
+        self.metrics
+            .nacked
+            .inc_by((refused.len() + released.len()) as u64);
+        let backoff = Backoff::new(self.config.retry_base, self.config.retry_max);
         db(&self.pool, move |conn| {
             jobs::mark_queued(conn, &confirmed, lease_until)?;
-            jobs::release_lease(conn, &refused, lease_until)?;
+            jobs::release_lease(conn, &released, lease_until)?;
+            let details = json!({
+                "code": "unpublishable",
+                "message": "RabbitMQ refused this job's message",
+            });
+            for id in refused {
+                let outcome = conn.transaction(|conn| {
+                    jobs::refuse_publication(conn, id, lease_until, &details, |n| {
+                        chrono::Duration::from_std(backoff.delay(u32::try_from(n).unwrap_or(1)))
+                            .unwrap_or(chrono::Duration::seconds(1))
+                    })
+                })?;
+                tracing::warn!(
+                    job_id = id,
+                    ?outcome,
+                    "the broker refused the job's message"
+                );
+            }
             for (id, why) in unusable {
                 // A row that cannot become a message never will: fail it.
-                let details = json!({"code": "unpublishable", "message": why});
-                conn_fail(conn, id, &details)?;
+                tracing::error!(job_id = id, %why, "job cannot be published");
+                let details = json!({
+                    "code": "unpublishable",
+                    "message": format!("This job cannot be published: {why}."),
+                });
+                conn.transaction(|conn| jobs::fail_pending(conn, id, &details))?;
             }
             Ok(())
         })
@@ -213,13 +259,27 @@ impl Relay {
     }
 }
 
-fn conn_fail(
-    conn: &mut etl_store::PgConnection,
-    id: i32,
-    details: &serde_json::Value,
-) -> Result<(), crate::JobsError> {
-    jobs::fail_pending(conn, id, details)?;
-    Ok(())
+/// Whose fault a failed publication was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// The broker refused this message itself (a nack, no queue took it).
+    Message,
+    /// The broker closed the channel (an AMQP error, such as a message over
+    /// its `max_message_size`).
+    ChannelClosedByBroker,
+    /// The connection went away: no message is to blame.
+    Connection,
+}
+
+impl Refusal {
+    fn of(error: &etl_queue::QueueError) -> Self {
+        use etl_queue::QueueError;
+        match error {
+            QueueError::Nacked { .. } | QueueError::Unroutable { .. } => Self::Message,
+            QueueError::Channel(_) if error.closed_by_broker() => Self::ChannelClosedByBroker,
+            _ => Self::Connection,
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use etl_domain::JobType;
-use etl_store::{jobs, PgPool};
+use etl_store::jobs::{self, AttemptBy, AttemptOutcome};
+use etl_store::PgPool;
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -42,20 +43,25 @@ pub async fn rescue_once(
     config: &RescuerConfig,
     handlers: &Handlers,
 ) -> Result<usize, crate::JobsError> {
-    let stale_before = chrono::Utc::now().naive_utc()
-        - chrono::Duration::from_std(config.stale_after).unwrap_or(chrono::Duration::seconds(60));
+    let stale_after = config.stale_after;
     let types = config.job_types.clone();
     let backoff = Backoff::new(config.retry_base, config.retry_max);
     let handlers = handlers.clone();
     db(pool, move |conn| {
-        let stale = jobs::stale_running(conn, &types, stale_before)?;
+        let stale = jobs::stale_running(conn, &types, stale_after)?;
         let details = json!({"code": "worker_lost", "message": "the worker running this job stopped beating"});
         let mut rescued = 0;
         for id in stale {
-            let outcome = handlers.fail_attempt(conn, id, None, &details, true, |n| {
+            // The heartbeat is judged again under the row's lock: a worker
+            // that beat since the look above keeps its job.
+            let by = AttemptBy::Rescuer { stale_after };
+            let outcome = handlers.fail_attempt(conn, id, by, &details, true, |n| {
                 chrono::Duration::from_std(backoff.delay(u32::try_from(n).unwrap_or(1)))
                     .unwrap_or(chrono::Duration::seconds(1))
             })?;
+            if outcome == AttemptOutcome::NotOwned {
+                continue;
+            }
             tracing::warn!(job_id = id, ?outcome, "rescued a job whose worker stopped");
             rescued += 1;
         }

@@ -7,19 +7,22 @@ use std::time::Duration;
 
 use etl_domain::JobType;
 use etl_queue::{AmqpConfig, Delivery};
-use etl_store::jobs::{self, AttemptOutcome, Job};
-use etl_store::{Connection as _, PgConnection, PgPool};
+use etl_store::jobs::{self, AttemptBy, AttemptOutcome, Job};
+use etl_store::{Connection as _, PgConnection, PgPool, SimpleConnection as _};
 use serde_json::json;
 use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::db::db;
 use crate::{Backoff, JobsError};
 
-/// Why a job's run failed. Shown to clients in the job's `error_details`.
+/// Why a job's run failed. `code` and `message` (a sentence of ours) are
+/// shown to clients in the job's `error_details`; `cause` (driver or panic
+/// text) only goes to the log, with the job id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobFailure {
     pub code: String,
     pub message: String,
+    pub cause: Option<String>,
     /// Worth another attempt (a dependency hiccup) or not (bad input).
     pub retryable: bool,
 }
@@ -29,6 +32,7 @@ impl JobFailure {
         Self {
             code: code.to_owned(),
             message: message.into(),
+            cause: None,
             retryable: true,
         }
     }
@@ -37,8 +41,24 @@ impl JobFailure {
         Self {
             code: code.to_owned(),
             message: message.into(),
+            cause: None,
             retryable: false,
         }
+    }
+
+    /// Keeps `cause` for the log, out of what clients see.
+    pub fn caused_by(mut self, cause: impl std::fmt::Display) -> Self {
+        self.cause = Some(cause.to_string());
+        self
+    }
+
+    /// The database failed under the job: worth another attempt.
+    pub fn database(cause: impl std::fmt::Display) -> Self {
+        Self::retryable(
+            "database_error",
+            "The database failed while this job ran; it is retried.",
+        )
+        .caused_by(cause)
     }
 
     fn details(&self) -> serde_json::Value {
@@ -95,13 +115,13 @@ impl Handlers {
         &self,
         conn: &mut PgConnection,
         id: i32,
-        worker: Option<&str>,
+        by: AttemptBy<'_>,
         error_details: &serde_json::Value,
         retryable: bool,
         backoff: impl FnOnce(i32) -> chrono::Duration,
     ) -> Result<AttemptOutcome, etl_store::QueryError> {
         conn.transaction(|conn| {
-            let outcome = jobs::fail_attempt(conn, id, worker, error_details, retryable, backoff)?;
+            let outcome = jobs::fail_attempt(conn, id, by, error_details, retryable, backoff)?;
             if outcome == AttemptOutcome::Failed {
                 if let Some(job) = jobs::find(conn, id)? {
                     if let Some(handler) = job.job_type().and_then(|t| self.get(t)) {
@@ -228,20 +248,22 @@ impl Worker {
             }
             Ok(Err(RunError::Lost)) => return Execution::Lost,
             Ok(Err(RunError::Failure(failure))) => failure,
-            Ok(Err(RunError::Database(error))) => {
-                JobFailure::retryable("database_error", format!("database: {error}"))
-            }
+            Ok(Err(RunError::Database(error))) => JobFailure::database(error),
             // The handler panicked or the pool failed: retry, the cause may pass.
-            Err(error) => JobFailure::retryable("worker_error", error.to_string()),
+            Err(error) => JobFailure::retryable(
+                "worker_error",
+                "The worker failed while this job ran; it is retried.",
+            )
+            .caused_by(error),
         };
-        tracing::warn!(job_id = id, code = %failure.code, message = %failure.message, "job attempt failed");
+        tracing::warn!(job_id = id, code = %failure.code, message = %failure.message, cause = failure.cause.as_deref().unwrap_or(""), "job attempt failed");
         let worker = self.config.name.clone();
         let this = self.clone();
         let recorded = db(&self.pool, move |conn| {
             Ok(this.handlers.fail_attempt(
                 conn,
                 id,
-                Some(&worker),
+                AttemptBy::Worker(&worker),
                 &failure.details(),
                 failure.retryable,
                 |n| this.retry_delay(n),
@@ -272,6 +294,8 @@ impl Worker {
                 ))));
             };
             Ok(conn.transaction(|conn| {
+                // A job may run longer than an HTTP request, but not forever.
+                conn.batch_execute(etl_store::JOB_SESSION_LIMITS)?;
                 let result = handler.run(conn, &job).map_err(RunError::Failure)?;
                 if jobs::complete(conn, job.id, &worker, &result)? {
                     Ok(())
@@ -376,7 +400,7 @@ impl Worker {
                     continue;
                 }
             };
-            reconnect.reset();
+            let connected_at = tokio::time::Instant::now();
             let mut consumers = tokio::task::JoinSet::new();
             for job_type in self.job_types() {
                 let tag = format!("{}-{}", self.config.name, job_type);
@@ -413,6 +437,18 @@ impl Worker {
             let all = u32::try_from(self.config.concurrency.max(1)).unwrap_or(u32::MAX);
             drop(slots.acquire_many(all).await);
             broker.close().await;
+            // A connection that held for a while starts the backoff over; one
+            // that the broker drops at once is retried later and later.
+            if connected_at.elapsed() > Duration::from_secs(30) {
+                reconnect.reset();
+            }
+            if !*shutdown.borrow() {
+                let wait = reconnect.next_delay();
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
         }
     }
 

@@ -41,3 +41,17 @@ pub enum QueueError {
         source: serde_json::Error,
     },
 }
+
+impl QueueError {
+    /// Whether the broker itself closed the channel with an AMQP error (a
+    /// message over its `max_message_size`, say), rather than the
+    /// connection going away.
+    pub fn closed_by_broker(&self) -> bool {
+        match self {
+            Self::Channel(error) | Self::Connect(error) => {
+                matches!(error.kind(), lapin::ErrorKind::ProtocolError(_))
+            }
+            _ => false,
+        }
+    }
+}

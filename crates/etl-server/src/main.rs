@@ -17,7 +17,7 @@ use etl_http::{AppState, HttpConfig, ReadinessCheck};
 use etl_jobs::relay::{BrokerHealth, Relay, RelayConfig};
 use etl_jobs::rescuer::{self, RescuerConfig};
 use etl_jobs::worker::{Worker, WorkerConfig};
-use etl_jobs::{Handlers, QueueMetrics};
+use etl_jobs::QueueMetrics;
 use etl_queue::AmqpConfig;
 use etl_store::{migrations, PgPool};
 use tokio::sync::{watch, Notify};
@@ -136,7 +136,8 @@ async fn run_server(
     let background = Background::start(settings, &pool, migrated);
     let mut state = AppState::new(pool, JwtKeys::new(&secret))
         .with_metrics(background.metrics.clone())
-        .with_jobs_notifier(background.jobs_created.clone());
+        .with_jobs_notifier(background.jobs_created.clone())
+        .with_max_message_bytes(settings.max_message_bytes);
     if let Some(health) = background.broker_health.clone() {
         state = state.with_check(ReadinessCheck {
             name: "rabbitmq",
@@ -211,7 +212,8 @@ impl Background {
             migrated,
             stopping: stopping.clone(),
         };
-        let handlers = handlers();
+        // Transform and load jobs; extract jobs are the extraction service's.
+        let handlers = etl_jobs::pipeline::handlers_for(settings.max_message_bytes);
         let mut worker_config = WorkerConfig::new(worker_name());
         worker_config.concurrency = settings.worker_concurrency;
         let worker = Worker::with_notifier(
@@ -230,7 +232,10 @@ impl Background {
                 let relay = Relay {
                     pool: pool.clone(),
                     amqp: amqp.clone(),
-                    config: RelayConfig::default(),
+                    config: RelayConfig {
+                        max_message_bytes: settings.max_message_bytes,
+                        ..RelayConfig::default()
+                    },
                     wake: jobs_created.clone(),
                     health,
                     metrics: queue_metrics.clone(),
@@ -280,12 +285,6 @@ impl Background {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
     }
-}
-
-/// What this process's workers run: transform and load jobs. Extract jobs
-/// are the extraction service's.
-fn handlers() -> Handlers {
-    etl_jobs::pipeline::handlers()
 }
 
 /// `<host>-<pid>`: unique among the processes sharing the queues.

@@ -9,7 +9,10 @@
 //! | `ETL_JWT_SECRET` | (required by `serve`, unless `--dev`) | HS256 secret |
 //! | `ETL_DB_POOL_SIZE` | `10` | most database connections |
 //! | `ETL_DB_CHECKOUT_TIMEOUT_MS` | `5000` | longest wait for a connection (then 503) |
+//! | `ETL_DB_STATEMENT_TIMEOUT_MS` | `30000` | longest statement of an HTTP request (then 503) |
+//! | `ETL_DB_LOCK_TIMEOUT_MS` | `5000` | longest lock wait of an HTTP request (then 503) |
 //! | `ETL_MAX_BODY_BYTES` | `16777216` | largest request body (then 413) |
+//! | `ETL_MAX_MESSAGE_BYTES` | `8388608` | largest AMQP message published |
 //! | `ETL_WORKER_CONCURRENCY` | `4` | jobs run at once per process |
 //! | `ETL_LOG_FORMAT` | `pretty` | `pretty` or `json` |
 //! | `RUST_LOG` | `info` | log filter |
@@ -64,7 +67,10 @@ pub struct Settings {
     pub jwt_secret: Option<JwtSecret>,
     pub db_pool_size: u32,
     pub db_checkout_timeout: Duration,
+    pub db_statement_timeout: Duration,
+    pub db_lock_timeout: Duration,
     pub max_body_bytes: usize,
+    pub max_message_bytes: usize,
     pub worker_concurrency: usize,
     pub log_format: LogFormat,
 }
@@ -96,8 +102,18 @@ impl Settings {
             db_checkout_timeout: parse_or(&get, "ETL_DB_CHECKOUT_TIMEOUT_MS", "5000", |v| {
                 parse_in_range(v, 10, 600_000).map(Duration::from_millis)
             })?,
+            db_statement_timeout: parse_or(&get, "ETL_DB_STATEMENT_TIMEOUT_MS", "30000", |v| {
+                parse_in_range(v, 10, 3_600_000).map(Duration::from_millis)
+            })?,
+            db_lock_timeout: parse_or(&get, "ETL_DB_LOCK_TIMEOUT_MS", "5000", |v| {
+                parse_in_range(v, 10, 3_600_000).map(Duration::from_millis)
+            })?,
             max_body_bytes: parse_or(&get, "ETL_MAX_BODY_BYTES", "16777216", |v| {
                 parse_in_range(v, 1024, 1 << 30)
+            })?,
+            max_message_bytes: parse_or(&get, "ETL_MAX_MESSAGE_BYTES", "8388608", |v| {
+                // RabbitMQ refuses messages over 512 MiB whatever its settings.
+                parse_in_range(v, 4096, 512 << 20)
             })?,
             worker_concurrency: parse_or(&get, "ETL_WORKER_CONCURRENCY", "4", |v| {
                 parse_in_range(v, 1, 1024)
@@ -142,6 +158,8 @@ impl Settings {
             database_url: self.database_url.as_str().to_owned(),
             max_size: self.db_pool_size,
             checkout_timeout: self.db_checkout_timeout,
+            statement_timeout: Some(self.db_statement_timeout),
+            lock_timeout: Some(self.db_lock_timeout),
         }
     }
 }

@@ -138,6 +138,19 @@ pub fn insert_json(
     Ok(inserted.id)
 }
 
+/// How many bytes a load job's rows take as PostgreSQL writes them out
+/// (which is how the relay puts them into the job's message).
+pub fn load_rows_text_len(conn: &mut PgConnection, id: i32) -> QueryResult<i64> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::BigInt;
+    jobs::table
+        .filter(jobs::id.eq(id))
+        .select(sql::<BigInt>(
+            "COALESCE(octet_length((payload->'transformed_data')::text), 0)::int8",
+        ))
+        .first(conn)
+}
+
 /// The tenant's job with this id; another tenant's job reads as `None`.
 pub fn find_for_tenant(
     conn: &mut PgConnection,
@@ -162,6 +175,8 @@ pub struct JobFilter {
     pub limit: PageLimit,
 }
 
+/// A page of the tenant's jobs (see [`JobFilter`]), load jobs without their
+/// rows.
 pub fn list_for_tenant(
     conn: &mut PgConnection,
     tenant_id: i32,
@@ -185,9 +200,18 @@ pub fn list_for_tenant(
     query
         .order(jobs::id.asc())
         .limit(filter.limit.get())
-        .select(Job::as_select())
+        .select(columns_with_payload(LISTED_PAYLOAD))
         .load(conn)
 }
+
+/// A listed job's payload: a load job's rows (up to megabytes each) are
+/// replaced by `transformed_rows`, their count, so that a page stays small
+/// (SPEC §5); `GET /jobs/{id}` shows them.
+const LISTED_PAYLOAD: &str = "CASE WHEN job_type = 'load' \
+      AND jsonb_typeof(payload->'transformed_data') = 'array' \
+    THEN (payload - 'transformed_data') \
+         || jsonb_build_object('transformed_rows', jsonb_array_length(payload->'transformed_data')) \
+    ELSE payload END";
 
 /// What a job status change requested by a client did.
 #[derive(Debug, Clone, PartialEq)]
@@ -196,6 +220,9 @@ pub enum JobChange {
     NotFound,
     /// The change is not allowed from the job's current status.
     Conflict { current: JobStatus },
+    /// Only extract jobs take reports from outside; this one is of another
+    /// type.
+    NotReportable { job_type: String },
     /// Done; the job as it is now.
     Changed(Box<Job>),
 }
@@ -230,7 +257,64 @@ pub fn cancel(conn: &mut PgConnection, tenant_id: i32, id: i32) -> QueryResult<J
         ))
         .returning(Job::as_returning())
         .get_result(conn)?;
+    // A job that will never run must not keep its records `processing`,
+    // where `/pipeline/process` would never take them again.
+    covered_records_to(conn, id, CoveredRecords::Pending)?;
     Ok(JobChange::Changed(Box::new(job)))
+}
+
+/// What becomes of the raw records a transform or load job covers when it
+/// will not run.
+#[derive(Debug, Clone, Copy)]
+pub enum CoveredRecords<'a> {
+    /// Back to `pending` (the job was cancelled): a later
+    /// `/pipeline/process` takes them again.
+    Pending,
+    /// `failed` with the job's error details (the job failed for good).
+    Failed(&'a serde_json::Value),
+}
+
+/// Moves the raw records job `id` covers (a transform job's
+/// `payload.raw_data_ids`, a load job's rows' `raw_data_id`s) that are
+/// still `processing`, in the job's tenant, out of `processing`. Answers
+/// how many moved.
+pub fn covered_records_to(
+    conn: &mut PgConnection,
+    id: i32,
+    to: CoveredRecords<'_>,
+) -> QueryResult<usize> {
+    use diesel::sql_types::{Int4, Jsonb, Nullable, Text};
+    let (status, details) = match to {
+        CoveredRecords::Pending => ("pending", None),
+        CoveredRecords::Failed(details) => ("failed", Some(details)),
+    };
+    diesel::sql_query(
+        "WITH job AS (SELECT tenant_id, payload FROM etl_job_queue WHERE id = $1),
+              covered AS (
+                  SELECT (e #>> '{}')::int4 AS id
+                    FROM job, jsonb_array_elements(
+                        CASE WHEN jsonb_typeof(job.payload->'raw_data_ids') = 'array'
+                             THEN job.payload->'raw_data_ids' ELSE '[]'::jsonb END) AS e
+                   WHERE jsonb_typeof(e) = 'number'
+                  UNION
+                  SELECT (e->>'raw_data_id')::int4
+                    FROM job, jsonb_array_elements(
+                        CASE WHEN jsonb_typeof(job.payload->'transformed_data') = 'array'
+                             THEN job.payload->'transformed_data' ELSE '[]'::jsonb END) AS e
+                   WHERE jsonb_typeof(e->'raw_data_id') = 'number')
+         UPDATE raw_extraction_data r
+            SET processing_status = $2,
+                error_details = $3,
+                processed_at = CASE WHEN $2 = 'failed' THEN now() END
+           FROM job
+          WHERE r.tenant_id = job.tenant_id
+            AND r.processing_status = 'processing'
+            AND r.id IN (SELECT id FROM covered)",
+    )
+    .bind::<Int4, _>(id)
+    .bind::<Text, _>(status)
+    .bind::<Nullable<Jsonb>, _>(details)
+    .execute(conn)
 }
 
 /// Sends a failed job round again: back to `pending` (the relay republishes
@@ -261,10 +345,13 @@ pub fn retry(conn: &mut PgConnection, tenant_id: i32, id: i32) -> QueryResult<Jo
     Ok(JobChange::Changed(Box::new(job)))
 }
 
-/// A status reported by an external worker (the extraction service):
-/// `running` stamps `started_at`, `completed`/`failed` stamp `completed_at`.
-/// A cancelled or finished job refuses any report. A failed report is final:
-/// it is not retried automatically. Call inside a transaction.
+/// A status reported by an external worker (the extraction service) on an
+/// extract job, following [`JobStatus::accepts_report`]: `running` (from
+/// `pending` or `queued` only, so two workers never both claim one job)
+/// stamps `started_at`; `completed`/`failed` (from `running` only) stamp
+/// `completed_at`. A failed report is final: it is not retried
+/// automatically. Transform and load jobs refuse reports: the service runs
+/// those itself. Times are the database's. Call inside a transaction.
 pub fn report(
     conn: &mut PgConnection,
     tenant_id: i32,
@@ -272,22 +359,31 @@ pub fn report(
     status: JobStatus,
     error_details: Option<serde_json::Value>,
 ) -> QueryResult<JobChange> {
+    use diesel::dsl::{now, sql};
+    use diesel::sql_types::{Nullable, Timestamp};
     let Some(job) = locked_for_tenant(conn, tenant_id, id)? else {
         return Ok(JobChange::NotFound);
     };
     let current = job.status();
-    if current.is_finished() {
+    if job.job_type() != Some(JobType::Extract) {
+        return Ok(JobChange::NotReportable {
+            job_type: job.job_type,
+        });
+    }
+    if !current.accepts_report(status) {
         return Ok(JobChange::Conflict { current });
     }
-    let now = chrono::Utc::now().naive_utc();
-    let started_at = job.started_at.or(Some(now));
-    let completed_at = matches!(status, JobStatus::Completed | JobStatus::Failed).then_some(now);
+    let (started_at, completed_at) = if status == JobStatus::Running {
+        ("now()", "NULL")
+    } else {
+        ("COALESCE(started_at, now())", "now()")
+    };
     let job = diesel::update(jobs::table.find(id))
         .set((
             jobs::status.eq(status.as_str()),
-            jobs::started_at.eq(started_at),
-            jobs::completed_at.eq(completed_at),
-            jobs::heartbeat_at.eq(Some(now)),
+            jobs::started_at.eq(sql::<Nullable<Timestamp>>(started_at)),
+            jobs::completed_at.eq(sql::<Nullable<Timestamp>>(completed_at)),
+            jobs::heartbeat_at.eq(now),
             jobs::error_details.eq(error_details.or(job.error_details)),
             jobs::lease_until.eq(None::<NaiveDateTime>),
         ))
@@ -324,22 +420,36 @@ pub fn find_outbox(conn: &mut PgConnection, id: i32) -> QueryResult<Option<Outbo
         .optional()
 }
 
+/// A relay's lease on the jobs it publishes: it holds them until `until`
+/// (the database's clock), which also tells this round's rows from others.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Leased {
+    pub until: NaiveDateTime,
+    pub jobs: Vec<OutboxJob>,
+}
+
 /// Takes up to `limit` due pending jobs for publishing, most urgent first,
 /// but no more payload than about `max_bytes` (stored size; at least one
-/// job), and leases them until `lease_until` so that no other relay takes
-/// them meanwhile. Jobs of the given types only. The byte budget keeps a
-/// backlog of large load jobs from being held in memory all at once.
+/// job), and leases them for `lease` (from the database's `now()`) so that
+/// no other relay takes them meanwhile. Jobs of the given types only. The
+/// byte budget keeps a backlog of large load jobs from being held in
+/// memory all at once.
 pub fn lease_due(
     conn: &mut PgConnection,
     job_types: &[JobType],
     limit: i64,
     max_bytes: i64,
-    lease_until: NaiveDateTime,
-) -> QueryResult<Vec<OutboxJob>> {
+    lease: std::time::Duration,
+) -> QueryResult<Leased> {
     use diesel::dsl::sql;
-    use diesel::sql_types::Integer;
+    use diesel::sql_types::{Integer, Timestamp};
     let types: Vec<&str> = job_types.iter().map(|t| t.as_str()).collect();
+    let ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
     conn.transaction(|conn| {
+        let until: NaiveDateTime = diesel::select(sql::<Timestamp>(&format!(
+            "(now() + interval '{ms} milliseconds')::timestamp"
+        )))
+        .get_result(conn)?;
         let due: Vec<(i32, i32)> = jobs::table
             .filter(jobs::status.eq(JobStatus::Pending.as_str()))
             .filter(jobs::scheduled_at.le(diesel::dsl::now))
@@ -371,18 +481,70 @@ pub fn lease_due(
             .map(|(_, (id, _))| *id)
             .collect();
         if taken.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Leased {
+                until,
+                jobs: Vec::new(),
+            });
         }
-        diesel::update(jobs::table.filter(jobs::id.eq_any(&taken)))
-            .set(jobs::lease_until.eq(lease_until))
-            .returning(OutboxJob::as_returning())
-            .get_results(conn)
-            .map(|mut leased: Vec<OutboxJob>| {
-                // RETURNING follows no order; publish the most urgent first.
-                leased.sort_by_key(|job| (job.priority.unwrap_or(5), job.id));
-                leased
-            })
+        let mut leased: Vec<OutboxJob> =
+            diesel::update(jobs::table.filter(jobs::id.eq_any(&taken)))
+                .set(jobs::lease_until.eq(until))
+                .returning(OutboxJob::as_returning())
+                .get_results(conn)?;
+        // RETURNING follows no order; publish the most urgent first.
+        leased.sort_by_key(|job| (job.priority.unwrap_or(5), job.id));
+        Ok(Leased {
+            until,
+            jobs: leased,
+        })
     })
+}
+
+/// Records that the broker refused a leased job's message (a nack, or its
+/// channel closed on it), like a failed attempt: due again after
+/// `backoff` while `retry_count < max_retries`, then `failed` with
+/// `error_details` (and the raw records it covers with it). Only a row
+/// still under this lease changes. Call inside a transaction.
+pub fn refuse_publication(
+    conn: &mut PgConnection,
+    id: i32,
+    lease_until: NaiveDateTime,
+    error_details: &serde_json::Value,
+    backoff: impl FnOnce(i32) -> chrono::Duration,
+) -> QueryResult<AttemptOutcome> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{BigInt, Timestamp};
+    let job: Option<(Option<i32>, Option<i32>)> = jobs::table
+        .filter(jobs::id.eq(id))
+        .filter(jobs::status.eq(JobStatus::Pending.as_str()))
+        .filter(jobs::lease_until.eq(lease_until))
+        .select((jobs::retry_count, jobs::max_retries))
+        .for_update()
+        .first(conn)
+        .optional()?;
+    let Some((retries, max_retries)) = job else {
+        return Ok(AttemptOutcome::NotOwned);
+    };
+    let (retries, max_retries) = (retries.unwrap_or(0), max_retries.unwrap_or(3));
+    if retries >= max_retries {
+        fail_pending(conn, id, error_details)?;
+        return Ok(AttemptOutcome::Failed);
+    }
+    let attempt = retries + 1;
+    let delay_ms = backoff(attempt).num_milliseconds().max(0);
+    let due: NaiveDateTime = diesel::update(jobs::table.find(id))
+        .set((
+            jobs::retry_count.eq(attempt),
+            jobs::scheduled_at.eq(sql::<diesel::sql_types::Nullable<Timestamp>>(
+                "now() + interval '1 millisecond' * ",
+            )
+            .bind::<BigInt, _>(delay_ms)),
+            jobs::error_details.eq(error_details),
+            jobs::lease_until.eq(None::<NaiveDateTime>),
+        ))
+        .returning(sql::<Timestamp>("scheduled_at"))
+        .get_result(conn)?;
+    Ok(AttemptOutcome::RetryAt(due))
 }
 
 /// Marks published jobs `queued` once the broker confirmed them. Only rows
@@ -457,17 +619,22 @@ pub fn claim(conn: &mut PgConnection, id: i32, worker: &str) -> QueryResult<Opti
         jobs::worker.eq(worker),
         jobs::lease_until.eq(None::<NaiveDateTime>),
     ))
-    .returning(claimed_columns())
+    .returning(columns_with_payload(
+        "CASE WHEN job_type = 'load' THEN '{}'::jsonb ELSE payload END",
+    ))
     .get_result(conn)
     .optional()
 }
 
-/// The columns of a claimed job, in `Job`'s order, except that a load job's
-/// payload is left behind: its rows are loaded from the row itself
-/// (`loaders::load_job_rows`), so shipping them to the worker would only
-/// cost a large transfer and parse.
+/// A job's columns, in `Job`'s order, with `payload` computed by `payload`
+/// (SQL over the row). A claimed load job leaves its payload behind: its
+/// rows are loaded from the row itself (`loaders::load_job_rows`), so
+/// shipping them to the worker would only cost a large transfer and parse;
+/// a listed one shows the count of its rows instead of them.
 #[allow(clippy::type_complexity)]
-fn claimed_columns() -> (
+fn columns_with_payload(
+    payload: &'static str,
+) -> (
     jobs::id,
     jobs::tenant_id,
     jobs::job_type,
@@ -493,9 +660,7 @@ fn claimed_columns() -> (
         jobs::tenant_id,
         jobs::job_type,
         jobs::entity_type,
-        diesel::dsl::sql::<diesel::sql_types::Jsonb>(
-            "CASE WHEN job_type = 'load' THEN '{}'::jsonb ELSE payload END",
-        ),
+        diesel::dsl::sql::<diesel::sql_types::Jsonb>(payload),
         jobs::priority,
         jobs::status,
         jobs::scheduled_at,
@@ -594,43 +759,81 @@ pub enum AttemptOutcome {
     NotOwned,
 }
 
+/// Who records a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptBy<'a> {
+    /// The worker running the job: only its own job changes.
+    Worker(&'a str),
+    /// The rescuer, for any worker's job whose heartbeat is older than
+    /// this (checked again under the row's lock, so a heartbeat that came
+    /// back meanwhile keeps the job running).
+    Rescuer { stale_after: std::time::Duration },
+}
+
+/// `heartbeat_at` is older than `stale_after` by the database's clock (or
+/// was never set). The milliseconds are an integer of ours, spliced in.
+fn heartbeat_older_than(
+    stale_after: std::time::Duration,
+) -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+    let ms = i64::try_from(stale_after.as_millis()).unwrap_or(i64::MAX);
+    diesel::dsl::sql(&format!(
+        "(heartbeat_at IS NULL OR heartbeat_at < now() - interval '{ms} milliseconds')"
+    ))
+}
+
 /// Records a failed attempt of a running job: another attempt after
-/// `backoff` while `retry_count < max_retries` (and `retryable`), else
-/// `failed`. `worker` = `None` for the rescuer, which acts on any worker's
-/// job. Call inside a transaction.
+/// `backoff` (from the database's `now()`) while `retry_count <
+/// max_retries` (and `retryable`), else `failed`. Call inside a
+/// transaction.
 pub fn fail_attempt(
     conn: &mut PgConnection,
     id: i32,
-    worker: Option<&str>,
+    by: AttemptBy<'_>,
     error_details: &serde_json::Value,
     retryable: bool,
     backoff: impl FnOnce(i32) -> chrono::Duration,
 ) -> QueryResult<AttemptOutcome> {
-    let job: Option<Job> = jobs::table
+    use diesel::dsl::sql;
+    use diesel::sql_types::{BigInt, Timestamp};
+    let running = jobs::table
         .filter(jobs::id.eq(id))
-        .filter(jobs::status.eq(JobStatus::Running.as_str()))
-        .select(Job::as_select())
-        .for_update()
-        .first(conn)
-        .optional()?;
-    let Some(job) = job.filter(|j| worker.is_none_or(|w| j.worker.as_deref() == Some(w))) else {
+        .filter(jobs::status.eq(JobStatus::Running.as_str()));
+    let job: Option<Job> = match by {
+        AttemptBy::Worker(worker) => running
+            .filter(jobs::worker.eq(worker))
+            .select(Job::as_select())
+            .for_update()
+            .first(conn)
+            .optional()?,
+        AttemptBy::Rescuer { stale_after } => running
+            .filter(heartbeat_older_than(stale_after))
+            .select(Job::as_select())
+            .for_update()
+            .first(conn)
+            .optional()?,
+    };
+    let Some(job) = job else {
         return Ok(AttemptOutcome::NotOwned);
     };
     let retries = job.retry_count.unwrap_or(0);
     let max_retries = job.max_retries.unwrap_or(3);
     if retryable && retries < max_retries {
         let attempt = retries + 1;
-        let due = chrono::Utc::now().naive_utc() + backoff(attempt);
-        diesel::update(jobs::table.find(id))
+        let delay_ms = backoff(attempt).num_milliseconds().max(0);
+        let due: NaiveDateTime = diesel::update(jobs::table.find(id))
             .set((
                 jobs::status.eq(JobStatus::Pending.as_str()),
                 jobs::retry_count.eq(attempt),
-                jobs::scheduled_at.eq(due),
+                jobs::scheduled_at.eq(sql::<diesel::sql_types::Nullable<Timestamp>>(
+                    "now() + interval '1 millisecond' * ",
+                )
+                .bind::<BigInt, _>(delay_ms)),
                 jobs::error_details.eq(error_details),
                 jobs::heartbeat_at.eq(None::<NaiveDateTime>),
                 jobs::queued_at.eq(None::<NaiveDateTime>),
             ))
-            .execute(conn)?;
+            .returning(sql::<Timestamp>("scheduled_at"))
+            .get_result(conn)?;
         Ok(AttemptOutcome::RetryAt(due))
     } else {
         diesel::update(jobs::table.find(id))
@@ -644,21 +847,18 @@ pub fn fail_attempt(
     }
 }
 
-/// Running jobs of the given types whose heartbeat is older than `stale`.
+/// Running jobs of the given types whose heartbeat (by the database's
+/// clock) is older than `stale_after`.
 pub fn stale_running(
     conn: &mut PgConnection,
     job_types: &[JobType],
-    stale_before: NaiveDateTime,
+    stale_after: std::time::Duration,
 ) -> QueryResult<Vec<i32>> {
     let types: Vec<&str> = job_types.iter().map(|t| t.as_str()).collect();
     jobs::table
         .filter(jobs::status.eq(JobStatus::Running.as_str()))
         .filter(jobs::job_type.eq_any(&types))
-        .filter(
-            jobs::heartbeat_at
-                .lt(stale_before)
-                .or(jobs::heartbeat_at.is_null()),
-        )
+        .filter(heartbeat_older_than(stale_after))
         .select(jobs::id)
         .load(conn)
 }
@@ -681,13 +881,14 @@ pub fn count_by_status(conn: &mut PgConnection) -> QueryResult<Vec<(Option<Strin
         .load(conn)
 }
 
-/// Fails a pending job outright (its row cannot be published).
+/// Fails a pending job outright (its row cannot be published), and the raw
+/// records it covers with it. Call inside a transaction.
 pub fn fail_pending(
     conn: &mut PgConnection,
     id: i32,
     error_details: &serde_json::Value,
 ) -> QueryResult<usize> {
-    diesel::update(
+    let failed = diesel::update(
         jobs::table
             .filter(jobs::id.eq(id))
             .filter(jobs::status.eq(JobStatus::Pending.as_str())),
@@ -698,5 +899,9 @@ pub fn fail_pending(
         jobs::error_details.eq(error_details),
         jobs::lease_until.eq(None::<NaiveDateTime>),
     ))
-    .execute(conn)
+    .execute(conn)?;
+    if failed > 0 {
+        covered_records_to(conn, id, CoveredRecords::Failed(error_details))?;
+    }
+    Ok(failed)
 }

@@ -19,10 +19,14 @@ pub mod tenants;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
+pub use diesel::connection::SimpleConnection;
 pub use diesel::result::{DatabaseErrorKind, Error as QueryError};
 pub use diesel::{Connection, PgConnection, QueryResult};
 pub use json_text::JsonText;
-pub use pool::{build_pool, PgPool, PgPooled, PoolConfig, PoolError};
+pub use pool::{
+    build_pool, with_session_parameters, PgPool, PgPooled, PoolConfig, PoolError,
+    JOB_SESSION_LIMITS,
+};
 
 /// Errors of store operations beyond a single query.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +56,10 @@ pub fn is_unavailable(error: &diesel::result::Error) -> bool {
                 || message.contains("terminating connection")
                 || message.contains("could not receive data")
                 || message.contains("could not send data")
+                // `statement_timeout`, `lock_timeout`: the request waited
+                // its bound; retrying later may well work.
+                || message.contains("canceling statement due to")
+                || message.contains("could not obtain lock")
         }
         _ => false,
     }
@@ -59,8 +67,7 @@ pub fn is_unavailable(error: &diesel::result::Error) -> bool {
 
 /// Opens a single connection set up like pooled ones (session in UTC).
 pub fn connect(url: &str) -> Result<PgConnection, StoreError> {
-    use diesel::connection::SimpleConnection;
-    let mut conn = PgConnection::establish(url)?;
+    let mut conn = PgConnection::establish(&with_session_parameters(url))?;
     conn.batch_execute("SET TIME ZONE 'UTC'")?;
     Ok(conn)
 }

@@ -381,30 +381,50 @@ pub fn find_many_for_tenant(
         .load(conn)
 }
 
-/// Moves records to `processing` (a transform took them).
+/// Moves `pending` records to `processing` (a transform took them). Any
+/// other status stays: a `completed` record named again by `/transform` is
+/// transformed and loaded again (loads are idempotent) but never goes back
+/// to `processing`.
 pub fn mark_processing(conn: &mut PgConnection, ids: &[i32]) -> QueryResult<usize> {
     if ids.is_empty() {
         // The usual case for `/pipeline/process` batches: spare the round trip.
         return Ok(0);
     }
-    diesel::update(raw::table.filter(raw::id.eq_any(ids)))
-        .set(raw::processing_status.eq(ProcessingStatus::Processing.as_str()))
-        .execute(conn)
+    diesel::update(
+        raw::table.filter(raw::id.eq_any(ids)).filter(
+            raw::processing_status
+                .eq(ProcessingStatus::Pending.as_str())
+                .or(raw::processing_status.is_null()),
+        ),
+    )
+    .set(raw::processing_status.eq(ProcessingStatus::Processing.as_str()))
+    .execute(conn)
 }
 
-/// Marks one record `failed` with why (a transform refused it).
+/// Marks one record `failed` with why (a transform refused it). A final
+/// record (`completed`, `skipped`) stays as it is.
 pub fn mark_failed(
     conn: &mut PgConnection,
     id: i32,
     error_details: &serde_json::Value,
 ) -> QueryResult<usize> {
-    diesel::update(raw::table.find(id))
-        .set((
-            raw::processing_status.eq(ProcessingStatus::Failed.as_str()),
-            raw::error_details.eq(error_details),
-            raw::processed_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)
+    let final_statuses = [
+        ProcessingStatus::Completed.as_str(),
+        ProcessingStatus::Skipped.as_str(),
+    ];
+    diesel::update(
+        raw::table.find(id).filter(
+            raw::processing_status
+                .ne_all(final_statuses)
+                .or(raw::processing_status.is_null()),
+        ),
+    )
+    .set((
+        raw::processing_status.eq(ProcessingStatus::Failed.as_str()),
+        raw::error_details.eq(error_details),
+        raw::processed_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
 }
 
 /// Marks the tenant's records among `ids` that are still `processing` as

@@ -403,6 +403,8 @@ fn pool_checkout_fails_fast_when_the_database_is_unreachable() {
         database_url: "postgres://postgres@127.0.0.1:1/etl".to_owned(),
         max_size: 2,
         checkout_timeout: Duration::from_millis(300),
+        statement_timeout: None,
+        lock_timeout: None,
     });
     let started = std::time::Instant::now();
     assert!(pool.get().is_err());

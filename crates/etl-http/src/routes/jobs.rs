@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::blocking;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{parse_shape, JsonBody, Tenant};
 use crate::query::{self, parse_with, Fields};
 use crate::state::AppState;
@@ -105,6 +105,7 @@ pub async fn pipeline(
     responses(
         (status = 202, description = "Load job written", body = JobQueuedResponse),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 413, description = "The body is over ETL_MAX_BODY_BYTES, or its rows cannot fit one message of ETL_MAX_MESSAGE_BYTES", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 403, description = "Tenant missing or inactive", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
@@ -127,6 +128,7 @@ pub async fn load(
     let kind = request.entity_type;
     let row_integrations = validate_rows(kind, &request.transformed_data)?;
     let payload = load_payload(&request);
+    let max_message_bytes = state.max_message_bytes;
     let ids = create_jobs(&state, move |conn| {
         ensure_active(conn, tenant.id)?;
         let mut wanted = row_integrations.clone();
@@ -151,11 +153,26 @@ pub async fn load(
             &payload,
             JobPriority::default(),
         )?;
+        // Measured as the relay will write it (PostgreSQL's spelling adds
+        // spaces, and can lengthen numbers); too large rolls it all back.
+        let rows_bytes = usize::try_from(jobs::load_rows_text_len(conn, id)?).unwrap_or(usize::MAX);
+        let limit = max_message_bytes.saturating_sub(LOAD_MESSAGE_ENVELOPE_BYTES);
+        if rows_bytes > limit {
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "transformed_data takes {rows_bytes} bytes in a message, more than the {limit} that fit one (ETL_MAX_MESSAGE_BYTES); send the rows in smaller requests"
+                ),
+            ));
+        }
         Ok(vec![id])
     })
     .await?;
     Ok(accepted(&JobQueuedResponse::new(ids[0])))
 }
+
+/// Room kept in a load message for the fields around its rows.
+const LOAD_MESSAGE_ENVELOPE_BYTES: usize = 1024;
 
 /// The load job's payload, spliced from the rows' own text so that every
 /// digit (of `custom_fields`, say) reaches the final table as sent.
@@ -375,7 +392,7 @@ async fn change<F>(
     state: &AppState,
     tenant: Tenant,
     id: i32,
-    what: &'static str,
+    what: String,
     work: F,
 ) -> Result<HttpResponse, ApiError>
 where
@@ -392,6 +409,9 @@ where
         JobChange::NotFound => Err(ApiError::not_found(&format!("Job {id}"))),
         JobChange::Conflict { current } => Err(ApiError::conflict(format!(
             "Cannot {what} a job that is {current}"
+        ))),
+        JobChange::NotReportable { job_type } => Err(ApiError::conflict(format!(
+            "Cannot report on a {job_type} job: only extract jobs take reports; the service runs the others itself"
         ))),
         JobChange::Changed(job) => {
             if job.status() == JobStatus::Pending {
@@ -422,13 +442,14 @@ pub async fn retry(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let tenant_id = tenant.id;
-    change(&state, tenant, id, "retry", move |conn| {
+    change(&state, tenant, id, "retry".to_owned(), move |conn| {
         jobs::retry(conn, tenant_id, id)
     })
     .await
 }
 
-/// `POST /jobs/{id}/cancel` → a job that has not started is cancelled.
+/// `POST /jobs/{id}/cancel` → a job that has not started is cancelled; the
+/// raw records it covered go back to `pending`.
 #[utoipa::path(
     post, path = "/api/v1/etl/jobs/{id}/cancel", tag = "jobs",
     params(("id" = i32, Path, description = "Job id")),
@@ -448,7 +469,7 @@ pub async fn cancel(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let tenant_id = tenant.id;
-    change(&state, tenant, id, "cancel", move |conn| {
+    change(&state, tenant, id, "cancel".to_owned(), move |conn| {
         jobs::cancel(conn, tenant_id, id)
     })
     .await
@@ -464,7 +485,7 @@ pub async fn cancel(
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 403, description = "Tenant missing or inactive", body = ErrorBody),
         (status = 404, description = "No such job of this tenant", body = ErrorBody),
-        (status = 409, description = "The job is cancelled or finished", body = ErrorBody),
+        (status = 409, description = "Not an extract job, or the report does not follow from its status (running only from pending or queued, completed or failed only from running)", body = ErrorBody),
         (status = 422, description = "Status is not running, completed or failed", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -478,9 +499,13 @@ pub async fn report(
     let id = id.into_inner();
     let tenant_id = tenant.id;
     let status = JobStatus::from(request.status);
-    change(&state, tenant, id, "report on", move |conn| {
-        jobs::report(conn, tenant_id, id, status, request.error_details)
-    })
+    change(
+        &state,
+        tenant,
+        id,
+        format!("report {status} on"),
+        move |conn| jobs::report(conn, tenant_id, id, status, request.error_details),
+    )
     .await
 }
 
