@@ -86,6 +86,8 @@ pub struct Harness {
     pub tenant: TestTenant,
     pub vhost: Option<TestVhost>,
     pub health: BrokerHealth,
+    /// `ETL_MAX_MESSAGE_BYTES` of the server, its relay and workers.
+    max_message_bytes: usize,
     wake: Arc<Notify>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -99,6 +101,15 @@ impl Harness {
     }
 
     pub async fn start_with_broker(mode: Mode, broker: Option<&str>) -> Self {
+        Self::start_with(mode, broker, etl_jobs::DEFAULT_MAX_MESSAGE_BYTES).await
+    }
+
+    /// With `ETL_MAX_MESSAGE_BYTES` at `max_message_bytes`.
+    pub async fn start_with_max_message_bytes(mode: Mode, max_message_bytes: usize) -> Self {
+        Self::start_with(mode, None, max_message_bytes).await
+    }
+
+    async fn start_with(mode: Mode, broker: Option<&str>, max_message_bytes: usize) -> Self {
         let vhost = (mode == Mode::Amqp).then(TestVhost::create);
         let wake = Arc::new(Notify::new());
         let health = BrokerHealth::default();
@@ -111,7 +122,10 @@ impl Harness {
             let amqp = mode == Mode::Amqp;
             TestApp::builder()
                 .state(move |state| {
-                    let state = state.with_jobs_notifier(wake).with_metrics(metrics);
+                    let state = state
+                        .with_jobs_notifier(wake)
+                        .with_metrics(metrics)
+                        .with_max_message_bytes(max_message_bytes);
                     if amqp {
                         state.with_check(etl_http::ReadinessCheck {
                             name: "rabbitmq",
@@ -130,6 +144,7 @@ impl Harness {
             tenant,
             vhost,
             health,
+            max_message_bytes,
             wake,
             shutdown,
             tasks: JoinSet::new(),
@@ -142,6 +157,9 @@ impl Harness {
                 config: RelayConfig {
                     poll: Duration::from_millis(100),
                     lease: Duration::from_secs(5),
+                    retry_base: Duration::from_millis(50),
+                    retry_max: Duration::from_millis(200),
+                    max_message_bytes,
                     ..RelayConfig::default()
                 },
                 wake: harness.wake.clone(),
@@ -159,9 +177,26 @@ impl Harness {
         harness
     }
 
+    /// Tells the relay jobs were written behind the API's back.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
     /// Starts a worker running the real transform and load handlers.
     pub fn pipeline_worker(&mut self, name: &str) {
-        self.spawn_worker(name, etl_jobs::pipeline::handlers(), 2);
+        let handlers = etl_jobs::pipeline::handlers_for(self.max_message_bytes);
+        self.spawn_worker(name, handlers, 2);
+    }
+
+    /// Starts a worker running the real transform handler only.
+    pub fn transform_worker(&mut self, name: &str) {
+        let handlers = Handlers::default().with(
+            etl_domain::JobType::Transform,
+            etl_jobs::pipeline::TransformHandler {
+                max_message_bytes: self.max_message_bytes,
+            },
+        );
+        self.spawn_worker(name, handlers, 2);
     }
 
     /// Starts a worker running `handler` for load jobs.

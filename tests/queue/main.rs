@@ -7,3 +7,4 @@ mod e2e;
 mod harness;
 mod machinery;
 mod messages;
+mod stalls;

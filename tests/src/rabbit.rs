@@ -12,7 +12,7 @@ pub struct TestVhost {
     pub name: String,
 }
 
-fn rabbitmqctl(args: &[&str]) -> String {
+pub fn rabbitmqctl(args: &[&str]) -> String {
     let output = Command::new("rabbitmqctl")
         .args(["-q"])
         .args(args)
@@ -42,6 +42,21 @@ impl TestVhost {
 
     pub fn url(&self) -> String {
         self.url_at("127.0.0.1:5672")
+    }
+
+    /// Applies a policy to queues of this vhost matching `pattern` (the
+    /// vhost, and the policy with it, goes when the test ends).
+    pub fn set_queue_policy(&self, name: &str, pattern: &str, definition: &str) {
+        rabbitmqctl(&[
+            "set_policy",
+            "-p",
+            &self.name,
+            "--apply-to",
+            "queues",
+            name,
+            pattern,
+            definition,
+        ]);
     }
 
     /// Messages ready in each queue of the vhost.

@@ -94,6 +94,9 @@ impl Relay {
         // connection but then closes the channel every time is waited for
         // longer and longer, never hammered.
         let mut reconnect = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+        // After the broker closed the channel on a batch, this many messages
+        // go one per round: the one it then refuses is the one to blame.
+        let mut one_by_one = 0_usize;
         while !*shutdown.borrow() {
             let connected = broker.as_ref().is_some_and(Broker::is_connected);
             self.health.set(connected);
@@ -118,9 +121,19 @@ impl Relay {
             let Some(live) = broker.as_ref() else {
                 continue;
             };
-            match self.round(live).await {
+            match self.round(live, one_by_one > 0).await {
                 Ok(0) => self.idle(&mut shutdown).await,
-                Ok(_) => reconnect.reset(),
+                Ok(_) => {
+                    one_by_one = one_by_one.saturating_sub(1);
+                    reconnect.reset();
+                }
+                Err(RoundError::ClosedByBroker { suspects }) => {
+                    one_by_one = one_by_one.saturating_sub(1).max(suspects);
+                    let wait = reconnect.next_delay();
+                    tracing::warn!(suspects, retry_in_ms = wait.as_millis() as u64, "the broker closed the publishing channel; publishing one by one to find the message it refuses");
+                    broker = None;
+                    self.sleep(wait, &mut shutdown).await;
+                }
                 Err(RoundError::Broker(error)) => {
                     let wait = reconnect.next_delay();
                     tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "publishing failed; reconnecting");
@@ -138,11 +151,12 @@ impl Relay {
         }
     }
 
-    /// Publishes one batch of due jobs; returns how many it took.
-    async fn round(&self, broker: &Broker) -> Result<usize, RoundError> {
+    /// Publishes one batch of due jobs (one job only when `alone`); returns
+    /// how many it took.
+    async fn round(&self, broker: &Broker, alone: bool) -> Result<usize, RoundError> {
         let (types, batch, max_bytes, lease) = (
             self.config.job_types.clone(),
-            self.config.batch,
+            if alone { 1 } else { self.config.batch },
             self.config.max_bytes,
             self.config.lease,
         );
@@ -179,6 +193,7 @@ impl Relay {
         let mut refused = Vec::new();
         let mut released = Vec::new();
         let mut broken = None;
+        let mut closed_by_broker = false;
         for (message, outcome) in messages.iter().zip(outcomes) {
             let job_id = message.job_id;
             match outcome {
@@ -186,12 +201,16 @@ impl Relay {
                 Err(error) => {
                     tracing::warn!(job_id, %error, "job not published");
                     match Refusal::of(&error) {
-                        // The broker closed the channel on this message: the
-                        // first one the channel failed is the one it refused;
-                        // those after it only shared the channel.
-                        Refusal::ChannelClosedByBroker if broken.is_none() => refused.push(job_id),
                         Refusal::Message => refused.push(job_id),
-                        _ => released.push(job_id),
+                        // Published alone, the message is the one refused.
+                        Refusal::ChannelClosedByBroker if alone => refused.push(job_id),
+                        // In a batch, any unconfirmed one may be: none is
+                        // blamed, they go one by one next.
+                        Refusal::ChannelClosedByBroker => {
+                            closed_by_broker = true;
+                            released.push(job_id);
+                        }
+                        Refusal::Connection => released.push(job_id),
                     }
                     if matches!(error, etl_queue::QueueError::Channel(_)) && broken.is_none() {
                         broken = Some(error);
@@ -199,6 +218,7 @@ impl Relay {
                 }
             }
         }
+        let suspects = released.len();
         self.metrics.confirmed.inc_by(confirmed.len() as u64);
         self.metrics
             .nacked
@@ -238,6 +258,7 @@ impl Relay {
         .await
         .map_err(RoundError::Database)?;
         match broken {
+            Some(_) if closed_by_broker => Err(RoundError::ClosedByBroker { suspects }),
             Some(error) => Err(RoundError::Broker(error)),
             None => Ok(taken),
         }
@@ -284,6 +305,10 @@ impl Refusal {
 
 #[derive(Debug)]
 enum RoundError {
+    /// The broker closed the channel on one of `suspects` messages.
+    ClosedByBroker {
+        suspects: usize,
+    },
     Broker(etl_queue::QueueError),
     Database(crate::JobsError),
 }

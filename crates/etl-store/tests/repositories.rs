@@ -661,3 +661,67 @@ fn pending_records_are_taken_in_bounded_batches_oldest_first() {
 fn tree(text: &JsonText) -> serde_json::Value {
     serde_json::from_str(text.as_str()).expect("JSON")
 }
+
+#[test]
+fn the_rescuer_takes_only_a_job_whose_heartbeat_is_still_stale_by_the_databases_clock() {
+    use std::time::Duration;
+    let db = TestDatabase::migrated();
+    let mut conn = db.connect();
+    let f = fixture(&mut conn);
+    let job = jobs::insert(
+        &mut conn,
+        &NewJob::new(
+            f.tenant,
+            JobType::Load,
+            &entity("jira_issues"),
+            json!({"transformed_data": []}),
+            JobPriority::default(),
+        ),
+    )
+    .expect("insert");
+    jobs::claim(&mut conn, job.id, "w1")
+        .expect("claim")
+        .expect("claimed");
+    let minute = Duration::from_secs(60);
+    let rescue = |conn: &mut PgConnection| {
+        conn.transaction(|conn| {
+            jobs::fail_attempt(
+                conn,
+                job.id,
+                jobs::AttemptBy::Rescuer {
+                    stale_after: minute,
+                },
+                &json!({"code": "worker_lost"}),
+                true,
+                |_| chrono::Duration::seconds(1),
+            )
+        })
+        .expect("rescue")
+    };
+    // Its heartbeat is fresh: not stale, and not rescued.
+    assert!(jobs::stale_running(&mut conn, &[JobType::Load], minute)
+        .expect("stale")
+        .is_empty());
+    assert_eq!(rescue(&mut conn), jobs::AttemptOutcome::NotOwned);
+    // Two minutes old by the database's clock: rescued, due a second later.
+    diesel::sql_query(format!(
+        "UPDATE etl_job_queue SET heartbeat_at = now() - interval '2 minutes' WHERE id = {}",
+        job.id
+    ))
+    .execute(&mut conn)
+    .expect("backdating");
+    assert_eq!(
+        jobs::stale_running(&mut conn, &[JobType::Load], minute).expect("stale"),
+        [job.id]
+    );
+    let jobs::AttemptOutcome::RetryAt(due) = rescue(&mut conn) else {
+        panic!("not rescued");
+    };
+    let after = jobs::find(&mut conn, job.id).expect("find").expect("job");
+    assert_eq!(after.scheduled_at, Some(due));
+    assert!(due > after.created_at);
+    assert_eq!(after.status(), JobStatus::Pending);
+    assert_eq!(after.retry_count, Some(1));
+    // A worker's report of a job that is no longer its own changes nothing.
+    assert!(!jobs::heartbeat(&mut conn, job.id, "w1").expect("heartbeat"));
+}
