@@ -192,3 +192,34 @@ async fn metrics_count_requests_by_route_and_records_stored() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_wrong_method_is_a_json_405_naming_the_allowed_one() {
+    let app = TestApp::spawn().await;
+    for (method, path, allowed) in [
+        (Method::DELETE, "/api/v1/etl/jobs", "GET"),
+        (Method::GET, STORE, "POST"),
+        (Method::POST, "/health", "GET"),
+        (Method::PATCH, "/api/v1/etl/jobs/1/status", "PUT"),
+    ] {
+        let response = reqwest::Client::new()
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 405, "{method} {path}");
+        assert_eq!(
+            response
+                .headers()
+                .get("allow")
+                .and_then(|v| v.to_str().ok()),
+            Some(allowed)
+        );
+        let body = json(response).await;
+        assert_eq!(body["code"], "method_not_allowed");
+        assert!(body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(allowed));
+    }
+}

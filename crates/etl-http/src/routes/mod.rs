@@ -8,35 +8,106 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::error::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(ops::health))
-        .route("/ready", web::get().to(ops::ready))
-        .route("/metrics", web::get().to(ops::metrics))
+    use actix_web::http::Method;
+    cfg.service(at("/health", Method::GET, web::get().to(ops::health)))
+        .service(at("/ready", Method::GET, web::get().to(ops::ready)))
+        .service(at("/metrics", Method::GET, web::get().to(ops::metrics)))
         .service(
             web::scope("/api/v1/etl")
-                .route("/openapi.json", web::get().to(ops::openapi))
-                .route("/raw-data/store", web::post().to(raw_data::store))
-                .route(
+                .service(at(
+                    "/openapi.json",
+                    Method::GET,
+                    web::get().to(ops::openapi),
+                ))
+                .service(at(
+                    "/raw-data/store",
+                    Method::POST,
+                    web::post().to(raw_data::store),
+                ))
+                .service(at(
                     "/raw-data/store-batch",
+                    Method::POST,
                     web::post().to(raw_data::store_batch),
-                )
-                .route("/raw-data", web::get().to(raw_data::list))
-                .route("/raw-data/{id}", web::get().to(raw_data::get))
-                .route(
+                ))
+                .service(at("/raw-data", Method::GET, web::get().to(raw_data::list)))
+                .service(at(
+                    "/raw-data/{id}",
+                    Method::GET,
+                    web::get().to(raw_data::get),
+                ))
+                .service(at(
                     "/raw-data/{id}/status",
+                    Method::PUT,
                     web::put().to(raw_data::update_status),
-                )
-                .route("/pipeline", web::post().to(jobs::pipeline))
-                .route("/pipeline/process", web::post().to(jobs::process))
-                .route("/load", web::post().to(jobs::load))
-                .route("/transform", web::post().to(jobs::transform))
-                .route("/work-items", web::get().to(final_data::work_items))
-                .route("/pull-requests", web::get().to(final_data::pull_requests))
-                .route("/jobs", web::get().to(jobs::list))
-                .route("/jobs/{id}", web::get().to(jobs::get))
-                .route("/jobs/{id}/retry", web::post().to(jobs::retry))
-                .route("/jobs/{id}/cancel", web::post().to(jobs::cancel))
-                .route("/jobs/{id}/status", web::put().to(jobs::report)),
+                ))
+                .service(at(
+                    "/pipeline",
+                    Method::POST,
+                    web::post().to(jobs::pipeline),
+                ))
+                .service(at(
+                    "/pipeline/process",
+                    Method::POST,
+                    web::post().to(jobs::process),
+                ))
+                .service(at("/load", Method::POST, web::post().to(jobs::load)))
+                .service(at(
+                    "/transform",
+                    Method::POST,
+                    web::post().to(jobs::transform),
+                ))
+                .service(at(
+                    "/work-items",
+                    Method::GET,
+                    web::get().to(final_data::work_items),
+                ))
+                .service(at(
+                    "/pull-requests",
+                    Method::GET,
+                    web::get().to(final_data::pull_requests),
+                ))
+                .service(at("/jobs", Method::GET, web::get().to(jobs::list)))
+                .service(at("/jobs/{id}", Method::GET, web::get().to(jobs::get)))
+                .service(at(
+                    "/jobs/{id}/retry",
+                    Method::POST,
+                    web::post().to(jobs::retry),
+                ))
+                .service(at(
+                    "/jobs/{id}/cancel",
+                    Method::POST,
+                    web::post().to(jobs::cancel),
+                ))
+                .service(at(
+                    "/jobs/{id}/status",
+                    Method::PUT,
+                    web::put().to(jobs::report),
+                )),
         );
+}
+
+/// A path served by one method; any other method answers 405 as JSON
+/// (SPEC §4), naming the one it takes in `Allow`.
+fn at(path: &str, method: actix_web::http::Method, route: actix_web::Route) -> actix_web::Resource {
+    web::resource(path)
+        .route(route)
+        .default_service(web::to(move |req: HttpRequest| {
+            let allowed = method.clone();
+            async move {
+                let error = ApiError::new(
+                    crate::error::ErrorCode::MethodNotAllowed,
+                    format!("{} takes {allowed}, not {}", req.path(), req.method()),
+                );
+                let mut response = actix_web::ResponseError::error_response(&error);
+                if let Ok(value) = actix_web::http::header::HeaderValue::from_str(allowed.as_str())
+                {
+                    response
+                        .headers_mut()
+                        .insert(actix_web::http::header::ALLOW, value);
+                }
+                response
+            }
+        }))
 }
 
 /// Any path no route matches.
