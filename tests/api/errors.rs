@@ -223,3 +223,58 @@ async fn a_wrong_method_is_a_json_405_naming_the_allowed_one() {
             .contains(allowed));
     }
 }
+
+#[tokio::test]
+async fn a_store_writer_that_cannot_work_shows_in_ready_answers_503_and_recovers() {
+    use etl_http::store_writer::{StoreWriter, StoreWriterConfig};
+    // The writer's threads reach PostgreSQL through a proxy of their own;
+    // the rest of the server goes straight to it.
+    let db = etl_store::test_support::TestDatabase::migrated();
+    let proxy = TcpProxy::start("127.0.0.1:5432".parse().expect("address")).await;
+    let mut config = etl_store::PoolConfig::new(format!(
+        "postgres://postgres@{}/{}",
+        proxy.address,
+        db.name()
+    ));
+    config.checkout_timeout = Duration::from_secs(1);
+    let writer = StoreWriter::start(etl_store::build_pool(&config), StoreWriterConfig::default());
+    let app = TestApp::builder()
+        .database(db)
+        .state(move |state| state.with_store_writer(writer))
+        .spawn()
+        .await;
+    let tenant = app.tenant("acme");
+    let record = json!({"integration_id": tenant.integration, "entity_type": "jira_issues",
+                        "raw_data": {"id": "1"}});
+    assert_eq!(app.get("/ready").await.status(), 200);
+    assert_eq!(app.post_json(STORE, &tenant, &record).await.status(), 201);
+
+    proxy.cut();
+    let ready = app.get("/ready").await;
+    assert_eq!(ready.status(), 503);
+    let ready = json(ready).await;
+    assert_eq!(ready["checks"]["store_writer"], "down");
+    assert_eq!(ready["checks"]["database"], "ok");
+    // Twenty stores at once: each answered 503 about one checkout timeout
+    // (1 s) later, none queued behind the others' timeouts.
+    let started = Instant::now();
+    let stores = (0..20).map(|_| app.post_json(STORE, &tenant, &record));
+    for response in futures_util::future::join_all(stores).await {
+        assert_eq!(response.status(), 503);
+        assert!(response.headers().get("retry-after").is_some());
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+
+    proxy.restore();
+    let recovered = etl_tests::poll_until(Duration::from_secs(10), || async {
+        (app.get("/ready").await.status() == 200).then_some(())
+    })
+    .await;
+    assert!(recovered.is_some(), "ready again without a restart");
+    assert_eq!(app.post_json(STORE, &tenant, &record).await.status(), 201);
+    assert_eq!(app.count("SELECT count(*) FROM raw_extraction_data"), 2);
+}

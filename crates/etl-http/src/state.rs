@@ -67,6 +67,12 @@ impl AppState {
         self
     }
 
+    /// Replaces the store writer (one over another pool, in tests).
+    pub fn with_store_writer(mut self, writer: StoreWriter) -> Self {
+        self.store_writer = writer;
+        self
+    }
+
     pub fn with_check(mut self, check: ReadinessCheck) -> Self {
         self.checks.push(check);
         self

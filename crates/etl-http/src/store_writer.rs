@@ -13,7 +13,9 @@
 //! that own their database work; they are the one place besides
 //! [`crate::blocking`] where synchronous Diesel runs.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use etl_store::raw_records::{self, NewRawRecord};
 use etl_store::PgPool;
@@ -27,11 +29,33 @@ struct Pending {
     reply: oneshot::Sender<Result<Option<i32>, ApiError>>,
 }
 
+impl Pending {
+    fn bytes(&self) -> usize {
+        let record = &self.record;
+        record.raw_data.as_str().len()
+            + record
+                .extraction_metadata
+                .as_ref()
+                .map_or(0, |m| m.as_str().len())
+            + record.ingest_changes.as_str().len()
+    }
+}
+
+/// What the writer threads are asked to do.
+enum Work {
+    Store(Pending),
+    /// `/ready` asks whether a writer takes work and reaches PostgreSQL.
+    Probe(oneshot::Sender<bool>),
+}
+
 /// Handle to the writer threads. Cloning shares them; they stop once every
 /// handle is dropped and the queue is drained.
 #[derive(Clone)]
 pub struct StoreWriter {
-    queue: mpsc::Sender<Pending>,
+    queue: mpsc::Sender<Work>,
+    /// Longest a request waits for its answer (a bound should the threads
+    /// ever stall; an outage is answered sooner, see `write_batches`).
+    answer_timeout: Duration,
 }
 
 /// How the writer batches.
@@ -41,8 +65,13 @@ pub struct StoreWriterConfig {
     pub writers: usize,
     /// Most records per statement.
     pub max_batch: usize,
+    /// Most JSON bytes per statement (at least one record): PostgreSQL takes
+    /// at most 1 GB of parameters, and each group is held in memory twice.
+    pub max_batch_bytes: usize,
     /// Most records waiting; further requests wait for room.
     pub queue_capacity: usize,
+    /// Longest a request waits for its answer.
+    pub answer_timeout: Duration,
 }
 
 impl Default for StoreWriterConfig {
@@ -50,7 +79,9 @@ impl Default for StoreWriterConfig {
         Self {
             writers: 2,
             max_batch: 256,
+            max_batch_bytes: 16 * 1024 * 1024,
             queue_capacity: 4096,
+            answer_timeout: Duration::from_secs(40),
         }
     }
 }
@@ -62,62 +93,188 @@ impl StoreWriter {
         for n in 0..config.writers.max(1) {
             let pool = pool.clone();
             let receiver = receiver.clone();
-            let max_batch = config.max_batch.max(1);
             let spawned = std::thread::Builder::new()
                 .name(format!("etl-store-writer-{n}"))
-                .spawn(move || write_batches(&pool, &receiver, max_batch));
+                .spawn(move || supervise(&pool, &receiver, config));
             if let Err(error) = spawned {
                 tracing::error!(%error, "could not start a store writer thread");
             }
         }
-        Self { queue }
+        Self {
+            queue,
+            answer_timeout: config.answer_timeout,
+        }
     }
 
     /// Stores one record, answering once it is committed: its id, or `None`
     /// when the tenant or integration checks refused it.
     pub async fn store(&self, record: NewRawRecord) -> Result<Option<i32>, ApiError> {
         let (reply, outcome) = oneshot::channel();
-        self.queue
-            .send(Pending { record, reply })
-            .await
-            .map_err(|_| ApiError::internal("store writer has stopped"))?;
-        outcome
-            .await
-            .map_err(|_| ApiError::internal("store writer dropped a record"))?
+        let answered = tokio::time::timeout(self.answer_timeout, async {
+            self.queue
+                .send(Work::Store(Pending { record, reply }))
+                .await
+                .map_err(|_| ApiError::unavailable("the store writer has stopped"))?;
+            outcome
+                .await
+                .map_err(|_| ApiError::internal("the store writer dropped a record"))?
+        })
+        .await;
+        // On a timeout the reply is dropped: a writer that has not taken the
+        // record yet skips it (see `take_batch`).
+        answered.unwrap_or_else(|_| {
+            Err(ApiError::unavailable(
+                "the store writer did not answer in time",
+            ))
+        })
+    }
+
+    /// Whether a writer thread takes work and reaches PostgreSQL within
+    /// `timeout` (for `/ready`).
+    pub async fn probe(&self, timeout: Duration) -> bool {
+        let (reply, answer) = oneshot::channel();
+        let asked = tokio::time::timeout(timeout, async {
+            self.queue.send(Work::Probe(reply)).await.ok()?;
+            answer.await.ok()
+        })
+        .await;
+        matches!(asked, Ok(Some(true)))
     }
 }
 
-fn write_batches(pool: &PgPool, receiver: &Mutex<mpsc::Receiver<Pending>>, max_batch: usize) {
+/// Runs a writer thread's loop, starting it again should it panic: a bug
+/// in one group costs that group's answers (500), never the writer.
+fn supervise(pool: &PgPool, receiver: &Mutex<mpsc::Receiver<Work>>, config: StoreWriterConfig) {
     loop {
-        let batch = {
-            let Ok(mut queue) = receiver.lock() else {
-                return;
-            };
-            // Wait for one record, then take whatever else is already queued.
-            let Some(first) = queue.blocking_recv() else {
-                return;
-            };
-            let mut batch = vec![first];
-            while batch.len() < max_batch {
-                match queue.try_recv() {
-                    Ok(next) => batch.push(next),
-                    Err(_) => break,
+        let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            write_batches(pool, receiver, config);
+        }));
+        match ran {
+            // The queue closed: the server is shutting down.
+            Ok(()) => return,
+            Err(_) => {
+                tracing::error!("a store writer thread panicked; starting it again");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+fn write_batches(pool: &PgPool, receiver: &Mutex<mpsc::Receiver<Work>>, config: StoreWriterConfig) {
+    let mut carried: Option<Pending> = None;
+    loop {
+        let Some((batch, probes)) = take_batch(receiver, &mut carried, config) else {
+            return;
+        };
+        if !batch.is_empty() {
+            let span = tracing::debug_span!("store_batch", records = batch.len());
+            let reached = span.in_scope(|| write_group(pool, batch));
+            if !reached {
+                // PostgreSQL cannot be reached: what waits now would wait a
+                // checkout timeout each. It is answered 503 at once instead.
+                fail_queued(receiver, &mut carried);
+            }
+        }
+        for probe in probes {
+            let _ = probe.send(probe_database(pool));
+        }
+    }
+}
+
+/// Waits for work, then takes whatever else is queued, up to the batch's
+/// count and bytes (a record that would pass them waits in `carried` for the
+/// next batch). Records whose request gave up are dropped. `None` once the
+/// queue closed.
+fn take_batch(
+    receiver: &Mutex<mpsc::Receiver<Work>>,
+    carried: &mut Option<Pending>,
+    config: StoreWriterConfig,
+) -> Option<(Vec<Pending>, Vec<oneshot::Sender<bool>>)> {
+    let mut queue = receiver
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut batch = Vec::new();
+    let mut probes = Vec::new();
+    let mut bytes = 0;
+    let mut add = |pending: Pending, batch: &mut Vec<Pending>, carried: &mut Option<Pending>| {
+        if pending.reply.is_closed() {
+            return true;
+        }
+        let size = pending.bytes();
+        if !batch.is_empty() && bytes + size > config.max_batch_bytes {
+            *carried = Some(pending);
+            return false;
+        }
+        bytes += size;
+        batch.push(pending);
+        true
+    };
+    if let Some(pending) = carried.take() {
+        add(pending, &mut batch, carried);
+    }
+    if batch.is_empty() {
+        match queue.blocking_recv()? {
+            Work::Store(pending) => {
+                add(pending, &mut batch, carried);
+            }
+            Work::Probe(reply) => probes.push(reply),
+        }
+    }
+    while batch.len() < config.max_batch.max(1) && carried.is_none() {
+        match queue.try_recv() {
+            Ok(Work::Store(pending)) => {
+                if !add(pending, &mut batch, carried) {
+                    break;
                 }
             }
-            batch
-        };
-        let span = tracing::debug_span!("store_batch", records = batch.len());
-        span.in_scope(|| write_group(pool, batch));
+            Ok(Work::Probe(reply)) => probes.push(reply),
+            Err(_) => break,
+        }
+    }
+    Some((batch, probes))
+}
+
+/// Answers 503 to every record queued now (PostgreSQL is unreachable).
+fn fail_queued(receiver: &Mutex<mpsc::Receiver<Work>>, carried: &mut Option<Pending>) {
+    let unavailable = || ApiError::unavailable("database unreachable (store writer)");
+    if let Some(pending) = carried.take() {
+        let _ = pending.reply.send(Err(unavailable()));
+    }
+    let mut queue = receiver
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    while let Ok(work) = queue.try_recv() {
+        match work {
+            Work::Store(pending) => {
+                let _ = pending.reply.send(Err(unavailable()));
+            }
+            Work::Probe(reply) => {
+                let _ = reply.send(false);
+            }
+        }
     }
 }
 
-/// Answers each record of one group.
-fn write_group(pool: &PgPool, batch: Vec<Pending>) {
+fn probe_database(pool: &PgPool) -> bool {
+    use etl_store::SimpleConnection as _;
+    pool.get()
+        .ok()
+        .is_some_and(|mut conn| conn.batch_execute("SELECT 1").is_ok())
+}
+
+/// Answers each record of one group; `false` when PostgreSQL could not be
+/// reached.
+fn write_group(pool: &PgPool, batch: Vec<Pending>) -> bool {
     let (records, replies): (Vec<_>, Vec<_>) =
         batch.into_iter().map(|p| (p.record, p.reply)).unzip();
-    for (reply, outcome) in replies.into_iter().zip(store_group(pool, &records)) {
+    let outcomes = store_group(pool, &records);
+    let reached = !outcomes
+        .iter()
+        .all(|o| matches!(o, Err(e) if e.code() == crate::error::ErrorCode::ServiceUnavailable));
+    for (reply, outcome) in replies.into_iter().zip(outcomes) {
         let _ = reply.send(outcome);
     }
+    reached
 }
 
 /// Inserts one group with one statement and answers per record, in order.

@@ -22,14 +22,26 @@ pub async fn health() -> HttpResponse {
         (status = 503, description = "A dependency is down; `checks` names it", body = Object),
     ))]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let database = database_state(&state).await;
+    // The store writer's threads answer a probe through their own queue:
+    // threads that stopped taking work, or cannot reach PostgreSQL, show.
+    let (database, writer_up) = tokio::join!(
+        database_state(&state),
+        state.store_writer.probe(state.ready_timeout)
+    );
     let mut checks = serde_json::Map::new();
     checks.insert("database".to_owned(), json!(database.as_str()));
+    checks.insert(
+        "store_writer".to_owned(),
+        json!(if writer_up { "ok" } else { "down" }),
+    );
     let mut down: Vec<String> = Vec::new();
     match database {
         DatabaseState::Ok => {}
         DatabaseState::MigrationsPending => down.push("database migrations are pending".to_owned()),
         DatabaseState::Down => down.push("database is down".to_owned()),
+    }
+    if !writer_up {
+        down.push("store writer is down".to_owned());
     }
     for check in &state.checks {
         let up = (check.is_up)();
