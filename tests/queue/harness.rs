@@ -16,6 +16,9 @@ use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
+/// Makes the relay's and workers' broker settings from the test's vhost.
+type AmqpFor<'a> = dyn FnOnce(&TestVhost) -> AmqpConfig + 'a;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Amqp,
@@ -88,6 +91,8 @@ pub struct Harness {
     pub health: BrokerHealth,
     /// `ETL_MAX_MESSAGE_BYTES` of the server, its relay and workers.
     max_message_bytes: usize,
+    /// How the relay and workers reach the broker (amqp mode).
+    amqp: Option<AmqpConfig>,
     wake: Arc<Notify>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -101,15 +106,33 @@ impl Harness {
     }
 
     pub async fn start_with_broker(mode: Mode, broker: Option<&str>) -> Self {
-        Self::start_with(mode, broker, etl_jobs::DEFAULT_MAX_MESSAGE_BYTES).await
+        Self::start_with(mode, broker, etl_jobs::DEFAULT_MAX_MESSAGE_BYTES, None).await
     }
 
     /// With `ETL_MAX_MESSAGE_BYTES` at `max_message_bytes`.
     pub async fn start_with_max_message_bytes(mode: Mode, max_message_bytes: usize) -> Self {
-        Self::start_with(mode, None, max_message_bytes).await
+        Self::start_with(mode, None, max_message_bytes, None).await
     }
 
-    async fn start_with(mode: Mode, broker: Option<&str>, max_message_bytes: usize) -> Self {
+    /// Amqp mode, the relay and workers reaching the test's vhost as
+    /// `amqp` says (made from the vhost's name: an `amqps://` URL through
+    /// a TLS proxy, say).
+    pub async fn start_with_amqp(amqp: impl FnOnce(&TestVhost) -> AmqpConfig) -> Self {
+        Self::start_with(
+            Mode::Amqp,
+            None,
+            etl_jobs::DEFAULT_MAX_MESSAGE_BYTES,
+            Some(Box::new(amqp)),
+        )
+        .await
+    }
+
+    async fn start_with(
+        mode: Mode,
+        broker: Option<&str>,
+        max_message_bytes: usize,
+        amqp: Option<Box<AmqpFor<'_>>>,
+    ) -> Self {
         let vhost = (mode == Mode::Amqp).then(TestVhost::create);
         let wake = Arc::new(Notify::new());
         let health = BrokerHealth::default();
@@ -145,15 +168,20 @@ impl Harness {
             vhost,
             health,
             max_message_bytes,
+            amqp: None,
             wake,
             shutdown,
             tasks: JoinSet::new(),
         };
         if let Some(vhost) = &harness.vhost {
-            let url = vhost.url_at(broker.unwrap_or("127.0.0.1:5672"));
+            let config = match amqp {
+                Some(make) => make(vhost),
+                None => AmqpConfig::new(vhost.url_at(broker.unwrap_or("127.0.0.1:5672"))),
+            };
+            harness.amqp = Some(config.clone());
             let relay = Relay {
                 pool: harness.app.db.pool(),
-                amqp: AmqpConfig::new(url),
+                amqp: config,
                 config: RelayConfig {
                     poll: Duration::from_millis(100),
                     lease: Duration::from_secs(5),
@@ -231,9 +259,12 @@ impl Harness {
         let worker = Worker::new(self.app.db.pool(), handlers, config);
         match &self.vhost {
             Some(vhost) => {
-                self.tasks.spawn(
-                    worker.run_amqp(AmqpConfig::new(vhost.url()), self.shutdown.subscribe()),
-                );
+                let amqp = self
+                    .amqp
+                    .clone()
+                    .unwrap_or_else(|| AmqpConfig::new(vhost.url()));
+                self.tasks
+                    .spawn(worker.run_amqp(amqp, self.shutdown.subscribe()));
             }
             None => {
                 self.tasks

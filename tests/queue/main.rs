@@ -8,3 +8,4 @@ mod harness;
 mod machinery;
 mod messages;
 mod stalls;
+mod tls;

@@ -3,6 +3,7 @@
 
 mod proxy;
 pub mod rabbit;
+pub mod tls;
 
 use std::net::TcpListener;
 

@@ -25,6 +25,11 @@ pub struct AmqpConfig {
     pub prefetch: u16,
     /// Longest wait for the TCP connection and handshake; default 5 s.
     pub connect_timeout: Duration,
+    /// PEM certificates trusted for `amqps://` besides the system roots
+    /// (`ETL_TLS_CA_FILE`). The broker's certificate and host name are
+    /// always verified; a failure is a connection error, never a fallback
+    /// to plain AMQP.
+    pub tls_ca_pem: Option<String>,
 }
 
 impl AmqpConfig {
@@ -34,7 +39,14 @@ impl AmqpConfig {
             connection_name: "etl-server".to_owned(),
             prefetch: 10,
             connect_timeout: Duration::from_secs(5),
+            tls_ca_pem: None,
         }
+    }
+
+    /// Trusts these PEM certificates too (for `amqps://`).
+    pub fn with_tls_ca(mut self, pem: Option<String>) -> Self {
+        self.tls_ca_pem = pem;
+        self
     }
 
     /// Connects, declares the topology and opens a confirmed publishing
@@ -44,7 +56,11 @@ impl AmqpConfig {
             .with_connection_name(self.connection_name.clone().into())
             .with_executor(tokio_executor_trait::Tokio::current())
             .with_reactor(tokio_reactor_trait::Tokio::current());
-        let connecting = Connection::connect(&self.url, properties);
+        let tls = lapin::tcp::OwnedTLSConfig {
+            identity: None,
+            cert_chain: self.tls_ca_pem.clone(),
+        };
+        let connecting = Connection::connect_with_config(&self.url, properties, tls);
         let connection = match tokio::time::timeout(self.connect_timeout, connecting).await {
             Ok(connected) => connected.map_err(QueueError::Connect)?,
             Err(_) => {

@@ -226,7 +226,8 @@ impl Background {
         let mut broker_health = None;
         match settings.queue {
             QueueMode::Amqp => {
-                let amqp = AmqpConfig::new(settings.rabbitmq_url.clone());
+                let amqp = AmqpConfig::new(settings.rabbitmq_url.clone())
+                    .with_tls_ca(settings.tls_ca_pem.clone());
                 let health = BrokerHealth::default();
                 broker_health = Some(health.clone());
                 let relay = Relay {

@@ -13,6 +13,7 @@
 //! | `ETL_DB_LOCK_TIMEOUT_MS` | `5000` | longest lock wait of an HTTP request (then 503) |
 //! | `ETL_MAX_BODY_BYTES` | `16777216` | largest request body (then 413) |
 //! | `ETL_MAX_MESSAGE_BYTES` | `8388608` | largest AMQP message published |
+//! | `ETL_TLS_CA_FILE` | (none) | PEM certificates trusted for `amqps://`, besides the system roots |
 //! | `ETL_WORKER_CONCURRENCY` | `4` | jobs run at once per process |
 //! | `ETL_LOG_FORMAT` | `pretty` | `pretty` or `json` |
 //! | `RUST_LOG` | `info` | log filter |
@@ -71,6 +72,8 @@ pub struct Settings {
     pub db_lock_timeout: Duration,
     pub max_body_bytes: usize,
     pub max_message_bytes: usize,
+    /// PEM text of `ETL_TLS_CA_FILE`, read at start-up.
+    pub tls_ca_pem: Option<String>,
     pub worker_concurrency: usize,
     pub log_format: LogFormat,
 }
@@ -115,6 +118,9 @@ impl Settings {
                 // RabbitMQ refuses messages over 512 MiB whatever its settings.
                 parse_in_range(v, 4096, 512 << 20)
             })?,
+            tls_ca_pem: get("ETL_TLS_CA_FILE")
+                .map(|path| read_ca_file(path.trim()))
+                .transpose()?,
             worker_concurrency: parse_or(&get, "ETL_WORKER_CONCURRENCY", "4", |v| {
                 parse_in_range(v, 1, 1024)
             })?,
@@ -190,21 +196,33 @@ where
 fn parse_amqp_url(value: &str) -> Result<String, String> {
     let url = url::Url::parse(value).map_err(|e| format!("not a URL ({e})"))?;
     match url.scheme() {
-        "amqp" => {}
-        // The AMQP client is built without TLS, to keep the binary lean.
-        "amqps" => {
-            return Err(
-                "amqps:// (TLS) is not supported by this build; use amqp:// \
-                        (or a TLS-terminating proxy next to the service)"
-                    .to_owned(),
-            )
+        // amqps:// is TLS (rustls): the broker's certificate and host name
+        // are verified against the system roots and ETL_TLS_CA_FILE.
+        "amqp" | "amqps" => {}
+        other => {
+            return Err(format!(
+                "scheme must be amqp:// or amqps:// (got {other}://)"
+            ))
         }
-        other => return Err(format!("scheme must be amqp:// (got {other}://)")),
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err("names no host".to_owned());
     }
     Ok(value.to_owned())
+}
+
+/// Reads a PEM bundle and checks it holds at least one certificate.
+fn read_ca_file(path: &str) -> Result<String, SettingError> {
+    let problem = |problem: String| SettingError {
+        name: "ETL_TLS_CA_FILE",
+        problem,
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| problem(format!("cannot read {path}: {e}")))?;
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(problem(format!("{path} holds no PEM certificate")));
+    }
+    Ok(text)
 }
 
 fn parse_bind(value: &str) -> Result<SocketAddr, String> {
@@ -254,6 +272,11 @@ mod tests {
         assert_eq!(settings.queue, QueueMode::Amqp);
         assert_eq!(settings.max_body_bytes, 16 * 1024 * 1024);
         assert!(settings.jwt_secret.is_none());
+        assert_eq!(settings.db_statement_timeout, Duration::from_secs(30));
+        assert_eq!(settings.db_lock_timeout, Duration::from_secs(5));
+        assert_eq!(settings.max_message_bytes, 8 * 1024 * 1024);
+        assert!(settings.tls_ca_pem.is_none());
+        assert!(load(&[("RABBITMQ_URL", "amqps://u:p@broker.example/%2f")]).is_ok());
     }
 
     #[test]
@@ -262,7 +285,11 @@ mod tests {
             ("DATABASE_URL", "mysql://localhost/etl"),
             ("DATABASE_URL", "not a url"),
             ("RABBITMQ_URL", "http://localhost"),
-            ("RABBITMQ_URL", "amqps://broker.example/%2f"),
+            ("RABBITMQ_URL", "amqps:///%2f"),
+            ("ETL_TLS_CA_FILE", "/nonexistent/ca.pem"),
+            ("ETL_DB_STATEMENT_TIMEOUT_MS", "0"),
+            ("ETL_DB_LOCK_TIMEOUT_MS", "soon"),
+            ("ETL_MAX_MESSAGE_BYTES", "12"),
             ("ETL_BIND", "nowhere"),
             ("ETL_QUEUE", "kafka"),
             ("ETL_DB_POOL_SIZE", "0"),
