@@ -224,7 +224,7 @@ fn run_ingest(root: &Path, options: &IngestOptions, db_url: &DatabaseUrl) -> any
     );
     match peak_rss_kib {
         Some(kib) => println!(
-            "server peak RSS under load: {:.1} MiB (target < 100 MiB)",
+            "server peak RSS under load: {:.1} MiB (target < 64 MiB)",
             kib as f64 / 1024.0
         ),
         None => println!("server peak RSS: unavailable"),

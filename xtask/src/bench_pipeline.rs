@@ -202,7 +202,7 @@ fn run(root: &Path, options: &PipelineOptions, db: &DatabaseUrl, amqp: &str) -> 
         (
             "work_items' twin (same foreign keys)",
             twin,
-            "(target ≥ 33%)",
+            "(target ≥ 45%)",
         ),
         (
             "plain copy (LIKE, no foreign keys)",

@@ -9,7 +9,7 @@ use etl_domain::transform::{
 };
 use etl_domain::{JobPriority, JobType, TransformerKind};
 use etl_store::jobs::{self, CoveredRecords, Job};
-use etl_store::raw_records::{self, RawRecord};
+use etl_store::raw_records::{self, RawRecord, RawRecordOutline};
 use etl_store::{integrations, loaders, PgConnection, QueryError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -88,6 +88,28 @@ pub fn transform_records(
                 error,
             }),
         }
+    }
+    Ok(out)
+}
+
+/// Most stored document bytes a transform holds at once (documents of up
+/// to `ETL_MAX_BODY_BYTES` each are read a chunk at a time).
+pub const TRANSFORM_CHUNK_BYTES: usize = 8 * 1024 * 1024;
+
+/// Transforms the records outlined (all of the kind's entity type), reading
+/// their documents at most [`TRANSFORM_CHUNK_BYTES`] (stored) at a time.
+pub fn transform_outlined(
+    conn: &mut PgConnection,
+    tenant_id: i32,
+    kind: TransformerKind,
+    outlines: &[RawRecordOutline],
+) -> Result<Transformed, QueryError> {
+    let mut out = Transformed::default();
+    for chunk in raw_records::chunk_by_size(outlines, TRANSFORM_CHUNK_BYTES) {
+        let records = raw_records::find_many_for_tenant(conn, tenant_id, &chunk)?;
+        let part = transform_records(conn, tenant_id, kind, &records)?;
+        out.records.extend(part.records);
+        out.errors.extend(part.errors);
     }
     Ok(out)
 }
@@ -203,14 +225,17 @@ impl JobHandler for TransformHandler {
         let ids = Self::raw_ids(job).map_err(|e| {
             JobFailure::permanent("bad_payload", format!("payload.raw_data_ids: {e}"))
         })?;
-        let records: Vec<RawRecord> = raw_records::find_many_for_tenant(conn, job.tenant_id, &ids)
-            .map_err(database)?
-            .into_iter()
-            .filter(|r| {
-                r.entity_type == kind.as_str()
-                    && r.status() != etl_domain::ProcessingStatus::Skipped
-            })
-            .collect();
+        // Outlines first: the documents are then read a bounded number of
+        // bytes at a time, whatever their size.
+        let records: Vec<RawRecordOutline> =
+            raw_records::outlines_for_tenant(conn, job.tenant_id, &ids)
+                .map_err(database)?
+                .into_iter()
+                .filter(|r| {
+                    r.entity_type == kind.as_str()
+                        && r.status() != etl_domain::ProcessingStatus::Skipped
+                })
+                .collect();
         // `/pipeline/process` already moved its records to processing; only
         // pending ones are updated (an update rewrites the whole row, and a
         // completed record stays completed).
@@ -221,7 +246,7 @@ impl JobHandler for TransformHandler {
             .collect();
         raw_records::mark_processing(conn, &taken).map_err(database)?;
         let transformed =
-            transform_records(conn, job.tenant_id, kind, &records).map_err(database)?;
+            transform_outlined(conn, job.tenant_id, kind, &records).map_err(database)?;
         for refused in &transformed.errors {
             let details = serde_json::to_value(&refused.error).unwrap_or(Value::Null);
             raw_records::mark_failed(conn, refused.raw_data_id, &details).map_err(database)?;

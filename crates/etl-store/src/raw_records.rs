@@ -365,6 +365,66 @@ pub fn take_pending_batch(
     Ok(ids)
 }
 
+/// What is known of a record without reading its document: enough to
+/// check a transform request's ids and to read the documents in chunks
+/// bounded by bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = raw, check_for_backend(diesel::pg::Pg))]
+pub struct RawRecordOutline {
+    pub id: i32,
+    pub entity_type: String,
+    pub processing_status: Option<String>,
+    /// The document's stored size (`pg_column_size`: compressed when large).
+    #[diesel(
+        select_expression = diesel::dsl::sql::<diesel::sql_types::Integer>("pg_column_size(raw_data)"),
+        select_expression_type = diesel::expression::SqlLiteral<diesel::sql_types::Integer>
+    )]
+    pub stored_bytes: i32,
+}
+
+impl RawRecordOutline {
+    pub fn status(&self) -> ProcessingStatus {
+        status_of(self.processing_status.as_deref())
+    }
+}
+
+/// The outlines of the tenant's records among `ids`, by id (another
+/// tenant's or missing ids are absent). Reads no document.
+pub fn outlines_for_tenant(
+    conn: &mut PgConnection,
+    tenant_id: i32,
+    ids: &[i32],
+) -> QueryResult<Vec<RawRecordOutline>> {
+    raw::table
+        .filter(raw::tenant_id.eq(tenant_id))
+        .filter(raw::id.eq_any(ids))
+        .order(raw::id.asc())
+        .select(RawRecordOutline::as_select())
+        .load(conn)
+}
+
+/// Splits outlines into runs of ids whose documents take at most about
+/// `max_bytes` stored (at least one record per run), to read them a run
+/// at a time.
+pub fn chunk_by_size(outlines: &[RawRecordOutline], max_bytes: usize) -> Vec<Vec<i32>> {
+    let mut chunks: Vec<Vec<i32>> = Vec::new();
+    let mut bytes = 0_usize;
+    for outline in outlines {
+        let size = usize::try_from(outline.stored_bytes).unwrap_or(0);
+        match chunks.last_mut() {
+            Some(chunk) if bytes + size <= max_bytes => {
+                chunk.push(outline.id);
+                bytes += size;
+            }
+            _ => {
+                chunks.push(vec![outline.id]);
+                bytes = size;
+            }
+        }
+    }
+    chunks
+}
+
 /// The tenant's records among `ids` (another tenant's or missing ids are
 /// simply absent). Not locked: two transforms of one record load the same
 /// row, and loads are idempotent.
@@ -450,4 +510,34 @@ pub fn fail_processing(
         raw::processed_at.eq(diesel::dsl::now),
     ))
     .execute(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outline(id: i32, stored_bytes: i32) -> RawRecordOutline {
+        RawRecordOutline {
+            id,
+            entity_type: "jira_issues".to_owned(),
+            processing_status: None,
+            stored_bytes,
+        }
+    }
+
+    #[test]
+    fn chunks_hold_at_most_the_budget_and_at_least_one_record() {
+        let outlines = [
+            outline(1, 40),
+            outline(2, 40),
+            outline(3, 500),
+            outline(4, 10),
+        ];
+        assert_eq!(
+            chunk_by_size(&outlines, 100),
+            vec![vec![1, 2], vec![3], vec![4]]
+        );
+        assert_eq!(chunk_by_size(&outlines, 10_000), vec![vec![1, 2, 3, 4]]);
+        assert!(chunk_by_size(&[], 100).is_empty());
+    }
 }

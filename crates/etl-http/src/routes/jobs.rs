@@ -542,7 +542,7 @@ pub async fn transform(
         let transformed = blocking(&state.pool, move |conn| {
             ensure_active(conn, tenant.id)?;
             let records = checked_records(conn, tenant.id, kind, &ids)?;
-            Ok::<_, ApiError>(pipeline::transform_records(
+            Ok::<_, ApiError>(pipeline::transform_outlined(
                 conn, tenant.id, kind, &records,
             )?)
         })
@@ -565,15 +565,15 @@ pub async fn transform(
     Ok(accepted(&JobQueuedResponse::new(created[0])))
 }
 
-/// The tenant's records named by `ids`, all of the kind's entity type; 422
-/// naming each id that is not.
+/// The outlines of the tenant's records named by `ids` (no document is
+/// read), all of the kind's entity type; 422 naming each id that is not.
 fn checked_records(
     conn: &mut PgConnection,
     tenant_id: i32,
     kind: TransformerKind,
     ids: &[i32],
-) -> Result<Vec<etl_store::raw_records::RawRecord>, ApiError> {
-    let records = raw_records::find_many_for_tenant(conn, tenant_id, ids)?;
+) -> Result<Vec<etl_store::raw_records::RawRecordOutline>, ApiError> {
+    let records = raw_records::outlines_for_tenant(conn, tenant_id, ids)?;
     let mut fields = Fields::default();
     for (i, id) in ids.iter().enumerate() {
         match records.iter().find(|r| r.id == *id) {
