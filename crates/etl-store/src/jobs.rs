@@ -586,20 +586,20 @@ pub fn release_lease(
     .execute(conn)
 }
 
-/// Outbox figures: pending jobs and the age in seconds of the oldest one.
+/// Outbox figures: pending jobs and the age in seconds of the oldest one
+/// (by the database's clock, like the times it is measured from).
 pub fn outbox_backlog(conn: &mut PgConnection) -> QueryResult<(i64, f64)> {
-    use diesel::dsl::{count_star, min};
-    let (count, oldest): (i64, Option<NaiveDateTime>) = jobs::table
+    use diesel::dsl::{count_star, sql};
+    use diesel::sql_types::Double;
+    jobs::table
         .filter(jobs::status.eq(JobStatus::Pending.as_str()))
-        .select((count_star(), min(jobs::scheduled_at)))
-        .first(conn)?;
-    let age = oldest.map_or(0.0, |t| {
-        (chrono::Utc::now().naive_utc() - t)
-            .num_milliseconds()
-            .max(0) as f64
-            / 1000.0
-    });
-    Ok((count, age))
+        .select((
+            count_star(),
+            sql::<Double>(
+                "COALESCE(GREATEST(EXTRACT(EPOCH FROM now() - min(scheduled_at)), 0), 0)::float8",
+            ),
+        ))
+        .first(conn)
 }
 
 /// Claims a job for `worker`: `queued` (or still `pending`, when its

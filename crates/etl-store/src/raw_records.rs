@@ -279,14 +279,19 @@ pub fn update_status(
         StatusChange::Unchanged => Ok(StatusUpdate::Unchanged),
         StatusChange::Forbidden => Ok(StatusUpdate::Forbidden { current }),
         StatusChange::Allowed => {
-            let processed_at = to
-                .stamps_processed_at()
-                .then(|| chrono::Utc::now().naive_utc());
+            // The database's clock, as every other stamp of the row.
+            let processed_at = if to.stamps_processed_at() {
+                "now()"
+            } else {
+                "NULL"
+            };
             diesel::update(raw::table.find(id))
                 .set((
                     raw::processing_status.eq(to.as_str()),
                     raw::error_details.eq(error_details),
-                    raw::processed_at.eq(processed_at),
+                    raw::processed_at.eq(diesel::dsl::sql::<
+                        diesel::sql_types::Nullable<diesel::sql_types::Timestamp>,
+                    >(processed_at)),
                 ))
                 .execute(conn)?;
             Ok(StatusUpdate::Updated)
