@@ -409,16 +409,7 @@ async fn reports_follow_the_extract_job_rules() {
 async fn transform_and_load_jobs_take_no_reports() {
     let app = TestApp::spawn().await;
     let tenant = app.tenant("acme");
-    let stored = app
-        .post_json(
-            "/api/v1/etl/raw-data/store",
-            &tenant,
-            &json!({"integration_id": tenant.integration, "entity_type": "jira_issues",
-                    "raw_data": {"id": "1", "key": "A-1", "fields": {"summary": "s"}}}),
-        )
-        .await;
-    assert_eq!(stored.status(), 201);
-    let raw_id = json(stored).await["record_id"].as_i64().expect("record_id");
+    let raw_id = store_issue(&app, &tenant, "1").await;
     let transform = app
         .post_json(
             "/api/v1/etl/transform",
@@ -442,6 +433,20 @@ async fn transform_and_load_jobs_take_no_reports() {
         }
         assert_eq!(job(&app, &tenant, id).await["status"], "pending");
     }
+}
+
+/// Stores a small Jira issue with external id `id`; answers its record id.
+async fn store_issue(app: &TestApp, tenant: &TestTenant, id: &str) -> i64 {
+    let stored = app
+        .post_json(
+            "/api/v1/etl/raw-data/store",
+            tenant,
+            &json!({"integration_id": tenant.integration, "entity_type": "jira_issues",
+                    "raw_data": {"id": id, "key": format!("A-{id}"), "fields": {"summary": "s"}}}),
+        )
+        .await;
+    assert_eq!(stored.status(), 201);
+    json(stored).await["record_id"].as_i64().expect("record_id")
 }
 
 /// Writes a load job of `rows` work items through `POST /load`.
@@ -468,15 +473,7 @@ async fn cancelling_a_transform_job_gives_its_records_back_to_pending() {
     let app = TestApp::spawn().await;
     let tenant = app.tenant("acme");
     for i in 0..3 {
-        let stored = app
-            .post_json(
-                "/api/v1/etl/raw-data/store",
-                &tenant,
-                &json!({"integration_id": tenant.integration, "entity_type": "jira_issues",
-                        "raw_data": {"id": format!("{i}"), "key": format!("A-{i}"), "fields": {"summary": "s"}}}),
-            )
-            .await;
-        assert_eq!(stored.status(), 201);
+        store_issue(&app, &tenant, &i.to_string()).await;
     }
     let processed = app
         .post_json(
@@ -520,15 +517,7 @@ async fn cancelling_a_transform_job_gives_its_records_back_to_pending() {
 async fn cancelling_a_load_job_gives_its_records_back_to_pending() {
     let app = TestApp::spawn().await;
     let tenant = app.tenant("acme");
-    let stored = app
-        .post_json(
-            "/api/v1/etl/raw-data/store",
-            &tenant,
-            &json!({"integration_id": tenant.integration, "entity_type": "jira_issues",
-                    "raw_data": {"id": "7", "key": "A-7", "fields": {"summary": "s"}}}),
-        )
-        .await;
-    let raw_id = json(stored).await["record_id"].as_i64().expect("record_id");
+    let raw_id = store_issue(&app, &tenant, "7").await;
     // As a transform leaves it: the record processing, a load job naming it.
     app.execute(&format!(
         "UPDATE raw_extraction_data SET processing_status = 'processing' WHERE id = {raw_id}"

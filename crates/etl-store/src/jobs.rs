@@ -513,7 +513,7 @@ pub fn refuse_publication(
     backoff: impl FnOnce(i32) -> chrono::Duration,
 ) -> QueryResult<AttemptOutcome> {
     use diesel::dsl::sql;
-    use diesel::sql_types::{BigInt, Timestamp};
+    use diesel::sql_types::Timestamp;
     let job: Option<(Option<i32>, Option<i32>)> = jobs::table
         .filter(jobs::id.eq(id))
         .filter(jobs::status.eq(JobStatus::Pending.as_str()))
@@ -531,14 +531,10 @@ pub fn refuse_publication(
         return Ok(AttemptOutcome::Failed);
     }
     let attempt = retries + 1;
-    let delay_ms = backoff(attempt).num_milliseconds().max(0);
     let due: NaiveDateTime = diesel::update(jobs::table.find(id))
         .set((
             jobs::retry_count.eq(attempt),
-            jobs::scheduled_at.eq(sql::<diesel::sql_types::Nullable<Timestamp>>(
-                "now() + interval '1 millisecond' * ",
-            )
-            .bind::<BigInt, _>(delay_ms)),
+            jobs::scheduled_at.eq(now_plus(backoff(attempt))),
             jobs::error_details.eq(error_details),
             jobs::lease_until.eq(None::<NaiveDateTime>),
         ))
@@ -770,6 +766,15 @@ pub enum AttemptBy<'a> {
     Rescuer { stale_after: std::time::Duration },
 }
 
+/// The database's `now()` plus `delay` (a due time). The milliseconds are
+/// an integer of ours, spliced in.
+fn now_plus(
+    delay: chrono::Duration,
+) -> diesel::expression::SqlLiteral<diesel::sql_types::Nullable<diesel::sql_types::Timestamp>> {
+    let ms = delay.num_milliseconds().max(0);
+    diesel::dsl::sql(&format!("now() + interval '{ms} milliseconds'"))
+}
+
 /// `heartbeat_at` is older than `stale_after` by the database's clock (or
 /// was never set). The milliseconds are an integer of ours, spliced in.
 fn heartbeat_older_than(
@@ -794,7 +799,7 @@ pub fn fail_attempt(
     backoff: impl FnOnce(i32) -> chrono::Duration,
 ) -> QueryResult<AttemptOutcome> {
     use diesel::dsl::sql;
-    use diesel::sql_types::{BigInt, Timestamp};
+    use diesel::sql_types::Timestamp;
     let running = jobs::table
         .filter(jobs::id.eq(id))
         .filter(jobs::status.eq(JobStatus::Running.as_str()));
@@ -819,15 +824,11 @@ pub fn fail_attempt(
     let max_retries = job.max_retries.unwrap_or(3);
     if retryable && retries < max_retries {
         let attempt = retries + 1;
-        let delay_ms = backoff(attempt).num_milliseconds().max(0);
         let due: NaiveDateTime = diesel::update(jobs::table.find(id))
             .set((
                 jobs::status.eq(JobStatus::Pending.as_str()),
                 jobs::retry_count.eq(attempt),
-                jobs::scheduled_at.eq(sql::<diesel::sql_types::Nullable<Timestamp>>(
-                    "now() + interval '1 millisecond' * ",
-                )
-                .bind::<BigInt, _>(delay_ms)),
+                jobs::scheduled_at.eq(now_plus(backoff(attempt))),
                 jobs::error_details.eq(error_details),
                 jobs::heartbeat_at.eq(None::<NaiveDateTime>),
                 jobs::queued_at.eq(None::<NaiveDateTime>),
