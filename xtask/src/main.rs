@@ -5,6 +5,7 @@ mod bench;
 mod bench_pipeline;
 mod bench_queue;
 mod fuzz_api;
+mod tidy;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};

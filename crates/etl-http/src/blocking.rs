@@ -1,3 +1,6 @@
+//! The one door from async handlers to synchronous Diesel: a pooled
+//! connection on tokio's blocking pool, inside a tracing span.
+
 use actix_web::web;
 use etl_store::{PgConnection, PgPool};
 use tracing::Instrument;

@@ -1,3 +1,6 @@
+//! `AppState`: what every handler can reach (pool, keys, metrics, the
+//! store writer, readiness checks, limits).
+
 use std::sync::Arc;
 use std::time::Duration;
 

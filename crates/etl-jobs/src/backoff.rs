@@ -1,3 +1,6 @@
+//! Exponential backoff with full jitter, for job retries and reconnect
+//! loops.
+
 use std::time::Duration;
 
 use rand::Rng;

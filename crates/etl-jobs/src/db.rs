@@ -1,3 +1,5 @@
+//! The job machinery's door to synchronous Diesel.
+
 use etl_store::{PgConnection, PgPool};
 
 use crate::JobsError;

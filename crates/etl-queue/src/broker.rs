@@ -1,3 +1,7 @@
+//! `AmqpConfig` (plain data) builds a `Broker` (one connection, a confirmed
+//! publishing channel); consumers and deliveries that are settled
+//! explicitly.
+
 use std::time::Duration;
 
 use etl_domain::{JobMessage, JobPriority, JobType};

@@ -1,48 +1,4 @@
-// Diesel's view of the tables created by `migrations/`. Only etl-store sees
-// this module; a test (`schema_matches_the_migrated_database`) compares it to
-// the migrated database so the two cannot drift apart.
-
-diesel::table! {
-    tenants (id) {
-        id -> Int4,
-        name -> Text,
-        active -> Bool,
-        created_at -> Nullable<Timestamp>,
-    }
-}
-
-diesel::table! {
-    integrations (id) {
-        id -> Int4,
-        tenant_id -> Int4,
-        #[max_length = 50]
-        provider -> Varchar,
-        name -> Text,
-        active -> Bool,
-        settings -> Jsonb,
-        created_at -> Nullable<Timestamp>,
-    }
-}
-
-diesel::table! {
-    raw_extraction_data (id) {
-        id -> Int4,
-        tenant_id -> Int4,
-        integration_id -> Int4,
-        #[max_length = 50]
-        entity_type -> Varchar,
-        #[max_length = 255]
-        external_id -> Nullable<Varchar>,
-        raw_data -> Jsonb,
-        extraction_metadata -> Nullable<Jsonb>,
-        #[max_length = 20]
-        processing_status -> Nullable<Varchar>,
-        error_details -> Nullable<Jsonb>,
-        created_at -> Nullable<Timestamp>,
-        processed_at -> Nullable<Timestamp>,
-        ingest_changes -> Jsonb,
-    }
-}
+// @generated automatically by Diesel CLI.
 
 diesel::table! {
     etl_job_queue (id) {
@@ -72,36 +28,28 @@ diesel::table! {
 }
 
 diesel::table! {
-    work_items (id) {
+    idempotency_keys (tenant_id, route, key) {
+        tenant_id -> Int4,
+        #[max_length = 100]
+        route -> Varchar,
+        #[max_length = 255]
+        key -> Varchar,
+        status_code -> Nullable<Int2>,
+        response -> Nullable<Jsonb>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    integrations (id) {
         id -> Int4,
         tenant_id -> Int4,
-        integration_id -> Int4,
-        #[max_length = 255]
-        external_id -> Varchar,
-        #[max_length = 255]
-        key -> Nullable<Varchar>,
-        #[max_length = 255]
-        project_key -> Nullable<Varchar>,
-        summary -> Text,
-        description -> Nullable<Text>,
-        issue_type -> Nullable<Text>,
-        status -> Nullable<Text>,
         #[max_length = 50]
-        status_category -> Nullable<Varchar>,
-        priority -> Nullable<Text>,
-        assignee -> Nullable<Text>,
-        assignee_name -> Nullable<Text>,
-        reporter -> Nullable<Text>,
-        labels -> Array<Text>,
-        #[max_length = 255]
-        parent_key -> Nullable<Varchar>,
-        source_created_at -> Nullable<Timestamptz>,
-        source_updated_at -> Nullable<Timestamptz>,
-        resolved_at -> Nullable<Timestamptz>,
-        story_points -> Nullable<Float8>,
-        custom_fields -> Jsonb,
-        raw_data_id -> Nullable<Int4>,
-        loaded_at -> Timestamp,
+        provider -> Varchar,
+        name -> Text,
+        active -> Bool,
+        settings -> Jsonb,
+        created_at -> Nullable<Timestamp>,
     }
 }
 
@@ -124,7 +72,7 @@ diesel::table! {
         head_ref -> Nullable<Text>,
         #[max_length = 64]
         head_sha -> Nullable<Varchar>,
-        labels -> Array<Text>,
+        labels -> Array<Nullable<Text>>,
         source_created_at -> Nullable<Timestamptz>,
         source_updated_at -> Nullable<Timestamptz>,
         closed_at -> Nullable<Timestamptz>,
@@ -140,34 +88,85 @@ diesel::table! {
     }
 }
 
-diesel::joinable!(integrations -> tenants (tenant_id));
-diesel::joinable!(raw_extraction_data -> integrations (integration_id));
-diesel::joinable!(raw_extraction_data -> tenants (tenant_id));
-diesel::joinable!(etl_job_queue -> tenants (tenant_id));
-diesel::joinable!(work_items -> raw_extraction_data (raw_data_id));
-diesel::joinable!(pull_requests -> raw_extraction_data (raw_data_id));
-
-diesel::allow_tables_to_appear_in_same_query!(
-    idempotency_keys,
-    tenants,
-    integrations,
-    raw_extraction_data,
-    etl_job_queue,
-    work_items,
-    pull_requests,
-);
-
 diesel::table! {
-    idempotency_keys (tenant_id, route, key) {
+    raw_extraction_data (id) {
+        id -> Int4,
         tenant_id -> Int4,
-        #[max_length = 100]
-        route -> Varchar,
+        integration_id -> Int4,
+        #[max_length = 50]
+        entity_type -> Varchar,
         #[max_length = 255]
-        key -> Varchar,
-        status_code -> Nullable<Int2>,
-        response -> Nullable<Jsonb>,
-        created_at -> Timestamp,
+        external_id -> Nullable<Varchar>,
+        raw_data -> Jsonb,
+        extraction_metadata -> Nullable<Jsonb>,
+        #[max_length = 20]
+        processing_status -> Nullable<Varchar>,
+        error_details -> Nullable<Jsonb>,
+        created_at -> Nullable<Timestamp>,
+        processed_at -> Nullable<Timestamp>,
+        ingest_changes -> Jsonb,
     }
 }
 
+diesel::table! {
+    tenants (id) {
+        id -> Int4,
+        name -> Text,
+        active -> Bool,
+        created_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    work_items (id) {
+        id -> Int4,
+        tenant_id -> Int4,
+        integration_id -> Int4,
+        #[max_length = 255]
+        external_id -> Varchar,
+        #[max_length = 255]
+        key -> Nullable<Varchar>,
+        #[max_length = 255]
+        project_key -> Nullable<Varchar>,
+        summary -> Text,
+        description -> Nullable<Text>,
+        issue_type -> Nullable<Text>,
+        status -> Nullable<Text>,
+        #[max_length = 50]
+        status_category -> Nullable<Varchar>,
+        priority -> Nullable<Text>,
+        assignee -> Nullable<Text>,
+        assignee_name -> Nullable<Text>,
+        reporter -> Nullable<Text>,
+        labels -> Array<Nullable<Text>>,
+        #[max_length = 255]
+        parent_key -> Nullable<Varchar>,
+        source_created_at -> Nullable<Timestamptz>,
+        source_updated_at -> Nullable<Timestamptz>,
+        resolved_at -> Nullable<Timestamptz>,
+        story_points -> Nullable<Float8>,
+        custom_fields -> Jsonb,
+        raw_data_id -> Nullable<Int4>,
+        loaded_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(etl_job_queue -> tenants (tenant_id));
 diesel::joinable!(idempotency_keys -> tenants (tenant_id));
+diesel::joinable!(integrations -> tenants (tenant_id));
+diesel::joinable!(pull_requests -> integrations (integration_id));
+diesel::joinable!(pull_requests -> tenants (tenant_id));
+diesel::joinable!(raw_extraction_data -> integrations (integration_id));
+diesel::joinable!(raw_extraction_data -> tenants (tenant_id));
+diesel::joinable!(work_items -> integrations (integration_id));
+diesel::joinable!(work_items -> tenants (tenant_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    etl_job_queue,
+    idempotency_keys,
+    integrations,
+    pull_requests,
+    raw_extraction_data,
+    tenants,
+    work_items,
+);

@@ -1,3 +1,6 @@
+//! The route table (SPEC §5): every path with the one method it takes;
+//! any other method answers a JSON 405.
+
 pub(crate) mod final_data;
 pub(crate) mod jobs;
 pub(crate) mod ops;
