@@ -206,3 +206,41 @@ async fn every_ref_of_the_openapi_document_resolves_and_timestamps_are_date_time
         "ingest_changes is documented"
     );
 }
+
+#[tokio::test]
+async fn every_secured_operation_documents_the_shared_error_answers() {
+    let app = TestApp::spawn().await;
+    let doc: Value = app
+        .get("/api/v1/etl/openapi.json")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let mut secured = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            let needs_token = operation["security"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty());
+            assert_eq!(
+                needs_token,
+                path.starts_with("/api/v1/etl/") && path != "/api/v1/etl/openapi.json",
+                "{method} {path}"
+            );
+            if !needs_token {
+                continue;
+            }
+            secured += 1;
+            for status in ["401", "403", "500", "503"] {
+                let response = &operation["responses"][status];
+                assert_eq!(
+                    response["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/ErrorBody",
+                    "{method} {path} documents {status}"
+                );
+            }
+            assert!(operation["responses"]["503"]["headers"]["Retry-After"].is_object());
+        }
+    }
+    assert_eq!(secured, 16, "every secured route");
+}

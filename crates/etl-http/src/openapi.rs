@@ -53,7 +53,7 @@ use crate::routes::{final_data, jobs, ops, raw_data};
         etl_domain::PageLimit,
         etl_domain::EntityType
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &SecuredResponses),
     tags(
         (name = "raw-data", description = "Raw API responses as extracted"),
         (name = "jobs", description = "Extract, transform and load jobs"),
@@ -77,6 +77,79 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// The answers every secured route may give besides its own, declared
+/// once here rather than route by route: 401, 403, 500 and 503.
+struct SecuredResponses;
+
+impl SecuredResponses {
+    fn error(description: &str) -> utoipa::openapi::Response {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    }
+
+    fn unavailable() -> utoipa::openapi::Response {
+        use utoipa::openapi::header::HeaderBuilder;
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let mut response = Self::error(
+            "PostgreSQL is unreachable, or a statement passed its lock or statement timeout; retry after Retry-After seconds",
+        );
+        response.headers.insert(
+            "Retry-After".to_owned(),
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                .description(Some("Seconds to wait before retrying"))
+                .build(),
+        );
+        response
+    }
+}
+
+impl Modify for SecuredResponses {
+    fn modify(&self, openapi: &mut Document) {
+        let shared = [
+            (
+                "401",
+                Self::error("Missing, malformed, wrongly signed or expired token"),
+            ),
+            (
+                "403",
+                Self::error("The token's tenant does not exist or is inactive"),
+            ),
+            ("500", Self::error("Unexpected failure; quote x-request-id")),
+            ("503", Self::unavailable()),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                if operation.security.as_ref().is_none_or(Vec::is_empty) {
+                    continue;
+                }
+                for (status, response) in &shared {
+                    operation
+                        .responses
+                        .responses
+                        .entry((*status).to_owned())
+                        .or_insert_with(|| response.clone().into());
+                }
+            }
+        }
     }
 }
 

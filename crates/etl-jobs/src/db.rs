@@ -12,7 +12,10 @@ where
     T: Send + 'static,
 {
     let pool = pool.clone();
+    // Created here, so that it is a child of the caller's span (a job's).
+    let span = tracing::debug_span!("db");
     tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
         let mut conn = pool.get()?;
         work(&mut conn)
     })

@@ -54,8 +54,6 @@ fn paging(
     ),
     responses(
         (status = 200, description = "Rows of work_items (every column but tenant_id)", body = Vec<Object>),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Tenant missing or inactive", body = ErrorBody),
         (status = 422, description = "A query parameter is invalid", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -97,8 +95,6 @@ pub async fn work_items(
     ),
     responses(
         (status = 200, description = "Rows of pull_requests (every column but tenant_id)", body = Vec<Object>),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Tenant missing or inactive", body = ErrorBody),
         (status = 422, description = "A query parameter is invalid", body = ErrorBody),
     ),
     security(("bearer" = [])),

@@ -62,11 +62,8 @@ fn require_integration(conn: &mut PgConnection, tenant_id: i32, id: i32) -> Resu
     responses(
         (status = 202, description = "Extract job written; published when the broker confirms", body = JobQueuedResponse),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Tenant missing or inactive", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 422, description = "Invalid field, entity type without transformer, or not the tenant's active integration", body = ErrorBody),
-        (status = 503, description = "PostgreSQL unreachable", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -106,11 +103,8 @@ pub async fn pipeline(
         (status = 202, description = "Load job written", body = JobQueuedResponse),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 413, description = "The body is over ETL_MAX_BODY_BYTES, or its rows cannot fit one message of ETL_MAX_MESSAGE_BYTES", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Tenant missing or inactive", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 422, description = "Invalid field or entity type without transformer", body = ErrorBody),
-        (status = 503, description = "PostgreSQL unreachable", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -219,10 +213,7 @@ fn validate_rows(
     request_body = PipelineProcessRequest,
     responses(
         (status = 202, description = "Transform jobs written; the records move to processing", body = JobsQueuedResponse),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Tenant missing or inactive", body = ErrorBody),
         (status = 422, description = "Invalid field, entity type without transformer, or not the tenant's active integration", body = ErrorBody),
-        (status = 503, description = "PostgreSQL unreachable", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -337,10 +328,7 @@ impl JobsQuery {
     ),
     responses(
         (status = 200, description = "Jobs, oldest first", body = Vec<JobResponse>),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Tenant missing or inactive", body = ErrorBody),
         (status = 422, description = "A query parameter is invalid", body = ErrorBody),
-        (status = 503, description = "PostgreSQL unreachable", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -365,10 +353,7 @@ pub async fn list(
     params(("id" = i32, Path, description = "Job id")),
     responses(
         (status = 200, description = "The job", body = JobResponse),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Tenant missing or inactive", body = ErrorBody),
         (status = 404, description = "No such job of this tenant", body = ErrorBody),
-        (status = 503, description = "PostgreSQL unreachable", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -428,8 +413,6 @@ where
     params(("id" = i32, Path, description = "Job id")),
     responses(
         (status = 200, description = "Pending again; it will be republished", body = JobResponse),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Tenant missing or inactive", body = ErrorBody),
         (status = 404, description = "No such job of this tenant", body = ErrorBody),
         (status = 409, description = "Only a failed job can be retried", body = ErrorBody),
     ),
@@ -455,8 +438,6 @@ pub async fn retry(
     params(("id" = i32, Path, description = "Job id")),
     responses(
         (status = 200, description = "Cancelled; it will never run", body = JobResponse),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Tenant missing or inactive", body = ErrorBody),
         (status = 404, description = "No such job of this tenant", body = ErrorBody),
         (status = 409, description = "The job is running or finished", body = ErrorBody),
     ),
@@ -482,8 +463,6 @@ pub async fn cancel(
     request_body = UpdateJobStatusRequest,
     responses(
         (status = 200, description = "Recorded", body = JobResponse),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Tenant missing or inactive", body = ErrorBody),
         (status = 404, description = "No such job of this tenant", body = ErrorBody),
         (status = 409, description = "Not an extract job, or the report does not follow from its status (running only from pending or queued, completed or failed only from running)", body = ErrorBody),
         (status = 422, description = "Status is not running, completed or failed", body = ErrorBody),
@@ -519,11 +498,8 @@ pub async fn report(
         (status = 202, description = "Transform job written", body = JobQueuedResponse),
         (status = 200, description = "Dry run: {records, errors}, nothing stored", body = Object),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Tenant missing or inactive", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 422, description = "Invalid field, entity type without transformer, or a raw_data_ids[i] that is not the tenant's record of that type", body = ErrorBody),
-        (status = 503, description = "PostgreSQL unreachable", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]

@@ -51,10 +51,6 @@ fn new_record(tenant_id: i32, request: StoreRawDataRequest) -> NewRawRecord {
         (status = 413, description = "The body is over ETL_MAX_BODY_BYTES", body = ErrorBody),
         (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
         (status = 422, description = "Invalid field, or an integration that is not the tenant's active one", body = ErrorBody),
-        (status = 401, description = "Missing, malformed, wrongly signed or expired token", body = ErrorBody),
-        (status = 403, description = "The token's tenant does not exist or is inactive", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unreachable; see Retry-After", body = ErrorBody),
-        (status = 500, description = "Unexpected failure; quote x-request-id", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -133,10 +129,6 @@ fn refusal(conn: &mut PgConnection, tenant_id: i32, integration_id: i32) -> ApiE
         (status = 413, description = "The body is over ETL_MAX_BODY_BYTES", body = ErrorBody),
         (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
         (status = 422, description = "A record is invalid (`records[i].field`); nothing stored", body = ErrorBody),
-        (status = 401, description = "Missing, malformed, wrongly signed or expired token", body = ErrorBody),
-        (status = 403, description = "The token's tenant does not exist or is inactive", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unreachable; see Retry-After", body = ErrorBody),
-        (status = 500, description = "Unexpected failure; quote x-request-id", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -326,10 +318,6 @@ impl ListQuery {
     responses(
         (status = 200, description = "The tenant's records, oldest first", body = Vec<RawDataResponse>),
         (status = 422, description = "A query parameter is missing or invalid", body = ErrorBody),
-        (status = 401, description = "Missing, malformed, wrongly signed or expired token", body = ErrorBody),
-        (status = 403, description = "The token's tenant does not exist or is inactive", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unreachable; see Retry-After", body = ErrorBody),
-        (status = 500, description = "Unexpected failure; quote x-request-id", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -365,10 +353,6 @@ pub async fn list(
         (status = 200, description = "The record", body = RawDataDetail),
         (status = 404, description = "No such record of this tenant", body = ErrorBody),
         (status = 422, description = "The id is not an integer", body = ErrorBody),
-        (status = 401, description = "Missing, malformed, wrongly signed or expired token", body = ErrorBody),
-        (status = 403, description = "The token's tenant does not exist or is inactive", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unreachable; see Retry-After", body = ErrorBody),
-        (status = 500, description = "Unexpected failure; quote x-request-id", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -401,10 +385,6 @@ pub async fn get(
         (status = 404, description = "No such record of this tenant", body = ErrorBody),
         (status = 409, description = "Forbidden change: completed and skipped are final; failed may only go back to pending", body = ErrorBody),
         (status = 422, description = "Unknown status or invalid body", body = ErrorBody),
-        (status = 401, description = "Missing, malformed, wrongly signed or expired token", body = ErrorBody),
-        (status = 403, description = "The token's tenant does not exist or is inactive", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unreachable; see Retry-After", body = ErrorBody),
-        (status = 500, description = "Unexpected failure; quote x-request-id", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
