@@ -212,7 +212,7 @@ impl Harness {
 
     /// Starts a worker running the real transform and load handlers.
     pub fn pipeline_worker(&mut self, name: &str) {
-        let handlers = etl_jobs::pipeline::handlers_for(self.max_message_bytes);
+        let handlers = etl_pipeline::handlers_for(self.max_message_bytes);
         self.spawn_worker(name, handlers, 2);
     }
 
@@ -220,7 +220,7 @@ impl Harness {
     pub fn transform_worker(&mut self, name: &str) {
         let handlers = Handlers::default().with(
             etl_domain::JobType::Transform,
-            etl_jobs::pipeline::TransformHandler {
+            etl_pipeline::TransformHandler {
                 max_message_bytes: self.max_message_bytes,
             },
         );

@@ -183,7 +183,7 @@ async fn rescue(mode: Mode) {
     let rescued = etl_jobs::rescuer::rescue_once(
         &h.app.db.pool(),
         &Harness::rescuer_config(),
-        &etl_jobs::pipeline::handlers(),
+        &etl_pipeline::handlers(),
     )
     .await
     .expect("rescue");
@@ -203,7 +203,7 @@ async fn rescue(mode: Mode) {
     etl_jobs::rescuer::rescue_once(
         &h.app.db.pool(),
         &Harness::rescuer_config(),
-        &etl_jobs::pipeline::handlers(),
+        &etl_pipeline::handlers(),
     )
     .await
     .expect("rescue");

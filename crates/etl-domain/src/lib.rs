@@ -21,6 +21,11 @@ pub mod status;
 pub mod transform;
 pub mod values;
 
+/// `ETL_MAX_MESSAGE_BYTES`' default (SPEC §1): 8 MiB, half of RabbitMQ
+/// 4's default `max_message_size`. No message the service publishes is
+/// larger.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+
 pub use auth::Claims;
 pub use json_text::{CleanBody, IngestChange, JsonPath, RawObject};
 pub use messages::JobMessage;

@@ -49,7 +49,7 @@ impl AppState {
             jobs_created: Arc::new(Notify::new()),
             checks: Vec::new(),
             ready_timeout: Duration::from_secs(2),
-            max_message_bytes: etl_jobs::DEFAULT_MAX_MESSAGE_BYTES,
+            max_message_bytes: etl_domain::DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
 

@@ -18,16 +18,13 @@ mod db;
 pub mod janitor;
 pub mod metrics;
 pub mod outbox;
-pub mod pipeline;
 pub mod relay;
 pub mod rescuer;
 pub mod worker;
 
 pub use backoff::Backoff;
 
-/// `ETL_MAX_MESSAGE_BYTES`' default: 8 MiB, half of RabbitMQ 4's default
-/// `max_message_size`. No message the service publishes is larger.
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+pub use etl_domain::DEFAULT_MAX_MESSAGE_BYTES;
 pub use metrics::QueueMetrics;
 pub use worker::{Handlers, JobFailure, JobHandler};
 

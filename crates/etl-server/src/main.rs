@@ -213,7 +213,7 @@ impl Background {
             stopping: stopping.clone(),
         };
         // Transform and load jobs; extract jobs are the extraction service's.
-        let handlers = etl_jobs::pipeline::handlers_for(settings.max_message_bytes);
+        let handlers = etl_pipeline::handlers_for(settings.max_message_bytes);
         let mut worker_config = WorkerConfig::new(worker_name());
         worker_config.concurrency = settings.worker_concurrency;
         let worker = Worker::with_notifier(

@@ -11,7 +11,7 @@ use etl_domain::{
     JobType, JobsQueuedResponse, LoadRequest, PipelineProcessRequest, TransformRequest,
     TransformerKind, UpdateJobStatusRequest,
 };
-use etl_jobs::pipeline;
+use etl_pipeline as pipeline;
 use etl_store::jobs::{self, JobChange, JobFilter, NewJob};
 use etl_store::raw_records::PendingScope;
 use etl_store::{integrations, raw_records, Connection as _, PgConnection};

@@ -1,5 +1,8 @@
-//! The transform and load jobs (SPEC §7), as [`JobHandler`]s, and the
-//! transform step itself, shared with the HTTP dry run.
+//! The Jira and GitHub use cases shared by the HTTP facade and the workers
+//! (SPEC §7): the transform and load jobs as [`JobHandler`]s, and the
+//! transform step itself, which the HTTP dry run calls too. The job
+//! machinery (`etl-jobs`) runs these handlers without knowing any entity
+//! type; this crate links no AMQP client.
 
 use std::collections::HashMap;
 
@@ -14,8 +17,8 @@ use etl_store::{integrations, loaders, PgConnection, QueryError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::worker::{JobFailure, JobHandler};
-use crate::DEFAULT_MAX_MESSAGE_BYTES;
+use etl_domain::DEFAULT_MAX_MESSAGE_BYTES;
+use etl_handlers::{Handlers, JobFailure, JobHandler};
 
 /// One record a transform refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -445,14 +448,14 @@ fn judge_row(kind: TransformerKind, text: &str) -> Option<(Option<i32>, Transfor
 
 /// The handlers of a process that runs the pipeline, with the default
 /// message limit.
-pub fn handlers() -> crate::Handlers {
+pub fn handlers() -> Handlers {
     handlers_for(DEFAULT_MAX_MESSAGE_BYTES)
 }
 
 /// The handlers of a process that runs the pipeline, writing no load job
 /// whose message would pass `max_message_bytes`.
-pub fn handlers_for(max_message_bytes: usize) -> crate::Handlers {
-    crate::Handlers::default()
+pub fn handlers_for(max_message_bytes: usize) -> Handlers {
+    Handlers::default()
         .with(JobType::Transform, TransformHandler { max_message_bytes })
         .with(JobType::Load, LoadHandler)
 }

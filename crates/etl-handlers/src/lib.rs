@@ -1,0 +1,134 @@
+//! The contract between the job machinery (`etl-jobs`) and the use cases
+//! that plug into it (`etl-pipeline`): what a job of one type does
+//! ([`JobHandler`]), how it fails ([`JobFailure`]), and the registry a
+//! process runs ([`Handlers`]). No transport here: a crate that only
+//! implements handlers (and the HTTP facade that calls them) links no AMQP
+//! client.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use etl_domain::JobType;
+use etl_store::jobs::{self, AttemptBy, AttemptOutcome, Job};
+use etl_store::{Connection as _, PgConnection};
+use serde_json::json;
+
+/// Why a job's run failed. `code` and `message` (a sentence of ours) are
+/// shown to clients in the job's `error_details`; `cause` (driver or panic
+/// text) only goes to the log, with the job id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobFailure {
+    pub code: String,
+    pub message: String,
+    pub cause: Option<String>,
+    /// Worth another attempt (a dependency hiccup) or not (bad input).
+    pub retryable: bool,
+}
+
+impl JobFailure {
+    pub fn retryable(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: code.to_owned(),
+            message: message.into(),
+            cause: None,
+            retryable: true,
+        }
+    }
+
+    pub fn permanent(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: code.to_owned(),
+            message: message.into(),
+            cause: None,
+            retryable: false,
+        }
+    }
+
+    /// Keeps `cause` for the log, out of what clients see.
+    pub fn caused_by(mut self, cause: impl std::fmt::Display) -> Self {
+        self.cause = Some(cause.to_string());
+        self
+    }
+
+    /// The database failed under the job: worth another attempt.
+    pub fn database(cause: impl std::fmt::Display) -> Self {
+        Self::retryable(
+            "database_error",
+            "The database failed while this job ran; it is retried.",
+        )
+        .caused_by(cause)
+    }
+
+    /// The job's `error_details` for this failure.
+    pub fn details(&self) -> serde_json::Value {
+        json!({"code": self.code, "message": self.message})
+    }
+}
+
+/// What a job of one type does. `run` gets the connection inside the
+/// transaction that will also mark the job completed: everything it writes
+/// commits with that status, or not at all.
+pub trait JobHandler: Send + Sync + 'static {
+    /// Does the work; returns the job's `result` (counts).
+    fn run(&self, conn: &mut PgConnection, job: &Job) -> Result<serde_json::Value, JobFailure>;
+
+    /// Called in the transaction that marks the job `failed` for good (out
+    /// of attempts, or rescued once too often), so that what it was working
+    /// on says so too. Does nothing unless a handler needs it.
+    fn on_failed(
+        &self,
+        _conn: &mut PgConnection,
+        _job: &Job,
+        _error_details: &serde_json::Value,
+    ) -> Result<(), etl_store::QueryError> {
+        Ok(())
+    }
+}
+
+/// The handler of each job type this process runs.
+#[derive(Clone, Default)]
+pub struct Handlers {
+    by_type: HashMap<JobType, Arc<dyn JobHandler>>,
+}
+
+impl Handlers {
+    pub fn with(mut self, job_type: JobType, handler: impl JobHandler) -> Self {
+        self.by_type.insert(job_type, Arc::new(handler));
+        self
+    }
+
+    pub fn job_types(&self) -> Vec<JobType> {
+        let mut types: Vec<JobType> = self.by_type.keys().copied().collect();
+        types.sort_by_key(|t| t.as_str());
+        types
+    }
+
+    pub fn get(&self, job_type: JobType) -> Option<Arc<dyn JobHandler>> {
+        self.by_type.get(&job_type).cloned()
+    }
+
+    /// Records a failed attempt of job `id` (see [`jobs::fail_attempt`]) and,
+    /// when it fails for good, lets its handler mark what it worked on, all
+    /// in one transaction.
+    pub fn fail_attempt(
+        &self,
+        conn: &mut PgConnection,
+        id: i32,
+        by: AttemptBy<'_>,
+        error_details: &serde_json::Value,
+        retryable: bool,
+        backoff: impl FnOnce(i32) -> chrono::Duration,
+    ) -> Result<AttemptOutcome, etl_store::QueryError> {
+        conn.transaction(|conn| {
+            let outcome = jobs::fail_attempt(conn, id, by, error_details, retryable, backoff)?;
+            if outcome == AttemptOutcome::Failed {
+                if let Some(job) = jobs::find(conn, id)? {
+                    if let Some(handler) = job.job_type().and_then(|t| self.get(t)) {
+                        handler.on_failed(conn, &job, error_details)?;
+                    }
+                }
+            }
+            Ok(outcome)
+        })
+    }
+}
