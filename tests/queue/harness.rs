@@ -3,18 +3,18 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use etl_jobs::relay::{BrokerHealth, Relay, RelayConfig};
+use etl_jobs::relay::{BrokerHealth, RelayConfig};
 use etl_jobs::rescuer::RescuerConfig;
-use etl_jobs::worker::{Worker, WorkerConfig};
-use etl_jobs::{Handlers, JobFailure, JobHandler, QueueMetrics};
+use etl_jobs::runtime::{Runtime, Transport};
+use etl_jobs::worker::WorkerConfig;
+use etl_jobs::{Handlers, JobFailure, JobHandler};
 use etl_queue::AmqpConfig;
 use etl_store::jobs::Job;
 use etl_store::PgConnection;
 use etl_tests::rabbit::TestVhost;
 use etl_tests::{json, poll_until, TestApp, TestTenant};
 use serde_json::{json, Value};
-use tokio::sync::{watch, Notify};
-use tokio::task::JoinSet;
+use tokio::sync::Notify;
 
 /// Makes the relay's and workers' broker settings from the test's vhost.
 type AmqpFor<'a> = dyn FnOnce(&TestVhost) -> AmqpConfig + 'a;
@@ -88,14 +88,13 @@ pub struct Harness {
     pub app: TestApp,
     pub tenant: TestTenant,
     pub vhost: Option<TestVhost>,
-    pub health: BrokerHealth,
     /// `ETL_MAX_MESSAGE_BYTES` of the server, its relay and workers.
     max_message_bytes: usize,
     /// How the relay and workers reach the broker (amqp mode).
     amqp: Option<AmqpConfig>,
     wake: Arc<Notify>,
-    shutdown: watch::Sender<bool>,
-    tasks: JoinSet<()>,
+    /// The background tasks, composed as `etl-server` composes them.
+    runtime: Option<Runtime>,
 }
 
 impl Harness {
@@ -136,9 +135,8 @@ impl Harness {
         let vhost = (mode == Mode::Amqp).then(TestVhost::create);
         let wake = Arc::new(Notify::new());
         let health = BrokerHealth::default();
-        let (shutdown, _) = watch::channel(false);
         let metrics = etl_http::metrics::Metrics::new();
-        let queue_metrics = QueueMetrics::register(metrics.registry());
+        let registry = metrics.registry().clone();
         let app = {
             let wake = wake.clone();
             let health = health.clone();
@@ -162,47 +160,48 @@ impl Harness {
                 .await
         };
         let tenant = app.tenant("acme");
-        let mut harness = Self {
+        let transport = match &vhost {
+            Some(vhost) => Transport::Amqp(match amqp {
+                Some(make) => make(vhost),
+                None => AmqpConfig::new(vhost.url_at(broker.unwrap_or("127.0.0.1:5672"))),
+            }),
+            None => Transport::Postgres,
+        };
+        // Workers reach the broker as the relay does, except that they go
+        // straight to it when the relay goes through a proxy a test cuts.
+        let amqp = match (&transport, &vhost) {
+            (Transport::Amqp(_), Some(vhost)) if broker.is_some() => {
+                Some(AmqpConfig::new(vhost.url()))
+            }
+            (Transport::Amqp(config), _) => Some(config.clone()),
+            _ => None,
+        };
+        let runtime = Runtime::builder(app.db.pool(), transport)
+            .relay(RelayConfig {
+                poll: Duration::from_millis(100),
+                lease: Duration::from_secs(5),
+                retry_base: Duration::from_millis(50),
+                retry_max: Duration::from_millis(200),
+                max_message_bytes,
+                ..RelayConfig::default()
+            })
+            // Tests run the rescuer themselves (`rescue_once`).
+            .rescuer(None)
+            .janitor(None)
+            .metrics_every(Duration::from_millis(100))
+            .registry(&registry)
+            .jobs_created(wake.clone())
+            .broker_health(health.clone())
+            .start();
+        Self {
             app,
             tenant,
             vhost,
-            health,
             max_message_bytes,
-            amqp: None,
+            amqp,
             wake,
-            shutdown,
-            tasks: JoinSet::new(),
-        };
-        if let Some(vhost) = &harness.vhost {
-            let config = match amqp {
-                Some(make) => make(vhost),
-                None => AmqpConfig::new(vhost.url_at(broker.unwrap_or("127.0.0.1:5672"))),
-            };
-            harness.amqp = Some(config.clone());
-            let relay = Relay {
-                pool: harness.app.db.pool(),
-                amqp: config,
-                config: RelayConfig {
-                    poll: Duration::from_millis(100),
-                    lease: Duration::from_secs(5),
-                    retry_base: Duration::from_millis(50),
-                    retry_max: Duration::from_millis(200),
-                    max_message_bytes,
-                    ..RelayConfig::default()
-                },
-                wake: harness.wake.clone(),
-                health: harness.health.clone(),
-                metrics: queue_metrics.clone(),
-            };
-            harness.tasks.spawn(relay.run(harness.shutdown.subscribe()));
+            runtime: Some(runtime),
         }
-        harness.tasks.spawn(etl_jobs::metrics::refresh(
-            harness.app.db.pool(),
-            queue_metrics,
-            Duration::from_millis(100),
-            harness.shutdown.subscribe(),
-        ));
-        harness
     }
 
     /// Tells the relay jobs were written behind the API's back.
@@ -256,20 +255,12 @@ impl Harness {
         config.retry_base = Duration::from_millis(50);
         config.retry_max = Duration::from_millis(200);
         config.poll = Duration::from_millis(50);
-        let worker = Worker::new(self.app.db.pool(), handlers, config);
-        match &self.vhost {
-            Some(vhost) => {
-                let amqp = self
-                    .amqp
-                    .clone()
-                    .unwrap_or_else(|| AmqpConfig::new(vhost.url()));
-                self.tasks
-                    .spawn(worker.run_amqp(amqp, self.shutdown.subscribe()));
-            }
-            None => {
-                self.tasks
-                    .spawn(worker.run_postgres(self.wake.clone(), self.shutdown.subscribe()));
-            }
+        let transport = match &self.amqp {
+            Some(amqp) => Transport::Amqp(amqp.clone()),
+            None => Transport::Postgres,
+        };
+        if let Some(runtime) = self.runtime.as_mut() {
+            runtime.spawn_worker_on(&transport, handlers, config);
         }
     }
 
@@ -336,8 +327,9 @@ impl Harness {
 
     /// Stops the background tasks (they finish what they run).
     pub async fn stop(mut self) -> Self {
-        let _ = self.shutdown.send(true);
-        while self.tasks.join_next().await.is_some() {}
+        if let Some(runtime) = self.runtime.take() {
+            runtime.stop().await;
+        }
         self
     }
 }

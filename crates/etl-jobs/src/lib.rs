@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod relay;
 pub mod rescuer;
+pub mod runtime;
 pub mod worker;
 
 pub use backoff::Backoff;

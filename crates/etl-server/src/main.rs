@@ -14,14 +14,12 @@ use std::sync::Arc;
 
 use etl_http::auth::{JwtKeys, JwtSecret};
 use etl_http::{AppState, HttpConfig, ReadinessCheck};
-use etl_jobs::relay::{BrokerHealth, Relay, RelayConfig};
-use etl_jobs::rescuer::{self, RescuerConfig};
-use etl_jobs::worker::{Worker, WorkerConfig};
-use etl_jobs::QueueMetrics;
+use etl_jobs::relay::RelayConfig;
+use etl_jobs::runtime::{Runtime, Transport};
+use etl_jobs::worker::WorkerConfig;
 use etl_queue::AmqpConfig;
 use etl_store::{migrations, PgPool};
-use tokio::sync::{watch, Notify};
-use tokio::task::JoinSet;
+use tokio::sync::watch;
 
 use crate::settings::{QueueMode, Settings};
 
@@ -136,9 +134,9 @@ async fn run_server(
     let background = Background::start(settings, &pool, migrated);
     let mut state = AppState::new(pool, JwtKeys::new(&secret))
         .with_metrics(background.metrics.clone())
-        .with_jobs_notifier(background.jobs_created.clone())
+        .with_jobs_notifier(background.runtime.jobs_created())
         .with_max_message_bytes(settings.max_message_bytes);
-    if let Some(health) = background.broker_health.clone() {
+    if let Some(health) = background.runtime.broker_health() {
         state = state.with_check(ReadinessCheck {
             name: "rabbitmq",
             is_up: Arc::new(move || health.is_up()),
@@ -190,13 +188,12 @@ fn log_start(settings: &Settings) {
     );
 }
 
-/// The relay, workers, rescuer and metrics refresher of one process.
+/// The background half of one process (relay, workers, rescuer, janitor,
+/// metrics refresher), composed by [`Runtime`] as the test harnesses
+/// compose it, with the metrics `/metrics` serves.
 struct Background {
     metrics: etl_http::metrics::Metrics,
-    jobs_created: Arc<Notify>,
-    broker_health: Option<BrokerHealth>,
-    shutdown: watch::Sender<bool>,
-    tasks: JoinSet<()>,
+    runtime: Runtime,
 }
 
 impl Background {
@@ -204,87 +201,32 @@ impl Background {
     /// at the database.
     fn start(settings: &Settings, pool: &PgPool, migrated: watch::Receiver<bool>) -> Self {
         let metrics = etl_http::metrics::Metrics::new();
-        let queue_metrics = QueueMetrics::register(metrics.registry());
-        let jobs_created = Arc::new(Notify::new());
-        let (shutdown, stopping) = watch::channel(false);
-        let mut tasks = JoinSet::new();
-        let after = AfterMigrations {
-            migrated,
-            stopping: stopping.clone(),
+        let transport = match settings.queue {
+            QueueMode::Amqp => Transport::Amqp(
+                AmqpConfig::new(settings.rabbitmq_url.clone())
+                    .with_tls_ca(settings.tls_ca_pem.clone()),
+            ),
+            QueueMode::Postgres => Transport::Postgres,
         };
-        // Transform and load jobs; extract jobs are the extraction service's.
-        let handlers = etl_pipeline::handlers_for(settings.max_message_bytes);
-        let mut worker_config = WorkerConfig::new(worker_name());
-        worker_config.concurrency = settings.worker_concurrency;
-        let worker = Worker::with_notifier(
-            pool.clone(),
-            handlers.clone(),
-            worker_config,
-            jobs_created.clone(),
-        );
-        let has_handlers = !worker.job_types().is_empty();
-        let mut broker_health = None;
-        match settings.queue {
-            QueueMode::Amqp => {
-                let amqp = AmqpConfig::new(settings.rabbitmq_url.clone())
-                    .with_tls_ca(settings.tls_ca_pem.clone());
-                let health = BrokerHealth::default();
-                broker_health = Some(health.clone());
-                let relay = Relay {
-                    pool: pool.clone(),
-                    amqp: amqp.clone(),
-                    config: RelayConfig {
-                        max_message_bytes: settings.max_message_bytes,
-                        ..RelayConfig::default()
-                    },
-                    wake: jobs_created.clone(),
-                    health,
-                    metrics: queue_metrics.clone(),
-                };
-                tasks.spawn(after.gate(relay.run(stopping.clone())));
-                if has_handlers {
-                    tasks.spawn(after.gate(worker.run_amqp(amqp, stopping.clone())));
-                }
-            }
-            QueueMode::Postgres => {
-                if has_handlers {
-                    tasks.spawn(
-                        after.gate(worker.run_postgres(jobs_created.clone(), stopping.clone())),
-                    );
-                }
-            }
-        }
-        tasks.spawn(after.gate(rescuer::run(
-            pool.clone(),
-            RescuerConfig::default(),
-            handlers,
-            stopping.clone(),
-        )));
-        tasks.spawn(after.gate(etl_jobs::janitor::run(
-            pool.clone(),
-            Duration::from_secs(600),
-            etl_jobs::janitor::IDEMPOTENCY_RETENTION,
-            stopping.clone(),
-        )));
-        tasks.spawn(after.gate(etl_jobs::metrics::refresh(
-            pool.clone(),
-            queue_metrics,
-            Duration::from_secs(5),
-            stopping.clone(),
-        )));
-        Self {
-            metrics,
-            jobs_created,
-            broker_health,
-            shutdown,
-            tasks,
-        }
+        let mut worker = WorkerConfig::new(worker_name());
+        worker.concurrency = settings.worker_concurrency;
+        let runtime = Runtime::builder(pool.clone(), transport)
+            // Transform and load jobs; extract jobs are the extraction service's.
+            .handlers(etl_pipeline::handlers_for(settings.max_message_bytes))
+            .worker(worker)
+            .relay(RelayConfig {
+                max_message_bytes: settings.max_message_bytes,
+                ..RelayConfig::default()
+            })
+            .registry(metrics.registry())
+            .after_migrations(migrated)
+            .start();
+        Self { metrics, runtime }
     }
 
     /// Signals every task to stop and waits for them (running jobs finish).
-    async fn stop(mut self) {
-        let _ = self.shutdown.send(true);
-        while self.tasks.join_next().await.is_some() {}
+    async fn stop(self) {
+        self.runtime.stop().await;
     }
 }
 
@@ -336,33 +278,6 @@ fn migrate_in_background(pool: &PgPool) -> watch::Receiver<bool> {
         let _ = done.send(true);
     });
     migrated
-}
-
-/// Holds the background tasks back until the schema is migrated: before
-/// that, the relay, workers and sweepers would only fail on missing tables.
-struct AfterMigrations {
-    migrated: watch::Receiver<bool>,
-    stopping: watch::Receiver<bool>,
-}
-
-impl AfterMigrations {
-    /// `task`, started once the migrations are applied; a task whose
-    /// process stops first never starts.
-    fn gate(
-        &self,
-        task: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let (mut migrated, mut stopping) = (self.migrated.clone(), self.stopping.clone());
-        async move {
-            let ready = tokio::select! {
-                ready = migrated.wait_for(|done| *done) => ready.is_ok(),
-                _ = stopping.wait_for(|stop| *stop) => false,
-            };
-            if ready {
-                task.await;
-            }
-        }
-    }
 }
 
 fn migrate_when_reachable(pool: &PgPool) {

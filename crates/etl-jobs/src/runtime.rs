@@ -1,0 +1,272 @@
+//! The one composition root of a process's background half: the outbox
+//! relay (amqp mode), the workers, the rescuer, the idempotency janitor
+//! and the metrics refresher, wired the same way for `etl-server serve`,
+//! `etl-server worker` and every test harness.
+//!
+//! ```text
+//! Runtime::builder(pool, Transport::Amqp(amqp))
+//!     .handlers(etl_pipeline::handlers_for(max_message_bytes))
+//!     .worker(worker_config)
+//!     .start()
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use etl_queue::AmqpConfig;
+use etl_store::PgPool;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+
+use crate::relay::{BrokerHealth, Relay, RelayConfig};
+use crate::rescuer::RescuerConfig;
+use crate::worker::{Worker, WorkerConfig};
+use crate::{Handlers, QueueMetrics};
+
+/// How jobs travel between processes.
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// Through RabbitMQ: a relay publishes committed jobs; workers consume.
+    Amqp(AmqpConfig),
+    /// PostgreSQL alone: workers claim due rows (`FOR UPDATE SKIP LOCKED`).
+    Postgres,
+}
+
+/// Settings of a [`Runtime`]; every part has a production default.
+pub struct RuntimeBuilder {
+    pool: PgPool,
+    transport: Transport,
+    handlers: Handlers,
+    worker: WorkerConfig,
+    relay: RelayConfig,
+    rescuer: Option<RescuerConfig>,
+    janitor_every: Option<Duration>,
+    metrics_every: Duration,
+    registry: Option<prometheus::Registry>,
+    migrated: Option<watch::Receiver<bool>>,
+    jobs_created: Arc<Notify>,
+    broker_health: BrokerHealth,
+}
+
+impl RuntimeBuilder {
+    /// What the workers run (none: this process only relays).
+    pub fn handlers(mut self, handlers: Handlers) -> Self {
+        self.handlers = handlers;
+        self
+    }
+
+    pub fn worker(mut self, config: WorkerConfig) -> Self {
+        self.worker = config;
+        self
+    }
+
+    pub fn relay(mut self, config: RelayConfig) -> Self {
+        self.relay = config;
+        self
+    }
+
+    /// The rescuer's timings; `None` runs no rescuer.
+    pub fn rescuer(mut self, config: Option<RescuerConfig>) -> Self {
+        self.rescuer = config;
+        self
+    }
+
+    /// How often forgotten idempotency keys are swept; `None` runs no
+    /// janitor.
+    pub fn janitor(mut self, every: Option<Duration>) -> Self {
+        self.janitor_every = every;
+        self
+    }
+
+    /// How often the queue gauges are read from the table.
+    pub fn metrics_every(mut self, every: Duration) -> Self {
+        self.metrics_every = every;
+        self
+    }
+
+    /// Registers the queue metrics here (the HTTP `/metrics` registry).
+    pub fn registry(mut self, registry: &prometheus::Registry) -> Self {
+        self.registry = Some(registry.clone());
+        self
+    }
+
+    /// Holds every task back until `migrated` turns true: before that they
+    /// would only fail on missing tables.
+    pub fn after_migrations(mut self, migrated: watch::Receiver<bool>) -> Self {
+        self.migrated = Some(migrated);
+        self
+    }
+
+    /// Shares the "jobs were committed" signal (with the HTTP state).
+    pub fn jobs_created(mut self, notify: Arc<Notify>) -> Self {
+        self.jobs_created = notify;
+        self
+    }
+
+    /// Shares the relay's view of the broker (with `/ready`'s check, made
+    /// before the runtime).
+    pub fn broker_health(mut self, health: BrokerHealth) -> Self {
+        self.broker_health = health;
+        self
+    }
+
+    /// Starts every task. Must run inside a tokio runtime.
+    pub fn start(self) -> Runtime {
+        let registry = self.registry.unwrap_or_default();
+        let metrics = QueueMetrics::register(&registry);
+        let (shutdown, stopping) = watch::channel(false);
+        let migrated = self.migrated.unwrap_or_else(|| watch::channel(true).1);
+        let mut runtime = Runtime {
+            pool: self.pool,
+            transport: self.transport,
+            jobs_created: self.jobs_created,
+            broker_health: None,
+            migrated,
+            stopping,
+            shutdown,
+            tasks: JoinSet::new(),
+        };
+        if let Transport::Amqp(amqp) = &runtime.transport {
+            let health = self.broker_health.clone();
+            runtime.broker_health = Some(health.clone());
+            let relay = Relay {
+                pool: runtime.pool.clone(),
+                amqp: amqp.clone(),
+                config: self.relay,
+                wake: runtime.jobs_created.clone(),
+                health,
+                metrics: metrics.clone(),
+            };
+            let stopping = runtime.stopping.clone();
+            runtime.spawn(relay.run(stopping));
+        }
+        if !self.handlers.job_types().is_empty() {
+            runtime.spawn_worker(self.handlers.clone(), self.worker);
+        }
+        if let Some(config) = self.rescuer {
+            let task = crate::rescuer::run(
+                runtime.pool.clone(),
+                config,
+                self.handlers,
+                runtime.stopping.clone(),
+            );
+            runtime.spawn(task);
+        }
+        if let Some(every) = self.janitor_every {
+            let task = crate::janitor::run(
+                runtime.pool.clone(),
+                every,
+                crate::janitor::IDEMPOTENCY_RETENTION,
+                runtime.stopping.clone(),
+            );
+            runtime.spawn(task);
+        }
+        let task = crate::metrics::refresh(
+            runtime.pool.clone(),
+            metrics,
+            self.metrics_every,
+            runtime.stopping.clone(),
+        );
+        runtime.spawn(task);
+        runtime
+    }
+}
+
+/// The running background tasks of one process.
+pub struct Runtime {
+    pool: PgPool,
+    transport: Transport,
+    jobs_created: Arc<Notify>,
+    broker_health: Option<BrokerHealth>,
+    migrated: watch::Receiver<bool>,
+    stopping: watch::Receiver<bool>,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Runtime {
+    /// A runtime over `pool` with production defaults: workers named
+    /// `etl`, running no handlers until [`RuntimeBuilder::handlers`] says.
+    pub fn builder(pool: PgPool, transport: Transport) -> RuntimeBuilder {
+        RuntimeBuilder {
+            pool,
+            transport,
+            handlers: Handlers::default(),
+            worker: WorkerConfig::new("etl"),
+            relay: RelayConfig::default(),
+            rescuer: Some(RescuerConfig::default()),
+            janitor_every: Some(Duration::from_secs(600)),
+            metrics_every: Duration::from_secs(5),
+            registry: None,
+            migrated: None,
+            jobs_created: Arc::new(Notify::new()),
+            broker_health: BrokerHealth::default(),
+        }
+    }
+
+    /// Poked when jobs are committed in this process (the relay listens).
+    pub fn jobs_created(&self) -> Arc<Notify> {
+        self.jobs_created.clone()
+    }
+
+    /// The relay's view of the broker (amqp mode), for `/ready`.
+    pub fn broker_health(&self) -> Option<BrokerHealth> {
+        self.broker_health.clone()
+    }
+
+    /// Starts one more worker on this runtime's transport (a test adds
+    /// workers with handlers of its own).
+    pub fn spawn_worker(&mut self, handlers: Handlers, config: WorkerConfig) {
+        let transport = self.transport.clone();
+        self.spawn_worker_on(&transport, handlers, config);
+    }
+
+    /// Starts one more worker reaching the broker its own way (a test's
+    /// workers go straight to the broker while its relay goes through a
+    /// proxy it cuts).
+    pub fn spawn_worker_on(
+        &mut self,
+        transport: &Transport,
+        handlers: Handlers,
+        config: WorkerConfig,
+    ) {
+        let worker = Worker::with_notifier(
+            self.pool.clone(),
+            handlers,
+            config,
+            self.jobs_created.clone(),
+        );
+        let stopping = self.stopping.clone();
+        match transport {
+            Transport::Amqp(amqp) => {
+                let amqp = amqp.clone();
+                self.spawn(worker.run_amqp(amqp, stopping));
+            }
+            Transport::Postgres => {
+                let wake = self.jobs_created.clone();
+                self.spawn(worker.run_postgres(wake, stopping));
+            }
+        }
+    }
+
+    /// `task`, started once the migrations are applied; a task whose
+    /// process stops first never starts.
+    fn spawn(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let (mut migrated, mut stopping) = (self.migrated.clone(), self.stopping.clone());
+        self.tasks.spawn(async move {
+            let ready = tokio::select! {
+                ready = migrated.wait_for(|done| *done) => ready.is_ok(),
+                _ = stopping.wait_for(|stop| *stop) => false,
+            };
+            if ready {
+                task.await;
+            }
+        });
+    }
+
+    /// Signals every task to stop and waits for them (running jobs finish).
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
