@@ -1,11 +1,28 @@
 //! `etl_job_queue`: one row per job. The row is the job's truth (and its
 //! outbox entry); queue messages only point at it.
+//!
+//! By role, as the machinery that uses them: this module holds the row,
+//! the tenant's queries and the changes clients ask for (cancel, retry,
+//! report); [`outbox`] what the relay does (lease, confirm, refuse);
+//! [`lifecycle`] what workers and the rescuer do (claim, heartbeat,
+//! complete, fail an attempt).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use etl_domain::{EntityType, JobPriority, JobStatus, JobType, PageLimit};
 
 use crate::schema::etl_job_queue as jobs;
+
+mod lifecycle;
+mod outbox;
+
+pub use lifecycle::{
+    claim, claim_next, complete, fail_attempt, heartbeat, stale_running, AttemptBy,
+};
+pub use outbox::{
+    fail_pending, find_outbox, lease_due, mark_queued, outbox_backlog, refuse_publication,
+    release_lease, Leased, OutboxJob,
+};
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = jobs, check_for_backend(diesel::pg::Pg))]
@@ -392,236 +409,6 @@ pub fn report(
     Ok(JobChange::Changed(Box::new(job)))
 }
 
-/// A job as the relay publishes it: what its message needs, with the
-/// payload as the JSON text PostgreSQL sends, so that a load job's rows
-/// (about 1 MB) can be spliced into its message without being parsed.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
-#[diesel(table_name = jobs, check_for_backend(diesel::pg::Pg))]
-pub struct OutboxJob {
-    pub id: i32,
-    pub tenant_id: i32,
-    pub job_type: String,
-    pub entity_type: String,
-    pub priority: Option<i32>,
-    pub created_at: NaiveDateTime,
-    #[diesel(
-        select_expression = diesel::dsl::sql::<diesel::sql_types::Text>("payload::text"),
-        select_expression_type = diesel::expression::SqlLiteral<diesel::sql_types::Text>
-    )]
-    pub payload: String,
-}
-
-/// One job in the relay's form (to publish it again by hand).
-pub fn find_outbox(conn: &mut PgConnection, id: i32) -> QueryResult<Option<OutboxJob>> {
-    jobs::table
-        .filter(jobs::id.eq(id))
-        .select(OutboxJob::as_select())
-        .first(conn)
-        .optional()
-}
-
-/// A relay's lease on the jobs it publishes: it holds them until `until`
-/// (the database's clock), which also tells this round's rows from others.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Leased {
-    pub until: NaiveDateTime,
-    pub jobs: Vec<OutboxJob>,
-}
-
-/// Takes up to `limit` due pending jobs for publishing, most urgent first,
-/// but no more payload than about `max_bytes` (stored size; at least one
-/// job), and leases them for `lease` (from the database's `now()`) so that
-/// no other relay takes them meanwhile. Jobs of the given types only. The
-/// byte budget keeps a backlog of large load jobs from being held in
-/// memory all at once.
-pub fn lease_due(
-    conn: &mut PgConnection,
-    job_types: &[JobType],
-    limit: i64,
-    max_bytes: i64,
-    lease: std::time::Duration,
-) -> QueryResult<Leased> {
-    use diesel::dsl::sql;
-    use diesel::sql_types::{Integer, Timestamp};
-    let types: Vec<&str> = job_types.iter().map(|t| t.as_str()).collect();
-    let ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
-    conn.transaction(|conn| {
-        let until: NaiveDateTime = diesel::select(sql::<Timestamp>(&format!(
-            "(now() + interval '{ms} milliseconds')::timestamp"
-        )))
-        .get_result(conn)?;
-        let due: Vec<(i32, i32)> = jobs::table
-            .filter(jobs::status.eq(JobStatus::Pending.as_str()))
-            .filter(jobs::scheduled_at.le(diesel::dsl::now))
-            .filter(jobs::job_type.eq_any(&types))
-            .filter(
-                jobs::lease_until
-                    .is_null()
-                    .or(jobs::lease_until.lt(diesel::dsl::now)),
-            )
-            .order((
-                jobs::priority.asc(),
-                jobs::scheduled_at.asc(),
-                jobs::id.asc(),
-            ))
-            .limit(limit)
-            .select((jobs::id, sql::<Integer>("pg_column_size(payload)")))
-            .for_update()
-            .skip_locked()
-            .load(conn)?;
-        let mut budget = max_bytes;
-        let taken: Vec<i32> = due
-            .iter()
-            .enumerate()
-            .take_while(|(i, (_, size))| {
-                let fits = *i == 0 || i64::from(*size) <= budget;
-                budget -= i64::from(*size);
-                fits
-            })
-            .map(|(_, (id, _))| *id)
-            .collect();
-        if taken.is_empty() {
-            return Ok(Leased {
-                until,
-                jobs: Vec::new(),
-            });
-        }
-        let mut leased: Vec<OutboxJob> =
-            diesel::update(jobs::table.filter(jobs::id.eq_any(&taken)))
-                .set(jobs::lease_until.eq(until))
-                .returning(OutboxJob::as_returning())
-                .get_results(conn)?;
-        // RETURNING follows no order; publish the most urgent first.
-        leased.sort_by_key(|job| (job.priority.unwrap_or(5), job.id));
-        Ok(Leased {
-            until,
-            jobs: leased,
-        })
-    })
-}
-
-/// Records that the broker refused a leased job's message (a nack, or its
-/// channel closed on it), like a failed attempt: due again after
-/// `backoff` while `retry_count < max_retries`, then `failed` with
-/// `error_details` (and the raw records it covers with it). Only a row
-/// still under this lease changes. Call inside a transaction.
-pub fn refuse_publication(
-    conn: &mut PgConnection,
-    id: i32,
-    lease_until: NaiveDateTime,
-    error_details: &serde_json::Value,
-    backoff: impl FnOnce(i32) -> chrono::Duration,
-) -> QueryResult<AttemptOutcome> {
-    use diesel::dsl::sql;
-    use diesel::sql_types::Timestamp;
-    let job: Option<(Option<i32>, Option<i32>)> = jobs::table
-        .filter(jobs::id.eq(id))
-        .filter(jobs::status.eq(JobStatus::Pending.as_str()))
-        .filter(jobs::lease_until.eq(lease_until))
-        .select((jobs::retry_count, jobs::max_retries))
-        .for_update()
-        .first(conn)
-        .optional()?;
-    let Some((retries, max_retries)) = job else {
-        return Ok(AttemptOutcome::NotOwned);
-    };
-    let (retries, max_retries) = (retries.unwrap_or(0), max_retries.unwrap_or(3));
-    if retries >= max_retries {
-        fail_pending(conn, id, error_details)?;
-        return Ok(AttemptOutcome::Failed);
-    }
-    let attempt = retries + 1;
-    let due: NaiveDateTime = diesel::update(jobs::table.find(id))
-        .set((
-            jobs::retry_count.eq(attempt),
-            jobs::scheduled_at.eq(now_plus(backoff(attempt))),
-            jobs::error_details.eq(error_details),
-            jobs::lease_until.eq(None::<NaiveDateTime>),
-        ))
-        .returning(sql::<Timestamp>("scheduled_at"))
-        .get_result(conn)?;
-    Ok(AttemptOutcome::RetryAt(due))
-}
-
-/// Marks published jobs `queued` once the broker confirmed them. Only rows
-/// still under this relay's lease (`lease_until`) change: a job claimed by a
-/// worker meanwhile (and perhaps already failed and pending again for its
-/// next attempt) or cancelled is not the publication this confirm is for.
-pub fn mark_queued(
-    conn: &mut PgConnection,
-    ids: &[i32],
-    lease_until: NaiveDateTime,
-) -> QueryResult<usize> {
-    diesel::update(
-        jobs::table
-            .filter(jobs::id.eq_any(ids))
-            .filter(jobs::status.eq(JobStatus::Pending.as_str()))
-            .filter(jobs::lease_until.eq(lease_until)),
-    )
-    .set((
-        jobs::status.eq(JobStatus::Queued.as_str()),
-        jobs::queued_at.eq(diesel::dsl::now),
-        jobs::lease_until.eq(None::<NaiveDateTime>),
-    ))
-    .execute(conn)
-}
-
-/// Gives leased jobs back (their publishing failed) so the next round
-/// retries them. Only rows still under this lease change.
-pub fn release_lease(
-    conn: &mut PgConnection,
-    ids: &[i32],
-    lease_until: NaiveDateTime,
-) -> QueryResult<usize> {
-    diesel::update(
-        jobs::table
-            .filter(jobs::id.eq_any(ids))
-            .filter(jobs::lease_until.eq(lease_until)),
-    )
-    .set(jobs::lease_until.eq(None::<NaiveDateTime>))
-    .execute(conn)
-}
-
-/// Outbox figures: pending jobs and the age in seconds of the oldest one
-/// (by the database's clock, like the times it is measured from).
-pub fn outbox_backlog(conn: &mut PgConnection) -> QueryResult<(i64, f64)> {
-    use diesel::dsl::{count_star, sql};
-    use diesel::sql_types::Double;
-    jobs::table
-        .filter(jobs::status.eq(JobStatus::Pending.as_str()))
-        .select((
-            count_star(),
-            sql::<Double>(
-                "COALESCE(GREATEST(EXTRACT(EPOCH FROM now() - min(scheduled_at)), 0), 0)::float8",
-            ),
-        ))
-        .first(conn)
-}
-
-/// Claims a job for `worker`: `queued` (or still `pending`, when its
-/// message outran the relay's bookkeeping) becomes `running`. `None` when
-/// the job is not claimable (running elsewhere, finished, cancelled). A
-/// load job comes back with an empty payload (see `claimed_columns`).
-pub fn claim(conn: &mut PgConnection, id: i32, worker: &str) -> QueryResult<Option<Job>> {
-    diesel::update(
-        jobs::table
-            .filter(jobs::id.eq(id))
-            .filter(jobs::status.eq_any([JobStatus::Queued.as_str(), JobStatus::Pending.as_str()])),
-    )
-    .set((
-        jobs::status.eq(JobStatus::Running.as_str()),
-        jobs::started_at.eq(diesel::dsl::now),
-        jobs::heartbeat_at.eq(diesel::dsl::now),
-        jobs::worker.eq(worker),
-        jobs::lease_until.eq(None::<NaiveDateTime>),
-    ))
-    .returning(columns_with_payload(
-        "CASE WHEN job_type = 'load' THEN '{}'::jsonb ELSE payload END",
-    ))
-    .get_result(conn)
-    .optional()
-}
-
 /// A job's columns, in `Job`'s order, with `payload` computed by `payload`
 /// (SQL over the row). A claimed load job leaves its payload behind: its
 /// rows are loaded from the row itself (`loaders::load_job_rows`), so
@@ -674,75 +461,6 @@ fn columns_with_payload(
     )
 }
 
-/// Claims the most urgent due job of the given types (PostgreSQL-only
-/// mode): `FOR UPDATE SKIP LOCKED`, so concurrent workers never take the
-/// same one.
-pub fn claim_next(
-    conn: &mut PgConnection,
-    job_types: &[JobType],
-    worker: &str,
-) -> QueryResult<Option<Job>> {
-    let types: Vec<&str> = job_types.iter().map(|t| t.as_str()).collect();
-    conn.transaction(|conn| {
-        let next: Option<i32> = jobs::table
-            .filter(jobs::status.eq_any([JobStatus::Pending.as_str(), JobStatus::Queued.as_str()]))
-            .filter(jobs::scheduled_at.le(diesel::dsl::now))
-            .filter(jobs::job_type.eq_any(&types))
-            .order((
-                jobs::priority.asc(),
-                jobs::scheduled_at.asc(),
-                jobs::id.asc(),
-            ))
-            .select(jobs::id)
-            .for_update()
-            .skip_locked()
-            .first(conn)
-            .optional()?;
-        match next {
-            Some(id) => claim(conn, id, worker),
-            None => Ok(None),
-        }
-    })
-}
-
-/// Refreshes the heartbeat of a job `worker` runs. `false` when the job is
-/// no longer the worker's (it was rescued).
-pub fn heartbeat(conn: &mut PgConnection, id: i32, worker: &str) -> QueryResult<bool> {
-    let updated = diesel::update(
-        jobs::table
-            .filter(jobs::id.eq(id))
-            .filter(jobs::status.eq(JobStatus::Running.as_str()))
-            .filter(jobs::worker.eq(worker)),
-    )
-    .set(jobs::heartbeat_at.eq(diesel::dsl::now))
-    .execute(conn)?;
-    Ok(updated == 1)
-}
-
-/// Marks a job `worker` runs completed with its result. `false` when the job
-/// is no longer the worker's: the caller must roll back its effects.
-pub fn complete(
-    conn: &mut PgConnection,
-    id: i32,
-    worker: &str,
-    result: &serde_json::Value,
-) -> QueryResult<bool> {
-    let updated = diesel::update(
-        jobs::table
-            .filter(jobs::id.eq(id))
-            .filter(jobs::status.eq(JobStatus::Running.as_str()))
-            .filter(jobs::worker.eq(worker)),
-    )
-    .set((
-        jobs::status.eq(JobStatus::Completed.as_str()),
-        jobs::completed_at.eq(diesel::dsl::now),
-        jobs::result.eq(result),
-        jobs::error_details.eq(None::<serde_json::Value>),
-    ))
-    .execute(conn)?;
-    Ok(updated == 1)
-}
-
 /// What became of a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptOutcome {
@@ -755,17 +473,6 @@ pub enum AttemptOutcome {
     NotOwned,
 }
 
-/// Who records a failed attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttemptBy<'a> {
-    /// The worker running the job: only its own job changes.
-    Worker(&'a str),
-    /// The rescuer, for any worker's job whose heartbeat is older than
-    /// this (checked again under the row's lock, so a heartbeat that came
-    /// back meanwhile keeps the job running).
-    Rescuer { stale_after: std::time::Duration },
-}
-
 /// The database's `now()` plus `delay` (a due time). The milliseconds are
 /// an integer of ours, spliced in.
 fn now_plus(
@@ -773,95 +480,6 @@ fn now_plus(
 ) -> diesel::expression::SqlLiteral<diesel::sql_types::Nullable<diesel::sql_types::Timestamp>> {
     let ms = delay.num_milliseconds().max(0);
     diesel::dsl::sql(&format!("now() + interval '{ms} milliseconds'"))
-}
-
-/// `heartbeat_at` is older than `stale_after` by the database's clock (or
-/// was never set). The milliseconds are an integer of ours, spliced in.
-fn heartbeat_older_than(
-    stale_after: std::time::Duration,
-) -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
-    let ms = i64::try_from(stale_after.as_millis()).unwrap_or(i64::MAX);
-    diesel::dsl::sql(&format!(
-        "(heartbeat_at IS NULL OR heartbeat_at < now() - interval '{ms} milliseconds')"
-    ))
-}
-
-/// Records a failed attempt of a running job: another attempt after
-/// `backoff` (from the database's `now()`) while `retry_count <
-/// max_retries` (and `retryable`), else `failed`. Call inside a
-/// transaction.
-pub fn fail_attempt(
-    conn: &mut PgConnection,
-    id: i32,
-    by: AttemptBy<'_>,
-    error_details: &serde_json::Value,
-    retryable: bool,
-    backoff: impl FnOnce(i32) -> chrono::Duration,
-) -> QueryResult<AttemptOutcome> {
-    use diesel::dsl::sql;
-    use diesel::sql_types::Timestamp;
-    let running = jobs::table
-        .filter(jobs::id.eq(id))
-        .filter(jobs::status.eq(JobStatus::Running.as_str()));
-    let job: Option<Job> = match by {
-        AttemptBy::Worker(worker) => running
-            .filter(jobs::worker.eq(worker))
-            .select(Job::as_select())
-            .for_update()
-            .first(conn)
-            .optional()?,
-        AttemptBy::Rescuer { stale_after } => running
-            .filter(heartbeat_older_than(stale_after))
-            .select(Job::as_select())
-            .for_update()
-            .first(conn)
-            .optional()?,
-    };
-    let Some(job) = job else {
-        return Ok(AttemptOutcome::NotOwned);
-    };
-    let retries = job.retry_count.unwrap_or(0);
-    let max_retries = job.max_retries.unwrap_or(3);
-    if retryable && retries < max_retries {
-        let attempt = retries + 1;
-        let due: NaiveDateTime = diesel::update(jobs::table.find(id))
-            .set((
-                jobs::status.eq(JobStatus::Pending.as_str()),
-                jobs::retry_count.eq(attempt),
-                jobs::scheduled_at.eq(now_plus(backoff(attempt))),
-                jobs::error_details.eq(error_details),
-                jobs::heartbeat_at.eq(None::<NaiveDateTime>),
-                jobs::queued_at.eq(None::<NaiveDateTime>),
-            ))
-            .returning(sql::<Timestamp>("scheduled_at"))
-            .get_result(conn)?;
-        Ok(AttemptOutcome::RetryAt(due))
-    } else {
-        diesel::update(jobs::table.find(id))
-            .set((
-                jobs::status.eq(JobStatus::Failed.as_str()),
-                jobs::completed_at.eq(diesel::dsl::now),
-                jobs::error_details.eq(error_details),
-            ))
-            .execute(conn)?;
-        Ok(AttemptOutcome::Failed)
-    }
-}
-
-/// Running jobs of the given types whose heartbeat (by the database's
-/// clock) is older than `stale_after`.
-pub fn stale_running(
-    conn: &mut PgConnection,
-    job_types: &[JobType],
-    stale_after: std::time::Duration,
-) -> QueryResult<Vec<i32>> {
-    let types: Vec<&str> = job_types.iter().map(|t| t.as_str()).collect();
-    jobs::table
-        .filter(jobs::status.eq(JobStatus::Running.as_str()))
-        .filter(jobs::job_type.eq_any(&types))
-        .filter(heartbeat_older_than(stale_after))
-        .select(jobs::id)
-        .load(conn)
 }
 
 /// Finds a job by id whatever its tenant (workers act for every tenant).
@@ -880,29 +498,4 @@ pub fn count_by_status(conn: &mut PgConnection) -> QueryResult<Vec<(Option<Strin
         .group_by(jobs::status)
         .select((jobs::status, count_star()))
         .load(conn)
-}
-
-/// Fails a pending job outright (its row cannot be published), and the raw
-/// records it covers with it. Call inside a transaction.
-pub fn fail_pending(
-    conn: &mut PgConnection,
-    id: i32,
-    error_details: &serde_json::Value,
-) -> QueryResult<usize> {
-    let failed = diesel::update(
-        jobs::table
-            .filter(jobs::id.eq(id))
-            .filter(jobs::status.eq(JobStatus::Pending.as_str())),
-    )
-    .set((
-        jobs::status.eq(JobStatus::Failed.as_str()),
-        jobs::completed_at.eq(diesel::dsl::now),
-        jobs::error_details.eq(error_details),
-        jobs::lease_until.eq(None::<NaiveDateTime>),
-    ))
-    .execute(conn)?;
-    if failed > 0 {
-        covered_records_to(conn, id, CoveredRecords::Failed(error_details))?;
-    }
-    Ok(failed)
 }
