@@ -8,7 +8,7 @@ use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorCode, FieldError};
-use crate::routes::{final_data, jobs, ops, raw_data};
+use crate::routes::{final_data, jobs, ops, pipeline, raw_data};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,15 +28,15 @@ use crate::routes::{final_data, jobs, ops, raw_data};
         raw_data::list,
         raw_data::get,
         raw_data::update_status,
-        jobs::pipeline,
-        jobs::process,
-        jobs::load,
+        pipeline::pipeline,
+        pipeline::process,
+        pipeline::load,
         jobs::list,
         jobs::get,
         jobs::retry,
         jobs::cancel,
         jobs::report,
-        jobs::transform,
+        pipeline::transform,
         final_data::work_items,
         final_data::pull_requests,
     ),

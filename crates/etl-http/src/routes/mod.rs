@@ -4,6 +4,7 @@
 pub(crate) mod final_data;
 pub(crate) mod jobs;
 pub(crate) mod ops;
+pub(crate) mod pipeline;
 pub(crate) mod raw_data;
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -46,18 +47,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(at(
                     "/pipeline",
                     Method::POST,
-                    web::post().to(jobs::pipeline),
+                    web::post().to(pipeline::pipeline),
                 ))
                 .service(at(
                     "/pipeline/process",
                     Method::POST,
-                    web::post().to(jobs::process),
+                    web::post().to(pipeline::process),
                 ))
-                .service(at("/load", Method::POST, web::post().to(jobs::load)))
+                .service(at("/load", Method::POST, web::post().to(pipeline::load)))
                 .service(at(
                     "/transform",
                     Method::POST,
-                    web::post().to(jobs::transform),
+                    web::post().to(pipeline::transform),
                 ))
                 .service(at(
                     "/work-items",

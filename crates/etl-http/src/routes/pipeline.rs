@@ -1,0 +1,358 @@
+//! Pipeline routes (SPEC §5): the routes that create jobs — `/pipeline`
+//! (extract), `/pipeline/process` and `/transform` (transform), `/load`. A
+//! job is a row of `etl_job_queue` written in the same transaction as the
+//! work that creates it; the relay publishes it afterwards (transactional
+//! outbox).
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use etl_domain::json_text::push_array;
+use etl_domain::{
+    ETLPipelineRequest, JobPriority, JobQueuedResponse, JobType, JobsQueuedResponse, LoadRequest,
+    PipelineProcessRequest, TransformRequest, TransformerKind,
+};
+use etl_pipeline as pipeline;
+use etl_store::jobs::{self, NewJob};
+use etl_store::raw_records::PendingScope;
+use etl_store::{integrations, raw_records, Connection as _, PgConnection};
+use serde_json::json;
+
+use crate::blocking;
+use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::extract::{parse_shape, JsonBody, Tenant};
+use crate::query::Fields;
+use crate::state::AppState;
+use crate::tenancy::{ensure_active, unusable_integration};
+
+/// Writes jobs and wakes the local relay once they are committed.
+async fn create_jobs<F>(state: &AppState, work: F) -> Result<Vec<i32>, ApiError>
+where
+    F: FnOnce(&mut PgConnection) -> Result<Vec<i32>, ApiError> + Send + 'static,
+{
+    let ids = blocking(&state.pool, move |conn| conn.transaction(work)).await?;
+    if !ids.is_empty() {
+        state.jobs_created.notify_one();
+    }
+    Ok(ids)
+}
+
+fn insert_job(conn: &mut PgConnection, job: &NewJob) -> Result<i32, ApiError> {
+    Ok(jobs::insert(conn, job)?.id)
+}
+
+fn accepted<T: serde::Serialize>(body: &T) -> HttpResponse {
+    HttpResponse::build(StatusCode::ACCEPTED).json(body)
+}
+
+fn require_integration(conn: &mut PgConnection, tenant_id: i32, id: i32) -> Result<(), ApiError> {
+    match integrations::find_for_tenant(conn, tenant_id, id)? {
+        Some(integration) if integration.active => Ok(()),
+        _ => Err(ApiError::validation(vec![unusable_integration(
+            "integration_id",
+            id,
+        )])),
+    }
+}
+
+/// `POST /pipeline` → 202: an extract job for the extraction service.
+#[utoipa::path(
+    post, path = "/api/v1/etl/pipeline", tag = "jobs",
+    request_body = ETLPipelineRequest,
+    responses(
+        (status = 202, description = "Extract job written; published when the broker confirms", body = JobQueuedResponse),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "Invalid field, entity type without transformer, or not the tenant's active integration", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn pipeline(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    JsonBody(request): JsonBody<ETLPipelineRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let ids = create_jobs(&state, move |conn| {
+        ensure_active(conn, tenant.id)?;
+        require_integration(conn, tenant.id, request.integration_id)?;
+        // Spliced as text: the extraction payload is stored as sent.
+        let payload = format!(
+            "{{\"integration_id\":{},\"payload\":{}}}",
+            request.integration_id,
+            request.payload.get()
+        );
+        let id = jobs::insert_json(
+            conn,
+            tenant.id,
+            JobType::Extract,
+            &request.entity_type.entity_type(),
+            &payload,
+            request.priority,
+        )?;
+        Ok(vec![id])
+    })
+    .await?;
+    Ok(accepted(&JobQueuedResponse::new(ids[0])))
+}
+
+/// `POST /load` → 202: a load job for rows already in final shape.
+#[utoipa::path(
+    post, path = "/api/v1/etl/load", tag = "jobs",
+    request_body = LoadRequest,
+    responses(
+        (status = 202, description = "Load job written", body = JobQueuedResponse),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 413, description = "The body is over ETL_MAX_BODY_BYTES, or its rows cannot fit one message of ETL_MAX_MESSAGE_BYTES", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "Invalid field or entity type without transformer", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn load(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    JsonBody(request): JsonBody<LoadRequest>,
+) -> Result<HttpResponse, ApiError> {
+    if request.transformed_data.is_empty() {
+        return Err(ApiError::invalid_field(
+            "transformed_data",
+            "must hold at least one row",
+        ));
+    }
+    let kind = request.entity_type;
+    let row_integrations = validate_rows(kind, &request.transformed_data)?;
+    let payload = load_payload(&request);
+    let max_message_bytes = state.max_message_bytes;
+    let ids = create_jobs(&state, move |conn| {
+        ensure_active(conn, tenant.id)?;
+        let mut wanted = row_integrations.clone();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let usable = integrations::active_ids_for_tenant(conn, tenant.id, &wanted)?;
+        let mut fields = Fields::default();
+        for (i, id) in row_integrations.iter().enumerate() {
+            if !usable.contains(id) {
+                fields.note(
+                    &format!("transformed_data[{i}].integration_id"),
+                    format!("integration {id} is not an active integration of this tenant"),
+                );
+            }
+        }
+        fields.finish()?;
+        let id = jobs::insert_json(
+            conn,
+            tenant.id,
+            JobType::Load,
+            &kind.entity_type(),
+            &payload,
+            JobPriority::default(),
+        )?;
+        // Measured as the relay will write it (PostgreSQL's spelling adds
+        // spaces, and can lengthen numbers); too large rolls it all back.
+        let rows_bytes = usize::try_from(jobs::load_rows_text_len(conn, id)?).unwrap_or(usize::MAX);
+        let limit = max_message_bytes.saturating_sub(LOAD_MESSAGE_ENVELOPE_BYTES);
+        if rows_bytes > limit {
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "transformed_data takes {rows_bytes} bytes in a message, more than the {limit} that fit one (ETL_MAX_MESSAGE_BYTES); send the rows in smaller requests"
+                ),
+            ));
+        }
+        Ok(vec![id])
+    })
+    .await?;
+    Ok(accepted(&JobQueuedResponse::new(ids[0])))
+}
+
+/// Room kept in a load message for the fields around its rows.
+const LOAD_MESSAGE_ENVELOPE_BYTES: usize = 1024;
+
+/// The load job's payload, spliced from the rows' own text so that every
+/// digit (of `custom_fields`, say) reaches the final table as sent.
+fn load_payload(request: &LoadRequest) -> String {
+    let mut payload = String::from("{\"transformed_data\":");
+    push_array(
+        &mut payload,
+        request.transformed_data.iter().map(|row| row.get()),
+    );
+    payload.push_str(",\"load_options\":");
+    payload.push_str(request.load_options.as_ref().map_or("null", |o| o.get()));
+    payload.push('}');
+    payload
+}
+
+/// Checks every row has the final table's shape (422 naming
+/// `transformed_data[i].field`); returns the integration each row names.
+fn validate_rows(
+    kind: TransformerKind,
+    rows: &[etl_domain::RawObject],
+) -> Result<Vec<i32>, ApiError> {
+    use etl_domain::transform::{PullRequestRow, WorkItemRow};
+    rows.iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let text = row.get().as_bytes();
+            match kind {
+                TransformerKind::JiraIssues => {
+                    parse_shape::<WorkItemRow>(text).map(|r| r.integration_id)
+                }
+                TransformerKind::GithubPrs => {
+                    parse_shape::<PullRequestRow>(text).map(|r| r.integration_id)
+                }
+            }
+            .map_err(|error| error.prefixed(&format!("transformed_data[{i}]")))
+        })
+        .collect()
+}
+
+/// `POST /pipeline/process` → 202: transform jobs for every pending raw
+/// record of the type, `batch_size` records per job.
+#[utoipa::path(
+    post, path = "/api/v1/etl/pipeline/process", tag = "jobs",
+    request_body = PipelineProcessRequest,
+    responses(
+        (status = 202, description = "Transform jobs written; the records move to processing", body = JobsQueuedResponse),
+        (status = 422, description = "Invalid field, entity type without transformer, or not the tenant's active integration", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn process(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    JsonBody(request): JsonBody<PipelineProcessRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let entity_type = request.entity_type.entity_type();
+    let batch = request.batch_size.get();
+    let integration_id = request.integration_id;
+    let newest = blocking(&state.pool, move |conn| {
+        ensure_active(conn, tenant.id)?;
+        if let Some(integration_id) = integration_id {
+            require_integration(conn, tenant.id, integration_id)?;
+        }
+        let scope = PendingScope {
+            tenant_id: tenant.id,
+            entity_type: &entity_type,
+            integration_id,
+        };
+        Ok::<_, ApiError>(raw_records::newest_pending_id(conn, scope)?)
+    })
+    .await?;
+    // One transaction per batch: each job is published (and run) while the
+    // next batch is taken, and a large backlog holds no long transaction.
+    // Records taken stay taken: should a later batch fail, calling again
+    // queues what is left and nothing twice.
+    let (mut job_ids, mut records, mut after) = (Vec::new(), 0, 0);
+    while let Some(up_to) = newest {
+        let entity_type = request.entity_type.entity_type();
+        let taken = blocking(&state.pool, move |conn| {
+            conn.transaction(|conn| {
+                let scope = PendingScope {
+                    tenant_id: tenant.id,
+                    entity_type: &entity_type,
+                    integration_id,
+                };
+                let ids = raw_records::take_pending_batch(conn, scope, (after, up_to), batch)?;
+                let Some(&last) = ids.last() else {
+                    return Ok::<_, ApiError>(None);
+                };
+                let job = NewJob::new(
+                    tenant.id,
+                    JobType::Transform,
+                    &entity_type,
+                    json!({"raw_data_ids": ids}),
+                    JobPriority::default(),
+                );
+                Ok(Some((insert_job(conn, &job)?, ids.len(), last)))
+            })
+        })
+        .await?;
+        let Some((job_id, count, last)) = taken else {
+            break;
+        };
+        state.jobs_created.notify_one();
+        job_ids.push(job_id);
+        records += count;
+        after = last;
+    }
+    Ok(accepted(&JobsQueuedResponse::new(job_ids, records)))
+}
+
+/// `POST /transform` → 202 with a transform job, or with
+/// `transform_options.dry_run` 200 with what it would produce (nothing
+/// stored).
+#[utoipa::path(
+    post, path = "/api/v1/etl/transform", tag = "jobs",
+    request_body = TransformRequest,
+    responses(
+        (status = 202, description = "Transform job written", body = JobQueuedResponse),
+        (status = 200, description = "Dry run: {records, errors}, nothing stored", body = Object),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "Invalid field, entity type without transformer, or a raw_data_ids[i] that is not the tenant's record of that type", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn transform(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    JsonBody(request): JsonBody<TransformRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let dry_run = request
+        .transform_options
+        .as_ref()
+        .is_some_and(|o| o.dry_run);
+    let kind = request.entity_type;
+    let ids: Vec<i32> = request.raw_data_ids.as_slice().to_vec();
+    if dry_run {
+        let transformed = blocking(&state.pool, move |conn| {
+            ensure_active(conn, tenant.id)?;
+            let records = checked_records(conn, tenant.id, kind, &ids)?;
+            Ok::<_, ApiError>(pipeline::transform_outlined(
+                conn, tenant.id, kind, &records,
+            )?)
+        })
+        .await?;
+        return Ok(HttpResponse::Ok().json(transformed));
+    }
+    let created = create_jobs(&state, move |conn| {
+        ensure_active(conn, tenant.id)?;
+        checked_records(conn, tenant.id, kind, &ids)?;
+        let job = NewJob::new(
+            tenant.id,
+            JobType::Transform,
+            &kind.entity_type(),
+            json!({"raw_data_ids": ids}),
+            JobPriority::default(),
+        );
+        Ok(vec![insert_job(conn, &job)?])
+    })
+    .await?;
+    Ok(accepted(&JobQueuedResponse::new(created[0])))
+}
+
+/// The outlines of the tenant's records named by `ids` (no document is
+/// read), all of the kind's entity type; 422 naming each id that is not.
+fn checked_records(
+    conn: &mut PgConnection,
+    tenant_id: i32,
+    kind: TransformerKind,
+    ids: &[i32],
+) -> Result<Vec<etl_store::raw_records::RawRecordOutline>, ApiError> {
+    let records = raw_records::outlines_for_tenant(conn, tenant_id, ids)?;
+    let mut fields = Fields::default();
+    for (i, id) in ids.iter().enumerate() {
+        match records.iter().find(|r| r.id == *id) {
+            None => fields.note(
+                &format!("raw_data_ids[{i}]"),
+                format!("raw record {id} not found"),
+            ),
+            Some(record) if record.entity_type != kind.as_str() => fields.note(
+                &format!("raw_data_ids[{i}]"),
+                format!("raw record {id} is {}, not {kind}", record.entity_type),
+            ),
+            Some(_) => {}
+        }
+    }
+    fields.finish()?;
+    Ok(records)
+}
