@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use etl_domain::JobErrorCode;
 use etl_jobs::relay::{BrokerHealth, RelayConfig};
 use etl_jobs::rescuer::RescuerConfig;
 use etl_jobs::runtime::{Runtime, Transport};
@@ -68,17 +69,21 @@ impl JobHandler for Recorder {
             let mut runs = self
                 .runs
                 .lock()
-                .map_err(|_| JobFailure::retryable("poisoned", "lock"))?;
+                .map_err(|_| JobFailure::retryable(JobErrorCode::WorkerError, "lock"))?;
             let earlier = runs.iter().filter(|id| **id == job.id).count();
             runs.push(job.id);
             earlier
         };
         match self.behaviour {
             Behaviour::Succeed => Ok(json!({"inserted": 1})),
-            Behaviour::AlwaysFail => Err(JobFailure::retryable("flaky", "it always fails")),
-            Behaviour::FailFirstPermanently if earlier == 0 => {
-                Err(JobFailure::permanent("bad_input", "the first run refuses"))
-            }
+            Behaviour::AlwaysFail => Err(JobFailure::retryable(
+                JobErrorCode::DatabaseError,
+                "it always fails",
+            )),
+            Behaviour::FailFirstPermanently if earlier == 0 => Err(JobFailure::permanent(
+                JobErrorCode::BadPayload,
+                "the first run refuses",
+            )),
             Behaviour::FailFirstPermanently => Ok(json!({"inserted": 1})),
         }
     }

@@ -48,7 +48,7 @@ async fn fails_after_max_retries(mode: Mode) {
     let id = h.load_job().await;
     let job = h.wait_for_status(id, "failed").await;
     assert_eq!(job["retry_count"], 3);
-    assert_eq!(job["error_details"]["code"], "flaky");
+    assert_eq!(job["error_details"]["code"], "database_error");
     assert_eq!(
         recorder.runs_of(id),
         4,

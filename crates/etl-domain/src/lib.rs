@@ -38,7 +38,9 @@ pub use responses::{
     JobQueuedResponse, JobResponse, JobsQueuedResponse, RawDataDetail, RawDataResponse,
     StatusUpdatedResponse, StoreBatchResponse, StoreRawDataResponse,
 };
-pub use status::{JobStatus, JobType, ProcessingStatus, ReportedJobStatus, StatusChange};
+pub use status::{
+    JobErrorCode, JobStatus, JobType, ProcessingStatus, ReportedJobStatus, StatusChange,
+};
 pub use values::{
     BatchSize, EntityType, ExternalId, IdempotencyKey, JobPriority, JsonObject, PageLimit,
     RawDataIds, TransformerKind, ValueError,

@@ -127,6 +127,33 @@ impl From<ReportedJobStatus> for JobStatus {
     }
 }
 
+named_enum!(
+    /// Why a job failed: `error_details.code` of a job (and of the raw
+    /// records a job fails with it). Clients match on these.
+    JobErrorCode {
+        /// Its worker stopped beating (it died); the rescuer took it back.
+        WorkerLost => "worker_lost",
+        /// The broker refused its message, or it cannot become one.
+        Unpublishable => "unpublishable",
+        /// The database failed under it (retried).
+        DatabaseError => "database_error",
+        /// The worker failed under it, a panic say (retried).
+        WorkerError => "worker_error",
+        /// No handler of this process runs its job type.
+        NoHandler => "no_handler",
+        /// Its entity type has no transformer.
+        NoTransformer => "no_transformer",
+        /// Its payload is not of its job type's shape.
+        BadPayload => "bad_payload",
+        /// A row its final table refuses.
+        InvalidRow => "invalid_row",
+        /// A transformed row that cannot be written as JSON.
+        UnserialisableRow => "unserialisable_row",
+        /// A record whose row alone does not fit one message.
+        TooLarge => "too_large",
+    }
+);
+
 /// The outcome of asking to move a raw record from one status to another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusChange {
@@ -298,6 +325,18 @@ mod tests {
             ]
         );
         assert!(!JobStatus::Running.is_finished());
+    }
+
+    #[test]
+    fn job_error_codes_round_trip_as_snake_case_names() {
+        for code in JobErrorCode::ALL {
+            assert_eq!(code.as_str().parse::<JobErrorCode>(), Ok(*code));
+            assert!(code.as_str().chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            assert_eq!(
+                serde_json::to_value(code).ok(),
+                Some(serde_json::Value::from(code.as_str()))
+            );
+        }
     }
 
     #[test]

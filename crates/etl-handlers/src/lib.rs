@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use etl_domain::JobType;
+use etl_domain::{JobErrorCode, JobType};
 use etl_store::jobs::{self, AttemptBy, AttemptOutcome, Job};
 use etl_store::{Connection as _, PgConnection};
 use serde_json::json;
@@ -18,7 +18,7 @@ use serde_json::json;
 /// text) only goes to the log, with the job id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobFailure {
-    pub code: String,
+    pub code: JobErrorCode,
     pub message: String,
     pub cause: Option<String>,
     /// Worth another attempt (a dependency hiccup) or not (bad input).
@@ -26,18 +26,18 @@ pub struct JobFailure {
 }
 
 impl JobFailure {
-    pub fn retryable(code: &str, message: impl Into<String>) -> Self {
+    pub fn retryable(code: JobErrorCode, message: impl Into<String>) -> Self {
         Self {
-            code: code.to_owned(),
+            code,
             message: message.into(),
             cause: None,
             retryable: true,
         }
     }
 
-    pub fn permanent(code: &str, message: impl Into<String>) -> Self {
+    pub fn permanent(code: JobErrorCode, message: impl Into<String>) -> Self {
         Self {
-            code: code.to_owned(),
+            code,
             message: message.into(),
             cause: None,
             retryable: false,
@@ -53,7 +53,7 @@ impl JobFailure {
     /// The database failed under the job: worth another attempt.
     pub fn database(cause: impl std::fmt::Display) -> Self {
         Self::retryable(
-            "database_error",
+            JobErrorCode::DatabaseError,
             "The database failed while this job ran; it is retried.",
         )
         .caused_by(cause)

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use etl_domain::JobType;
+use etl_domain::{JobErrorCode, JobType};
 use etl_queue::{AmqpConfig, Broker};
 use etl_store::{jobs, Connection as _, PgPool};
 use serde_json::json;
@@ -228,7 +228,7 @@ impl Relay {
             jobs::mark_queued(conn, &confirmed, lease_until)?;
             jobs::release_lease(conn, &released, lease_until)?;
             let details = json!({
-                "code": "unpublishable",
+                "code": JobErrorCode::Unpublishable,
                 "message": "RabbitMQ refused this job's message",
             });
             for id in refused {
@@ -248,7 +248,7 @@ impl Relay {
                 // A row that cannot become a message never will: fail it.
                 tracing::error!(job_id = id, %why, "job cannot be published");
                 let details = json!({
-                    "code": "unpublishable",
+                    "code": JobErrorCode::Unpublishable,
                     "message": format!("This job cannot be published: {why}."),
                 });
                 conn.transaction(|conn| jobs::fail_pending(conn, id, &details))?;

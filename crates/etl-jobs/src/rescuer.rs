@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use etl_domain::JobType;
+use etl_domain::{JobErrorCode, JobType};
 use etl_store::jobs::{self, AttemptBy, AttemptOutcome};
 use etl_store::PgPool;
 use serde_json::json;
@@ -49,7 +49,7 @@ pub async fn rescue_once(
     let handlers = handlers.clone();
     db(pool, move |conn| {
         let stale = jobs::stale_running(conn, &types, stale_after)?;
-        let details = json!({"code": "worker_lost", "message": "the worker running this job stopped beating"});
+        let details = json!({"code": JobErrorCode::WorkerLost, "message": "The worker running this job stopped beating; it is retried."});
         let mut rescued = 0;
         for id in stale {
             // The heartbeat is judged again under the row's lock: a worker

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use etl_domain::JobType;
+use etl_domain::{JobErrorCode, JobType};
 pub use etl_handlers::{Handlers, JobFailure, JobHandler};
 use etl_queue::{AmqpConfig, Delivery};
 use etl_store::jobs::{self, AttemptBy, AttemptOutcome, Job};
@@ -131,7 +131,7 @@ impl Worker {
             Ok(Err(RunError::Database(error))) => JobFailure::database(error),
             // The handler panicked or the pool failed: retry, the cause may pass.
             Err(error) => JobFailure::retryable(
-                "worker_error",
+                JobErrorCode::WorkerError,
                 "The worker failed while this job ran; it is retried.",
             )
             .caused_by(error),
@@ -169,7 +169,7 @@ impl Worker {
         db(&self.pool, move |conn| {
             let Some(handler) = handler else {
                 return Ok(Err(RunError::Failure(JobFailure::permanent(
-                    "no_handler",
+                    JobErrorCode::NoHandler,
                     format!("this worker runs no {} jobs", job.job_type),
                 ))));
             };

@@ -10,7 +10,7 @@ use etl_domain::json_text::{jsonb_text_len_bound, push_array};
 use etl_domain::transform::{
     self, jira::CustomFieldMappings, PullRequestRow, TransformError, WorkItemRow,
 };
-use etl_domain::{JobPriority, JobType, TransformerKind};
+use etl_domain::{JobErrorCode, JobPriority, JobType, TransformerKind};
 use etl_store::jobs::{self, CoveredRecords, Job};
 use etl_store::raw_records::{self, RawRecord, RawRecordOutline};
 use etl_store::{integrations, loaders, PgConnection, QueryError};
@@ -148,7 +148,7 @@ fn load_payloads(
     for row in rows {
         let text = serde_json::to_string(row).map_err(|e| {
             JobFailure::permanent(
-                "unserialisable_row",
+                JobErrorCode::UnserialisableRow,
                 "A transformed row cannot be written as JSON.",
             )
             .caused_by(e)
@@ -181,7 +181,7 @@ impl FinalRow {
 
 fn kind_of(job: &Job) -> Result<TransformerKind, JobFailure> {
     TransformerKind::parse(&job.entity_type)
-        .map_err(|e| JobFailure::permanent("no_transformer", format!("entity_type {e}")))
+        .map_err(|e| JobFailure::permanent(JobErrorCode::NoTransformer, format!("entity_type {e}")))
 }
 
 /// A row the table refuses (a constraint, a malformed value) will never
@@ -193,7 +193,7 @@ fn load_error(error: QueryError) -> JobFailure {
             Kind::CheckViolation | Kind::NotNullViolation | Kind::ForeignKeyViolation,
             info,
         ) => JobFailure::permanent(
-            "invalid_row",
+            JobErrorCode::InvalidRow,
             "The final table refused a row of this job (a constraint it breaks).",
         )
         .caused_by(info.message()),
@@ -226,7 +226,10 @@ impl JobHandler for TransformHandler {
     fn run(&self, conn: &mut PgConnection, job: &Job) -> Result<Value, JobFailure> {
         let kind = kind_of(job)?;
         let ids = Self::raw_ids(job).map_err(|e| {
-            JobFailure::permanent("bad_payload", format!("payload.raw_data_ids: {e}"))
+            JobFailure::permanent(
+                JobErrorCode::BadPayload,
+                format!("payload.raw_data_ids: {e}"),
+            )
         })?;
         // Outlines first: the documents are then read a bounded number of
         // bytes at a time, whatever their size.
@@ -258,7 +261,7 @@ impl JobHandler for TransformHandler {
         let (payloads, too_large) = load_payloads(&transformed.records, self.max_message_bytes)?;
         for raw_data_id in &too_large {
             let details = json!({
-                "code": "too_large",
+                "code": JobErrorCode::TooLarge,
                 "message": format!(
                     "The transformed record does not fit one message of ETL_MAX_MESSAGE_BYTES ({} bytes).",
                     self.max_message_bytes
@@ -437,7 +440,7 @@ fn judge_row(kind: TransformerKind, text: &str) -> Option<(Option<i32>, Transfor
                 .and_then(|v| v.get("raw_data_id").and_then(Value::as_i64))
                 .and_then(|id| i32::try_from(id).ok());
             let error = TransformError {
-                code: "invalid_row".to_owned(),
+                code: JobErrorCode::InvalidRow.as_str().to_owned(),
                 message: error.to_string(),
                 field: "transformed_data".to_owned(),
             };
