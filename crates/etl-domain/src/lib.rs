@@ -28,7 +28,7 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 
 pub use auth::Claims;
 pub use json_text::{CleanBody, IngestChange, JsonPath, RawObject};
-pub use messages::JobMessage;
+pub use messages::{JobMessage, JobPayload};
 pub use requests::{
     ETLPipelineRequest, LoadRequest, PipelineProcessRequest, RecordBatch, StoreBatchRequest,
     StoreRawDataRequest, TransformOptions, TransformRequest, UpdateJobStatusRequest,

@@ -4,6 +4,8 @@
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
+use crate::json_text::RawObject;
+use crate::status::JobType;
 use crate::values::{EntityType, JobPriority, JsonObject};
 
 /// The body of a job message. Serialised with `job_type` first:
@@ -68,11 +70,128 @@ impl JobMessage {
     }
 }
 
+/// What a job row's `payload` holds, one variant per job type, so the job
+/// type follows from the payload and cannot disagree with it. Stored as
+/// the variant's fields (`{"raw_data_ids": […]}`), its objects as their
+/// own text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum JobPayload {
+    /// What the extraction service is to extract.
+    Extract {
+        integration_id: i32,
+        payload: RawObject,
+    },
+    /// The raw records to transform.
+    Transform { raw_data_ids: Vec<i32> },
+    /// Rows in final-table shape, and the client's options (`POST /load`).
+    Load {
+        transformed_data: Vec<RawObject>,
+        load_options: Option<RawObject>,
+    },
+}
+
+impl JobPayload {
+    pub fn job_type(&self) -> JobType {
+        match self {
+            Self::Extract { .. } => JobType::Extract,
+            Self::Transform { .. } => JobType::Transform,
+            Self::Load { .. } => JobType::Load,
+        }
+    }
+
+    /// The payload as stored (JSON text).
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| unreachable!("a payload serialises"))
+    }
+
+    /// Reads a stored payload as the given job type's.
+    pub fn parse(job_type: JobType, text: &str) -> Result<Self, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Extract {
+            integration_id: i32,
+            payload: RawObject,
+        }
+        #[derive(Deserialize)]
+        struct Transform {
+            raw_data_ids: Vec<i32>,
+        }
+        #[derive(Deserialize)]
+        struct Load {
+            transformed_data: Vec<RawObject>,
+            #[serde(default)]
+            load_options: Option<RawObject>,
+        }
+        Ok(match job_type {
+            JobType::Extract => {
+                let Extract {
+                    integration_id,
+                    payload,
+                } = serde_json::from_str(text)?;
+                Self::Extract {
+                    integration_id,
+                    payload,
+                }
+            }
+            JobType::Transform => {
+                let Transform { raw_data_ids } = serde_json::from_str(text)?;
+                Self::Transform { raw_data_ids }
+            }
+            JobType::Load => {
+                let Load {
+                    transformed_data,
+                    load_options,
+                } = serde_json::from_str(text)?;
+                Self::Load {
+                    transformed_data,
+                    load_options,
+                }
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_payload_round_trips_as_its_job_type_and_keeps_every_digit() {
+        let object = |text: &str| RawObject::from_text(text.to_owned()).expect("object");
+        let payloads = [
+            JobPayload::Extract {
+                integration_id: 7,
+                payload: object(r#"{"jql":"project = X","n":1.000000000000000000001}"#),
+            },
+            JobPayload::Transform {
+                raw_data_ids: vec![1, 2, 3],
+            },
+            JobPayload::Load {
+                transformed_data: vec![object(
+                    r#"{"external_id":"1","story_points":12345678901234567890}"#,
+                )],
+                load_options: None,
+            },
+        ];
+        for payload in payloads {
+            let text = payload.to_text();
+            assert_eq!(
+                JobPayload::parse(payload.job_type(), &text).ok(),
+                Some(payload.clone())
+            );
+        }
+        assert_eq!(
+            JobPayload::Transform {
+                raw_data_ids: vec![4]
+            }
+            .to_text(),
+            r#"{"raw_data_ids":[4]}"#
+        );
+        assert!(JobPayload::parse(JobType::Transform, r#"{"raw_data_ids":"x"}"#).is_err());
+        assert!(JobPayload::parse(JobType::Load, r#"{"raw_data_ids":[1]}"#).is_err());
+    }
 
     fn entity(name: &str) -> EntityType {
         EntityType::parse(name).expect("valid entity type")

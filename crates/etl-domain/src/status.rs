@@ -331,7 +331,10 @@ mod tests {
     fn job_error_codes_round_trip_as_snake_case_names() {
         for code in JobErrorCode::ALL {
             assert_eq!(code.as_str().parse::<JobErrorCode>(), Ok(*code));
-            assert!(code.as_str().chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            assert!(code
+                .as_str()
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_'));
             assert_eq!(
                 serde_json::to_value(code).ok(),
                 Some(serde_json::Value::from(code.as_str()))

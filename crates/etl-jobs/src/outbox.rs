@@ -1,11 +1,10 @@
 //! From a job row to its message (SPEC §6 bodies).
 
-use etl_domain::{EntityType, JobMessage, JobPriority, JobType, JsonObject};
+use etl_domain::{EntityType, JobMessage, JobPayload, JobPriority, JobType, JsonObject};
 use etl_queue::OutgoingMessage;
 use etl_store::jobs::OutboxJob;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::Value;
 
 /// The message of a job row, or why the row cannot make one.
 ///
@@ -22,50 +21,39 @@ pub fn message_for(job: OutboxJob) -> Result<OutgoingMessage, String> {
         .job_type
         .parse()
         .map_err(|_| format!("unknown job_type `{}`", job.job_type))?;
-    let payload =
-        || serde_json::from_str::<Value>(&job.payload).map_err(|e| format!("payload: {e}"));
-    let message = match job_type {
-        JobType::Load => {
-            let body = load_body(&job, &entity_type, priority)?;
-            return Ok(OutgoingMessage {
-                job_id: job.id,
-                job_type,
-                priority,
-                body,
-            });
-        }
-        JobType::Extract => {
-            let mut payload = payload()?;
-            JobMessage::Extract {
-                job_id: job.id,
-                tenant_id: job.tenant_id,
-                entity_type,
-                integration_id: serde_json::from_value(take(&mut payload, "integration_id"))
-                    .map_err(|e| format!("payload.integration_id: {e}"))?,
-                payload: serde_json::from_value::<JsonObject>(take(&mut payload, "payload"))
-                    .unwrap_or_default(),
-                priority,
-                created_at: job.created_at,
-            }
-        }
-        JobType::Transform => JobMessage::Transform {
+    if job_type == JobType::Load {
+        let body = load_body(&job, &entity_type, priority)?;
+        return Ok(OutgoingMessage {
+            job_id: job.id,
+            job_type,
+            priority,
+            body,
+        });
+    }
+    let payload = JobPayload::parse(job_type, &job.payload).map_err(|e| format!("payload: {e}"))?;
+    let message = match payload {
+        JobPayload::Extract {
+            integration_id,
+            payload,
+        } => JobMessage::Extract {
             job_id: job.id,
             tenant_id: job.tenant_id,
             entity_type,
-            raw_data_ids: serde_json::from_value(take(&mut payload()?, "raw_data_ids"))
-                .map_err(|e| format!("payload.raw_data_ids: {e}"))?,
+            integration_id,
+            payload: serde_json::from_str::<JsonObject>(payload.get()).unwrap_or_default(),
+            priority,
+            created_at: job.created_at,
+        },
+        JobPayload::Transform { raw_data_ids } => JobMessage::Transform {
+            job_id: job.id,
+            tenant_id: job.tenant_id,
+            entity_type,
+            raw_data_ids,
             priority,
         },
+        JobPayload::Load { .. } => unreachable!("load messages are spliced above"),
     };
     OutgoingMessage::encode(&message).map_err(|e| e.to_string())
-}
-
-/// A field of a payload object, moved out (null when absent).
-fn take(payload: &mut Value, name: &str) -> Value {
-    payload
-        .get_mut(name)
-        .map(Value::take)
-        .unwrap_or(Value::Null)
 }
 
 /// `JobMessage::Load`'s body, field for field, with the stored rows
@@ -114,7 +102,7 @@ fn load_body(
 #[cfg(test)]
 mod tests {
     use chrono::NaiveDate;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     use super::*;
 

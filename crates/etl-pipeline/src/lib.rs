@@ -10,11 +10,11 @@ use etl_domain::json_text::{jsonb_text_len_bound, push_array};
 use etl_domain::transform::{
     self, jira::CustomFieldMappings, PullRequestRow, TransformError, WorkItemRow,
 };
-use etl_domain::{JobErrorCode, JobPriority, JobType, TransformerKind};
+use etl_domain::{JobErrorCode, JobPayload, JobPriority, JobType, TransformerKind};
 use etl_store::jobs::{self, CoveredRecords, Job};
 use etl_store::raw_records::{self, RawRecord, RawRecordOutline};
 use etl_store::{integrations, loaders, PgConnection, QueryError};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use etl_domain::DEFAULT_MAX_MESSAGE_BYTES;
@@ -305,9 +305,12 @@ impl JobHandler for TransformHandler {
 }
 
 impl TransformHandler {
-    /// The job's `payload.raw_data_ids`, read in place.
+    /// The job's `payload.raw_data_ids`, read as a transform payload.
     fn raw_ids(job: &Job) -> Result<Vec<i32>, serde_json::Error> {
-        Vec::<i32>::deserialize(job.payload.get("raw_data_ids").unwrap_or(&Value::Null))
+        match JobPayload::parse(JobType::Transform, &job.payload.to_string())? {
+            JobPayload::Transform { raw_data_ids } => Ok(raw_data_ids),
+            _ => unreachable!("parsed as a transform payload"),
+        }
     }
 }
 
@@ -461,4 +464,59 @@ pub fn handlers_for(max_message_bytes: usize) -> Handlers {
     Handlers::default()
         .with(JobType::Transform, TransformHandler { max_message_bytes })
         .with(JobType::Load, LoadHandler)
+}
+
+#[cfg(test)]
+mod tests {
+    use etl_domain::transform::WorkItemRow;
+
+    use super::*;
+
+    fn row(external_id: &str, summary: &str) -> FinalRow {
+        let row: WorkItemRow = serde_json::from_value(json!({
+            "integration_id": 1, "external_id": external_id, "key": format!("K-{external_id}"),
+            "summary": summary, "raw_data_id": 7
+        }))
+        .expect("a work item row");
+        FinalRow::WorkItem(row)
+    }
+
+    #[test]
+    fn the_load_payload_fast_path_is_a_typed_load_payload() {
+        let rows = [row("1", "a, b: c"), row("2", "d")];
+        let (payloads, too_large) = load_payloads(&rows, 1 << 20).expect("payloads");
+        assert!(too_large.is_empty());
+        let [payload] = payloads.as_slice() else {
+            panic!("one job: {payloads:?}");
+        };
+        let Ok(JobPayload::Load {
+            transformed_data,
+            load_options,
+        }) = JobPayload::parse(JobType::Load, payload)
+        else {
+            panic!("not a load payload: {payload}");
+        };
+        assert_eq!(transformed_data.len(), 2);
+        assert_eq!(load_options, None);
+        let first: WorkItemRow = serde_json::from_str(transformed_data[0].get()).expect("a row");
+        assert_eq!(first.summary, "a, b: c");
+    }
+
+    #[test]
+    fn load_payloads_split_to_fit_and_refuse_a_row_that_alone_cannot() {
+        let rows: Vec<FinalRow> = (0..10)
+            .map(|i| row(&i.to_string(), &"x".repeat(500)))
+            .collect();
+        let limit = MESSAGE_ENVELOPE_BYTES + 2000;
+        let (payloads, too_large) = load_payloads(&rows, limit).expect("payloads");
+        assert!(payloads.len() >= 4, "{}", payloads.len());
+        assert!(too_large.is_empty());
+        for payload in &payloads {
+            assert!(jsonb_text_len_bound(payload) <= limit, "{}", payload.len());
+        }
+        let huge = [row("big", &"y".repeat(5000))];
+        let (payloads, too_large) = load_payloads(&huge, limit).expect("payloads");
+        assert!(payloads.is_empty());
+        assert_eq!(too_large, [7]);
+    }
 }

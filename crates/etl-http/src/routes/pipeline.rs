@@ -6,16 +6,14 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use etl_domain::json_text::push_array;
 use etl_domain::{
-    ETLPipelineRequest, JobPriority, JobQueuedResponse, JobType, JobsQueuedResponse, LoadRequest,
-    PipelineProcessRequest, TransformRequest, TransformerKind,
+    ETLPipelineRequest, JobPayload, JobPriority, JobQueuedResponse, JobsQueuedResponse,
+    LoadRequest, PipelineProcessRequest, TransformRequest, TransformerKind,
 };
 use etl_pipeline as pipeline;
-use etl_store::jobs::{self, NewJob};
+use etl_store::jobs;
 use etl_store::raw_records::PendingScope;
 use etl_store::{integrations, raw_records, Connection as _, PgConnection};
-use serde_json::json;
 
 use crate::blocking;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
@@ -34,10 +32,6 @@ where
         state.jobs_created.notify_one();
     }
     Ok(ids)
-}
-
-fn insert_job(conn: &mut PgConnection, job: &NewJob) -> Result<i32, ApiError> {
-    Ok(jobs::insert(conn, job)?.id)
 }
 
 fn accepted<T: serde::Serialize>(body: &T) -> HttpResponse {
@@ -74,16 +68,14 @@ pub async fn pipeline(
     let ids = create_jobs(&state, move |conn| {
         ensure_active(conn, tenant.id)?;
         require_integration(conn, tenant.id, request.integration_id)?;
-        // Spliced as text: the extraction payload is stored as sent.
-        let payload = format!(
-            "{{\"integration_id\":{},\"payload\":{}}}",
-            request.integration_id,
-            request.payload.get()
-        );
-        let id = jobs::insert_json(
+        // The extraction payload is kept as its text: stored as sent.
+        let payload = JobPayload::Extract {
+            integration_id: request.integration_id,
+            payload: request.payload,
+        };
+        let id = jobs::insert_payload(
             conn,
             tenant.id,
-            JobType::Extract,
             &request.entity_type.entity_type(),
             &payload,
             request.priority,
@@ -120,7 +112,12 @@ pub async fn load(
     }
     let kind = request.entity_type;
     let row_integrations = validate_rows(kind, &request.transformed_data)?;
-    let payload = load_payload(&request);
+    let entity_type = kind.entity_type();
+    // The rows as their own text: every digit reaches the final table.
+    let payload = JobPayload::Load {
+        transformed_data: request.transformed_data,
+        load_options: request.load_options,
+    };
     let max_message_bytes = state.max_message_bytes;
     let ids = create_jobs(&state, move |conn| {
         ensure_active(conn, tenant.id)?;
@@ -138,14 +135,7 @@ pub async fn load(
             }
         }
         fields.finish()?;
-        let id = jobs::insert_json(
-            conn,
-            tenant.id,
-            JobType::Load,
-            &kind.entity_type(),
-            &payload,
-            JobPriority::default(),
-        )?;
+        let id = jobs::insert_payload(conn, tenant.id, &entity_type, &payload, JobPriority::default())?;
         // Measured as the relay will write it (PostgreSQL's spelling adds
         // spaces, and can lengthen numbers); too large rolls it all back.
         let rows_bytes = usize::try_from(jobs::load_rows_text_len(conn, id)?).unwrap_or(usize::MAX);
@@ -166,20 +156,6 @@ pub async fn load(
 
 /// Room kept in a load message for the fields around its rows.
 const LOAD_MESSAGE_ENVELOPE_BYTES: usize = 1024;
-
-/// The load job's payload, spliced from the rows' own text so that every
-/// digit (of `custom_fields`, say) reaches the final table as sent.
-fn load_payload(request: &LoadRequest) -> String {
-    let mut payload = String::from("{\"transformed_data\":");
-    push_array(
-        &mut payload,
-        request.transformed_data.iter().map(|row| row.get()),
-    );
-    payload.push_str(",\"load_options\":");
-    payload.push_str(request.load_options.as_ref().map_or("null", |o| o.get()));
-    payload.push('}');
-    payload
-}
 
 /// Checks every row has the final table's shape (422 naming
 /// `transformed_data[i].field`); returns the integration each row names.
@@ -255,14 +231,16 @@ pub async fn process(
                 let Some(&last) = ids.last() else {
                     return Ok::<_, ApiError>(None);
                 };
-                let job = NewJob::new(
+                let count = ids.len();
+                let payload = JobPayload::Transform { raw_data_ids: ids };
+                let id = jobs::insert_payload(
+                    conn,
                     tenant.id,
-                    JobType::Transform,
                     &entity_type,
-                    json!({"raw_data_ids": ids}),
+                    &payload,
                     JobPriority::default(),
-                );
-                Ok(Some((insert_job(conn, &job)?, ids.len(), last)))
+                )?;
+                Ok(Some((id, count, last)))
             })
         })
         .await?;
@@ -317,14 +295,15 @@ pub async fn transform(
     let created = create_jobs(&state, move |conn| {
         ensure_active(conn, tenant.id)?;
         checked_records(conn, tenant.id, kind, &ids)?;
-        let job = NewJob::new(
+        let payload = JobPayload::Transform { raw_data_ids: ids };
+        let id = jobs::insert_payload(
+            conn,
             tenant.id,
-            JobType::Transform,
             &kind.entity_type(),
-            json!({"raw_data_ids": ids}),
+            &payload,
             JobPriority::default(),
-        );
-        Ok(vec![insert_job(conn, &job)?])
+        )?;
+        Ok(vec![id])
     })
     .await?;
     Ok(accepted(&JobQueuedResponse::new(created[0])))

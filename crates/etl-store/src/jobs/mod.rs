@@ -155,6 +155,25 @@ pub fn insert_json(
     Ok(inserted.id)
 }
 
+/// Inserts a job of the payload's type (which cannot disagree with it) and
+/// answers its id.
+pub fn insert_payload(
+    conn: &mut PgConnection,
+    tenant_id: i32,
+    entity_type: &EntityType,
+    payload: &etl_domain::JobPayload,
+    priority: JobPriority,
+) -> QueryResult<i32> {
+    insert_json(
+        conn,
+        tenant_id,
+        payload.job_type(),
+        entity_type,
+        &payload.to_text(),
+        priority,
+    )
+}
+
 /// How many bytes a load job's rows take as PostgreSQL writes them out
 /// (which is how the relay puts them into the job's message).
 pub fn load_rows_text_len(conn: &mut PgConnection, id: i32) -> QueryResult<i64> {
