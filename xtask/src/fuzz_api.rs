@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 use etl_http::auth::{JwtKeys, JwtSecret};
 use etl_store::migrations::{self, DatabaseUrl};
 
-use crate::bench::{build_release_server, free_port, Server, SECRET};
+use crate::bench::{build_release_server, free_port, EtlServer, SECRET};
 
 /// Pinned: schemathesis 3's generator and hypothesis move in step.
 const PACKAGES: [&str; 2] = ["schemathesis==3.39.16", "hypothesis==6.112.5"];
@@ -84,7 +84,12 @@ fn run(root: &Path, python: &Path, db_url: &DatabaseUrl, cases: u32) -> anyhow::
         chrono::Duration::hours(2),
     );
     let port = free_port()?;
-    let mut server = Server::start(root, db_url, port, 10)?;
+    let mut server = EtlServer::start(
+        root,
+        "serve",
+        &[("DATABASE_URL", db_url.as_str()), ("ETL_QUEUE", "postgres")],
+        Some(port),
+    )?;
     println!("fuzzing http://127.0.0.1:{port} with {cases} cases…");
     let status = Command::new(python)
         .arg(root.join("xtask/fuzz/fuzz_api.py"))

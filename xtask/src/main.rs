@@ -2,8 +2,6 @@
 //! as the server, so `migrate` here is exactly `etl-server migrate`.
 
 mod bench;
-mod bench_pipeline;
-mod bench_queue;
 mod fuzz_api;
 mod tidy;
 
@@ -136,9 +134,9 @@ fn main() -> ExitCode {
                     connections,
                 },
         } => workspace_root().and_then(|root| {
-            bench::ingest(
+            bench::ingest::ingest(
                 &root,
-                &bench::IngestOptions {
+                &bench::ingest::IngestOptions {
                     seconds,
                     connections,
                 },
@@ -147,20 +145,20 @@ fn main() -> ExitCode {
         Task::Bench {
             which: Bench::Queue { jobs, seconds },
         } => workspace_root().and_then(|root| {
-            bench_queue::queue(&root, &bench_queue::QueueOptions { jobs, seconds })
+            bench::queue::queue(&root, &bench::queue::QueueOptions { jobs, seconds })
         }),
         Task::Bench {
             which: Bench::Pipeline { issues, batch_size },
         } => workspace_root().and_then(|root| {
-            bench_pipeline::pipeline(
+            bench::pipeline::pipeline(
                 &root,
-                &bench_pipeline::PipelineOptions { issues, batch_size },
+                &bench::pipeline::PipelineOptions { issues, batch_size },
             )
         }),
         Task::FuzzApi { cases } => {
             workspace_root().and_then(|root| fuzz_api::fuzz_api(&root, cases))
         }
-        Task::BenchPublishLoop { url, messages } => bench_queue::publish_loop(&url, messages),
+        Task::BenchPublishLoop { url, messages } => bench::queue::publish_loop(&url, messages),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

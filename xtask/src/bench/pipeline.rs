@@ -10,7 +10,8 @@ use anyhow::bail;
 use etl_http::auth::{JwtKeys, JwtSecret};
 use etl_store::migrations::{self, DatabaseUrl};
 
-use crate::bench_queue::{psql, wait_for, with_bench_environment, Process};
+use super::queue::{psql, wait_for, with_bench_environment};
+use super::EtlServer;
 
 pub struct PipelineOptions {
     pub issues: u32,
@@ -132,7 +133,12 @@ fn run(root: &Path, options: &PipelineOptions, db: &DatabaseUrl, amqp: &str) -> 
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let server = Process::start(root, "serve", db, amqp, Some(port))?;
+    let server = EtlServer::start(
+        root,
+        "serve",
+        &[("DATABASE_URL", db.as_str()), ("RABBITMQ_URL", amqp)],
+        Some(port),
+    )?;
     let token = JwtKeys::new(&JwtSecret::new("bench-secret-of-at-least-32-bytes")).issue(
         "bench",
         tenant,
@@ -179,16 +185,10 @@ fn run(root: &Path, options: &PipelineOptions, db: &DatabaseUrl, amqp: &str) -> 
     if completed != n.to_string() {
         bail!("only {completed} of {n} raw records completed");
     }
-    let peak = std::fs::read_to_string(format!("/proc/{}/status", server.0.id()))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned())
-        })
-        .and_then(|kib| kib.parse::<f64>().ok())
+    let peak = server
+        .peak_rss_kib()
         .map_or("unavailable".to_owned(), |kib| {
-            format!("{:.1} MiB", kib / 1024.0)
+            format!("{:.1} MiB", kib as f64 / 1024.0)
         });
     drop(server);
 

@@ -8,14 +8,15 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use etl_http::auth::{JwtKeys, JwtSecret};
 use etl_store::migrations::{self, DatabaseUrl};
 
-const SECRET: &str = "bench-secret-of-at-least-32-bytes";
+use super::{EtlServer, SECRET};
+
 const BATCH: usize = 200;
 
 pub struct QueueOptions {
@@ -131,7 +132,12 @@ fn run(
 
     // 1. Outbox relay throughput: jobs committed at once, time until every
     //    one is confirmed and marked queued.
-    let worker = Process::start(root, "worker", db, amqp, None)?;
+    let worker = EtlServer::start(
+        root,
+        "worker",
+        &[("DATABASE_URL", db.as_str()), ("RABBITMQ_URL", amqp)],
+        None,
+    )?;
     psql(db, &format!(
         "INSERT INTO etl_job_queue (tenant_id, job_type, entity_type, payload) VALUES ({tenant}, 'extract', 'jira_issues', '{payload_sql}')"
     ))?;
@@ -190,7 +196,12 @@ fn run(
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let server = Process::start(root, "serve", db, amqp, Some(port))?;
+    let server = EtlServer::start(
+        root,
+        "serve",
+        &[("DATABASE_URL", db.as_str()), ("RABBITMQ_URL", amqp)],
+        Some(port),
+    )?;
     let token =
         JwtKeys::new(&JwtSecret::new(SECRET)).issue("bench", tenant, chrono::Duration::hours(1));
     let script = std::env::temp_dir().join(format!("etl-bench-queue-{}.lua", std::process::id()));
@@ -274,50 +285,6 @@ pub(crate) fn wait_for(db: &DatabaseUrl, sql: &str, limit: Duration) -> anyhow::
             bail!("timed out waiting for: {sql}");
         }
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A release etl-server process, stopped on drop.
-pub(crate) struct Process(pub(crate) Child);
-
-impl Process {
-    pub(crate) fn start(
-        root: &Path,
-        command: &str,
-        db: &DatabaseUrl,
-        amqp: &str,
-        port: Option<u16>,
-    ) -> anyhow::Result<Self> {
-        let mut cmd = Command::new(root.join("target/release/etl-server"));
-        cmd.arg(command)
-            .env("DATABASE_URL", db.as_str())
-            .env("RABBITMQ_URL", amqp)
-            .env("ETL_JWT_SECRET", SECRET)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null());
-        if let Some(port) = port {
-            cmd.env("ETL_BIND", format!("127.0.0.1:{port}"));
-        }
-        let process = Self(cmd.spawn().context("starting etl-server")?);
-        if let Some(port) = port {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                if Instant::now() > deadline {
-                    bail!("the server did not start");
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        Ok(process)
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
     }
 }
 

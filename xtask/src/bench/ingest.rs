@@ -12,17 +12,16 @@
 //! postgresql-client`).
 
 use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+
+use super::{build_release_server, free_port, EtlServer, SECRET};
 use etl_http::auth::{JwtKeys, JwtSecret};
 use etl_store::migrations::{self, DatabaseUrl};
-
-pub(crate) const SECRET: &str = "bench-secret-of-at-least-32-bytes";
 
 pub struct IngestOptions {
     pub seconds: u32,
@@ -134,7 +133,19 @@ fn run_ingest(root: &Path, options: &IngestOptions, db_url: &DatabaseUrl) -> any
     std::fs::write(work.join("rows.tsv"), copy_rows)?;
 
     let port = free_port()?;
-    let mut server = Server::start(root, db_url, port, options.connections)?;
+    let pool = options.connections.to_string();
+    // No broker: ingest publishes nothing, and the bench touches no vhost
+    // it did not make.
+    let mut server = EtlServer::start(
+        root,
+        "serve",
+        &[
+            ("DATABASE_URL", db_url.as_str()),
+            ("ETL_DB_POOL_SIZE", &pool),
+            ("ETL_QUEUE", "postgres"),
+        ],
+        Some(port),
+    )?;
     let base = format!("http://127.0.0.1:{port}");
 
     println!(
@@ -363,92 +374,4 @@ fn timed_psql(db: &DatabaseUrl, script: &str) -> anyhow::Result<Duration> {
 fn number_after(text: &str, label: &str) -> Option<f64> {
     let start = text.find(label)? + label.len();
     text[start..].split_whitespace().next()?.parse().ok()
-}
-
-pub(crate) fn build_release_server(root: &Path) -> anyhow::Result<()> {
-    println!("building the release server…");
-    let status = Command::new("cargo")
-        .args(["build", "--release", "--quiet", "-p", "etl-server"])
-        .current_dir(root)
-        .status()?;
-    if !status.success() {
-        bail!("release build failed");
-    }
-    Ok(())
-}
-
-pub(crate) fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-pub(crate) struct Server {
-    child: Child,
-}
-
-impl Server {
-    pub(crate) fn start(
-        root: &Path,
-        db: &DatabaseUrl,
-        port: u16,
-        pool: u32,
-    ) -> anyhow::Result<Self> {
-        let binary: PathBuf = root.join("target/release/etl-server");
-        let child = Command::new(binary)
-            .arg("serve")
-            .env("DATABASE_URL", db.as_str())
-            .env("ETL_JWT_SECRET", SECRET)
-            .env("ETL_BIND", format!("127.0.0.1:{port}"))
-            .env("ETL_DB_POOL_SIZE", pool.to_string())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .context("starting the release server")?;
-        let server = Self { child };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !ready(port) {
-            if Instant::now() > deadline {
-                bail!("the server did not become ready");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(server)
-    }
-
-    fn peak_rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        line.split_whitespace().nth(1)?.parse().ok()
-    }
-
-    pub(crate) fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn ready(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if stream
-        .write_all(b"GET /ready HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200")
 }

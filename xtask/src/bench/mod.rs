@@ -1,0 +1,9 @@
+//! `cargo xtask bench …`: each benchmark measures the service beside
+//! PostgreSQL's or the broker's own limit for the same work, in one run.
+
+pub(crate) mod ingest;
+pub(crate) mod pipeline;
+mod process;
+pub(crate) mod queue;
+
+pub(crate) use process::{build_release_server, free_port, EtlServer, SECRET};
