@@ -43,5 +43,5 @@ pub use status::{
 };
 pub use values::{
     BatchSize, EntityType, ExternalId, IdempotencyKey, JobPriority, JsonObject, PageLimit,
-    RawDataIds, TransformerKind, ValueError,
+    RawDataIds, TenantId, TransformerKind, ValueError,
 };

@@ -489,3 +489,26 @@ mod tests {
         }
     }
 }
+
+/// A tenant's id. A distinct type so that no function taking a tenant can
+/// be handed another id by mistake (`load_job_rows(conn, table, tenant,
+/// job)` with its arguments swapped does not compile).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TenantId(i32);
+
+impl TenantId {
+    pub const fn new(id: i32) -> Self {
+        Self(id)
+    }
+
+    pub const fn get(self) -> i32 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for TenantId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}

@@ -182,7 +182,7 @@ fn without_position(error: &serde_json::Error) -> String {
 /// its work where it can.
 #[derive(Debug, Clone)]
 pub struct Tenant {
-    pub id: i32,
+    pub id: etl_domain::TenantId,
     pub subject: String,
 }
 
@@ -217,11 +217,11 @@ fn authenticate(req: &HttpRequest) -> Result<Tenant, ApiError> {
         .verify(token)
         .map_err(|e| ApiError::unauthorized(format!("Invalid token: {e}")))?;
     let tenant = Tenant {
-        id: claims.tenant_id,
+        id: etl_domain::TenantId::new(claims.tenant_id),
         subject: claims.sub,
     };
     let span = tracing::Span::current();
-    span.record("tenant_id", tenant.id);
+    span.record("tenant_id", tenant.id.get());
     span.record("subject", tenant.subject.as_str());
     Ok(tenant)
 }

@@ -1,13 +1,14 @@
 //! Tenant checks that need the database, run inside the handler's blocking
 //! closure (so on the connection it already holds).
 
+use etl_domain::TenantId;
 use etl_store::{tenants, PgConnection};
 
 use crate::error::ApiError;
 
 /// 403 unless the token's tenant exists and is active.
-pub fn ensure_active(conn: &mut PgConnection, tenant_id: i32) -> Result<(), ApiError> {
-    match tenants::find(conn, tenant_id)? {
+pub fn ensure_active(conn: &mut PgConnection, tenant_id: TenantId) -> Result<(), ApiError> {
+    match tenants::find(conn, tenant_id.get())? {
         Some(tenant) if tenant.active => Ok(()),
         Some(_) => Err(ApiError::forbidden(format!(
             "Tenant {tenant_id} is inactive"

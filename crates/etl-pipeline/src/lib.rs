@@ -10,7 +10,7 @@ use etl_domain::json_text::{jsonb_text_len_bound, push_array};
 use etl_domain::transform::{
     self, jira::CustomFieldMappings, PullRequestRow, TransformError, WorkItemRow,
 };
-use etl_domain::{JobErrorCode, JobPayload, JobPriority, JobType, TransformerKind};
+use etl_domain::{JobErrorCode, JobPayload, JobPriority, JobType, TenantId, TransformerKind};
 use etl_store::jobs::{self, CoveredRecords, Job};
 use etl_store::raw_records::{self, RawRecord, RawRecordOutline};
 use etl_store::{integrations, loaders, PgConnection, QueryError};
@@ -48,7 +48,7 @@ pub struct Transformed {
 /// integrations' settings for custom field mappings; writes nothing.
 pub fn transform_records(
     conn: &mut PgConnection,
-    tenant_id: i32,
+    tenant_id: TenantId,
     kind: TransformerKind,
     records: &[RawRecord],
 ) -> Result<Transformed, QueryError> {
@@ -103,7 +103,7 @@ pub const TRANSFORM_CHUNK_BYTES: usize = 8 * 1024 * 1024;
 /// their documents at most [`TRANSFORM_CHUNK_BYTES`] (stored) at a time.
 pub fn transform_outlined(
     conn: &mut PgConnection,
-    tenant_id: i32,
+    tenant_id: TenantId,
     kind: TransformerKind,
     outlines: &[RawRecordOutline],
 ) -> Result<Transformed, QueryError> {
@@ -234,7 +234,7 @@ impl JobHandler for TransformHandler {
         // Outlines first: the documents are then read a bounded number of
         // bytes at a time, whatever their size.
         let records: Vec<RawRecordOutline> =
-            raw_records::outlines_for_tenant(conn, job.tenant_id, &ids)
+            raw_records::outlines_for_tenant(conn, job.tenant(), &ids)
                 .map_err(database)?
                 .into_iter()
                 .filter(|r| {
@@ -252,7 +252,7 @@ impl JobHandler for TransformHandler {
             .collect();
         raw_records::mark_processing(conn, &taken).map_err(database)?;
         let transformed =
-            transform_outlined(conn, job.tenant_id, kind, &records).map_err(database)?;
+            transform_outlined(conn, job.tenant(), kind, &records).map_err(database)?;
         for refused in &transformed.errors {
             let details = serde_json::to_value(&refused.error).unwrap_or(Value::Null);
             raw_records::mark_failed(conn, refused.raw_data_id, &details).map_err(database)?;
@@ -274,7 +274,7 @@ impl JobHandler for TransformHandler {
         for payload in &payloads {
             let id = jobs::insert_json(
                 conn,
-                job.tenant_id,
+                job.tenant(),
                 JobType::Load,
                 &kind.entity_type(),
                 payload,
@@ -331,8 +331,8 @@ impl JobHandler for LoadHandler {
         // savepoint, so that a row the table refuses costs only the
         // savepoint: then the rows are judged one by one, the refused ones
         // fail alone and the others load.
-        let fast = conn
-            .transaction(|conn| loaders::load_job_rows(conn, table, job.tenant_id, job.id, &[]));
+        let fast =
+            conn.transaction(|conn| loaders::load_job_rows(conn, table, job.tenant(), job.id, &[]));
         let (loaded, errors) = match fast {
             Ok(loaded) => (loaded, Vec::new()),
             Err(error) if etl_store::is_unavailable(&error) => return Err(database(error)),
@@ -347,14 +347,14 @@ impl JobHandler for LoadHandler {
                     .iter()
                     .filter_map(|r| i64::try_from(r.index + 1).ok())
                     .collect();
-                let loaded = loaders::load_job_rows(conn, table, job.tenant_id, job.id, &skip)
+                let loaded = loaders::load_job_rows(conn, table, job.tenant(), job.id, &skip)
                     .map_err(load_error)?;
                 let mut errors = Vec::new();
                 for row in refused {
                     match row.raw_data_id {
                         Some(raw_id) => {
                             let details = serde_json::to_value(&row.error).unwrap_or(Value::Null);
-                            raw_records::fail_processing(conn, job.tenant_id, &[raw_id], &details)
+                            raw_records::fail_processing(conn, job.tenant(), &[raw_id], &details)
                                 .map_err(database)?;
                         }
                         None => errors.push(json!({

@@ -7,6 +7,7 @@
 //! nothing. A failed request rolls back its claim, so a retry runs afresh.
 
 use diesel::prelude::*;
+use etl_domain::TenantId;
 
 use crate::schema::idempotency_keys as keys;
 
@@ -24,10 +25,11 @@ pub enum Claim {
 
 pub fn claim(
     conn: &mut PgConnection,
-    tenant_id: i32,
+    tenant_id: TenantId,
     route: &str,
     key: &str,
 ) -> QueryResult<Claim> {
+    let tenant_id = tenant_id.get();
     let inserted = diesel::insert_into(keys::table)
         .values((
             keys::tenant_id.eq(tenant_id),
@@ -51,12 +53,13 @@ pub fn claim(
 
 pub fn record(
     conn: &mut PgConnection,
-    tenant_id: i32,
+    tenant_id: TenantId,
     route: &str,
     key: &str,
     status: u16,
     body: &serde_json::Value,
 ) -> QueryResult<()> {
+    let tenant_id = tenant_id.get();
     diesel::update(keys::table.find((tenant_id, route, key)))
         .set((
             keys::status_code.eq(i16::try_from(status).unwrap_or(i16::MAX)),

@@ -3,6 +3,7 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use etl_domain::TenantId;
 
 use crate::schema::integrations;
 
@@ -39,9 +40,10 @@ pub fn insert(conn: &mut PgConnection, new: &NewIntegration<'_>) -> QueryResult<
 /// belongs to another tenant (the caller cannot tell the two apart).
 pub fn find_for_tenant(
     conn: &mut PgConnection,
-    tenant_id: i32,
+    tenant_id: TenantId,
     id: i32,
 ) -> QueryResult<Option<Integration>> {
+    let tenant_id = tenant_id.get();
     integrations::table
         .filter(integrations::id.eq(id))
         .filter(integrations::tenant_id.eq(tenant_id))
@@ -53,9 +55,10 @@ pub fn find_for_tenant(
 /// Of `ids`, those that are active integrations of the tenant.
 pub fn active_ids_for_tenant(
     conn: &mut PgConnection,
-    tenant_id: i32,
+    tenant_id: TenantId,
     ids: &[i32],
 ) -> QueryResult<Vec<i32>> {
+    let tenant_id = tenant_id.get();
     integrations::table
         .filter(integrations::id.eq_any(ids))
         .filter(integrations::tenant_id.eq(tenant_id))
@@ -64,7 +67,11 @@ pub fn active_ids_for_tenant(
         .load(conn)
 }
 
-pub fn list_for_tenant(conn: &mut PgConnection, tenant_id: i32) -> QueryResult<Vec<Integration>> {
+pub fn list_for_tenant(
+    conn: &mut PgConnection,
+    tenant_id: TenantId,
+) -> QueryResult<Vec<Integration>> {
+    let tenant_id = tenant_id.get();
     integrations::table
         .filter(integrations::tenant_id.eq(tenant_id))
         .order(integrations::id)
@@ -81,9 +88,10 @@ pub fn set_active(conn: &mut PgConnection, id: i32, active: bool) -> QueryResult
 /// The tenant's integrations among `ids`, with their settings.
 pub fn find_many_for_tenant(
     conn: &mut PgConnection,
-    tenant_id: i32,
+    tenant_id: TenantId,
     ids: &[i32],
 ) -> QueryResult<Vec<Integration>> {
+    let tenant_id = tenant_id.get();
     integrations::table
         .filter(integrations::id.eq_any(ids))
         .filter(integrations::tenant_id.eq(tenant_id))

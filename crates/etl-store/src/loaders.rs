@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 
 use diesel::prelude::*;
 use diesel::sql_types::{Int4, Jsonb};
+use etl_domain::TenantId;
 use serde::Serialize;
 
 use crate::json_text::JsonText;
@@ -207,10 +208,11 @@ pub struct JobLoad {
 pub fn load_job_rows(
     conn: &mut PgConnection,
     entity: FinalTable,
-    tenant_id: i32,
+    tenant_id: TenantId,
     job_id: i32,
     skip: &[i64],
 ) -> QueryResult<JobLoad> {
+    let tenant_id = tenant_id.get();
     use diesel::sql_types::{Array, BigInt};
     static WORK_ITEMS_SQL: OnceLock<String> = OnceLock::new();
     static PULL_REQUESTS_SQL: OnceLock<String> = OnceLock::new();
@@ -308,11 +310,12 @@ impl Table {
 fn list(
     conn: &mut PgConnection,
     table: &Table,
-    tenant_id: i32,
+    tenant_id: TenantId,
     filters: [(&str, Option<&str>); 2],
     after_id: Option<i32>,
     limit: i64,
 ) -> QueryResult<Vec<JsonText>> {
+    let tenant_id = tenant_id.get();
     use diesel::sql_types::{BigInt, Nullable, Text};
     let [(first, first_value), (second, second_value)] = filters;
     let sql = format!(
@@ -338,7 +341,7 @@ fn list(
 /// `GET /work-items`: by project key and status.
 pub fn list_work_items(
     conn: &mut PgConnection,
-    tenant_id: i32,
+    tenant_id: TenantId,
     project_key: Option<&str>,
     status: Option<&str>,
     after_id: Option<i32>,
@@ -357,7 +360,7 @@ pub fn list_work_items(
 /// `GET /pull-requests`: by repository and state.
 pub fn list_pull_requests(
     conn: &mut PgConnection,
-    tenant_id: i32,
+    tenant_id: TenantId,
     repository: Option<&str>,
     state: Option<&str>,
     after_id: Option<i32>,

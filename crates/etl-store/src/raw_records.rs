@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use etl_domain::{
     EntityType, IngestChange, PageLimit, ProcessingStatus, RawDataDetail, RawDataResponse,
-    RawObject, StatusChange,
+    RawObject, StatusChange, TenantId,
 };
 
 use crate::json_text::JsonText;
@@ -188,9 +188,10 @@ pub fn insert_checked_many(
 /// exactly like a missing one.
 pub fn find_for_tenant(
     conn: &mut PgConnection,
-    tenant_id: i32,
+    tenant_id: TenantId,
     id: i32,
 ) -> QueryResult<Option<RawRecord>> {
+    let tenant_id = tenant_id.get();
     raw::table
         .filter(raw::id.eq(id))
         .filter(raw::tenant_id.eq(tenant_id))
@@ -214,9 +215,10 @@ pub struct RawRecordFilter {
 /// empty page needs a second look at the tenant.
 pub fn list_for_tenant(
     conn: &mut PgConnection,
-    tenant_id: i32,
+    tenant_id: TenantId,
     filter: &RawRecordFilter,
 ) -> QueryResult<Vec<RawRecordSummary>> {
+    let tenant_id = tenant_id.get();
     use crate::schema::tenants;
     let mut query = raw::table
         .filter(raw::tenant_id.eq(tenant_id))
@@ -259,11 +261,12 @@ pub enum StatusUpdate {
 /// are judged one after the other; call it inside a transaction.
 pub fn update_status(
     conn: &mut PgConnection,
-    tenant_id: i32,
+    tenant_id: TenantId,
     id: i32,
     to: ProcessingStatus,
     error_details: Option<serde_json::Value>,
 ) -> QueryResult<StatusUpdate> {
+    let tenant_id = tenant_id.get();
     let current: Option<Option<String>> = raw::table
         .filter(raw::id.eq(id))
         .filter(raw::tenant_id.eq(tenant_id))
@@ -303,7 +306,7 @@ pub fn update_status(
 /// one type, optionally of one integration.
 #[derive(Debug, Clone, Copy)]
 pub struct PendingScope<'a> {
-    pub tenant_id: i32,
+    pub tenant_id: TenantId,
     pub entity_type: &'a EntityType,
     pub integration_id: Option<i32>,
 }
@@ -317,7 +320,7 @@ pub fn newest_pending_id(
 ) -> QueryResult<Option<i32>> {
     use diesel::dsl::max;
     let mut query = raw::table
-        .filter(raw::tenant_id.eq(scope.tenant_id))
+        .filter(raw::tenant_id.eq(scope.tenant_id.get()))
         .filter(raw::entity_type.eq(scope.entity_type.as_str()))
         .filter(raw::processing_status.eq(ProcessingStatus::Pending.as_str()))
         .select(max(raw::id))
@@ -357,7 +360,7 @@ pub fn take_pending_batch(
                           FOR UPDATE SKIP LOCKED)
          RETURNING id",
     )
-    .bind::<Int4, _>(scope.tenant_id)
+    .bind::<Int4, _>(scope.tenant_id.get())
     .bind::<Text, _>(scope.entity_type.as_str())
     .bind::<Nullable<Int4>, _>(scope.integration_id)
     .bind::<Int4, _>(after_id)
@@ -397,9 +400,10 @@ impl RawRecordOutline {
 /// tenant's or missing ids are absent). Reads no document.
 pub fn outlines_for_tenant(
     conn: &mut PgConnection,
-    tenant_id: i32,
+    tenant_id: TenantId,
     ids: &[i32],
 ) -> QueryResult<Vec<RawRecordOutline>> {
+    let tenant_id = tenant_id.get();
     raw::table
         .filter(raw::tenant_id.eq(tenant_id))
         .filter(raw::id.eq_any(ids))
@@ -435,9 +439,10 @@ pub fn chunk_by_size(outlines: &[RawRecordOutline], max_bytes: usize) -> Vec<Vec
 /// row, and loads are idempotent.
 pub fn find_many_for_tenant(
     conn: &mut PgConnection,
-    tenant_id: i32,
+    tenant_id: TenantId,
     ids: &[i32],
 ) -> QueryResult<Vec<RawRecord>> {
+    let tenant_id = tenant_id.get();
     raw::table
         .filter(raw::tenant_id.eq(tenant_id))
         .filter(raw::id.eq_any(ids))
@@ -496,10 +501,11 @@ pub fn mark_failed(
 /// `failed` with why (their job failed for good).
 pub fn fail_processing(
     conn: &mut PgConnection,
-    tenant_id: i32,
+    tenant_id: TenantId,
     ids: &[i32],
     error_details: &serde_json::Value,
 ) -> QueryResult<usize> {
+    let tenant_id = tenant_id.get();
     if ids.is_empty() {
         return Ok(0);
     }

@@ -28,7 +28,7 @@ pub fn ensure_demo(conn: &mut PgConnection) -> QueryResult<DemoSeed> {
                 },
             )?,
         };
-        let existing = integrations::list_for_tenant(conn, tenant.id)?;
+        let existing = integrations::list_for_tenant(conn, etl_domain::TenantId::new(tenant.id))?;
         let mut find_or_insert = |provider: &str, name: &str, settings| match existing
             .iter()
             .find(|i| i.provider == provider)

@@ -87,7 +87,8 @@ fn load_job<R: serde::Serialize>(
         ),
     )
     .expect("job");
-    loaders::load_job_rows(conn, table, tenant, job.id, &[]).expect("load")
+    loaders::load_job_rows(conn, table, etl_domain::TenantId::new(tenant), job.id, &[])
+        .expect("load")
 }
 
 fn load<R: serde::Serialize>(
@@ -125,15 +126,29 @@ fn loads_insert_then_update_newer_and_ignore_older_or_equal() {
         item(integration, "2", "two", 2),
     ];
     assert_eq!(items(&mut conn, tenant, &first), counts(2, 0, 0, 0));
-    let snapshot = loaders::list_work_items(&mut conn, tenant, None, None, None, 100)
-        .map(trees)
-        .expect("list");
+    let snapshot = loaders::list_work_items(
+        &mut conn,
+        etl_domain::TenantId::new(tenant),
+        None,
+        None,
+        None,
+        100,
+    )
+    .map(trees)
+    .expect("list");
     // The same data again changes nothing, loaded_at included.
     assert_eq!(items(&mut conn, tenant, &first), counts(0, 0, 2, 0));
     assert_eq!(
-        loaders::list_work_items(&mut conn, tenant, None, None, None, 100)
-            .map(trees)
-            .expect("list"),
+        loaders::list_work_items(
+            &mut conn,
+            etl_domain::TenantId::new(tenant),
+            None,
+            None,
+            None,
+            100
+        )
+        .map(trees)
+        .expect("list"),
         snapshot
     );
     // An older copy changes nothing; a newer one updates.
@@ -141,9 +156,16 @@ fn loads_insert_then_update_newer_and_ignore_older_or_equal() {
     assert_eq!(items(&mut conn, tenant, &older), counts(0, 0, 1, 0));
     let newer = vec![item(integration, "1", "fresh", 3)];
     assert_eq!(items(&mut conn, tenant, &newer), counts(0, 1, 0, 0));
-    let rows = loaders::list_work_items(&mut conn, tenant, None, None, None, 100)
-        .map(trees)
-        .expect("list");
+    let rows = loaders::list_work_items(
+        &mut conn,
+        etl_domain::TenantId::new(tenant),
+        None,
+        None,
+        None,
+        100,
+    )
+    .map(trees)
+    .expect("list");
     assert_eq!(rows[0]["summary"], "fresh");
     assert_eq!(rows[0]["labels"], json!(["a", "ü"]));
     assert_eq!(rows[0]["custom_fields"], json!({"customfield_1": [1]}));
@@ -161,9 +183,16 @@ fn duplicates_in_one_batch_resolve_to_the_newest() {
         item(integration, "1", "oldest", 1),
     ];
     assert_eq!(items(&mut conn, tenant, &batch), counts(1, 0, 0, 2));
-    let rows = loaders::list_work_items(&mut conn, tenant, None, None, None, 100)
-        .map(trees)
-        .expect("list");
+    let rows = loaders::list_work_items(
+        &mut conn,
+        etl_domain::TenantId::new(tenant),
+        None,
+        None,
+        None,
+        100,
+    )
+    .map(trees)
+    .expect("list");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["summary"], "newest");
 }
@@ -205,16 +234,22 @@ fn pull_requests_load_and_filter_by_repository_and_state() {
     assert_eq!(prs(&mut conn, tenant, &batch), counts(3, 0, 0, 0));
     // No timestamps: the same rows again are unchanged, a changed one updates.
     assert_eq!(prs(&mut conn, tenant, &batch), counts(0, 0, 3, 0));
-    let merged =
-        loaders::list_pull_requests(&mut conn, tenant, Some("a/x"), Some("merged"), None, 100)
-            .map(trees)
-            .expect("list");
+    let merged = loaders::list_pull_requests(
+        &mut conn,
+        etl_domain::TenantId::new(tenant),
+        Some("a/x"),
+        Some("merged"),
+        None,
+        100,
+    )
+    .map(trees)
+    .expect("list");
     assert_eq!(merged.len(), 1);
     assert_eq!(merged[0]["external_id"], "2");
     assert_eq!(merged[0]["additions"], serde_json::Value::Null);
     let page = loaders::list_pull_requests(
         &mut conn,
-        tenant,
+        etl_domain::TenantId::new(tenant),
         None,
         None,
         merged[0]["id"].as_i64().map(|i| i as i32),
@@ -223,12 +258,17 @@ fn pull_requests_load_and_filter_by_repository_and_state() {
     .map(trees)
     .expect("list");
     assert_eq!(page.len(), 1);
-    assert!(
-        loaders::list_pull_requests(&mut conn, tenant + 1, None, None, None, 100)
-            .map(trees)
-            .expect("list")
-            .is_empty()
-    );
+    assert!(loaders::list_pull_requests(
+        &mut conn,
+        etl_domain::TenantId::new(tenant + 1),
+        None,
+        None,
+        None,
+        100
+    )
+    .map(trees)
+    .expect("list")
+    .is_empty());
 }
 
 #[test]
@@ -257,7 +297,7 @@ fn a_load_job_is_loaded_from_its_own_row_newest_copy_first() {
     let counts = loaders::load_job_rows(
         &mut conn,
         loaders::FinalTable::WorkItems,
-        tenant,
+        etl_domain::TenantId::new(tenant),
         job.id,
         &[],
     )
@@ -272,16 +312,23 @@ fn a_load_job_is_loaded_from_its_own_row_newest_copy_first() {
             duplicates: 2
         }
     );
-    let stored = loaders::list_work_items(&mut conn, tenant, None, None, None, 100)
-        .map(trees)
-        .expect("list");
+    let stored = loaders::list_work_items(
+        &mut conn,
+        etl_domain::TenantId::new(tenant),
+        None,
+        None,
+        None,
+        100,
+    )
+    .map(trees)
+    .expect("list");
     assert_eq!(stored[0]["summary"], "newest");
     assert_eq!(stored[0]["labels"], json!(["a", "ü"]));
     // The same job again changes nothing.
     let again = loaders::load_job_rows(
         &mut conn,
         loaders::FinalTable::WorkItems,
-        tenant,
+        etl_domain::TenantId::new(tenant),
         job.id,
         &[],
     )
@@ -329,7 +376,7 @@ fn processing_records(
 }
 
 fn status_of(conn: &mut etl_store::PgConnection, tenant: i32, id: i32) -> (String, bool) {
-    let record = raw_records::find_for_tenant(conn, tenant, id)
+    let record = raw_records::find_for_tenant(conn, etl_domain::TenantId::new(tenant), id)
         .expect("read")
         .expect("exists");
     (
@@ -395,9 +442,16 @@ fn final_rows_outlive_the_raw_records_they_came_from() {
     diesel::sql_query(format!("DELETE FROM raw_extraction_data WHERE id = {raw}"))
         .execute(&mut conn)
         .expect("purge");
-    let rows = loaders::list_work_items(&mut conn, tenant, None, None, None, 100)
-        .map(trees)
-        .expect("list");
+    let rows = loaders::list_work_items(
+        &mut conn,
+        etl_domain::TenantId::new(tenant),
+        None,
+        None,
+        None,
+        100,
+    )
+    .map(trees)
+    .expect("list");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["raw_data_id"], raw);
 }

@@ -111,25 +111,41 @@ fn integrations_are_only_visible_to_their_tenant() {
     let db = TestDatabase::migrated();
     let mut conn = db.connect();
     let f = fixture(&mut conn);
-    let mine = integrations::find_for_tenant(&mut conn, f.tenant, f.integration).expect("query");
+    let mine = integrations::find_for_tenant(
+        &mut conn,
+        etl_domain::TenantId::new(f.tenant),
+        f.integration,
+    )
+    .expect("query");
     assert_eq!(mine.map(|i| i.provider), Some("jira".to_owned()));
     assert_eq!(
-        integrations::find_for_tenant(&mut conn, f.other_tenant, f.integration).expect("query"),
+        integrations::find_for_tenant(
+            &mut conn,
+            etl_domain::TenantId::new(f.other_tenant),
+            f.integration
+        )
+        .expect("query"),
         None
     );
     assert_eq!(
-        integrations::active_ids_for_tenant(&mut conn, f.tenant, &[f.integration, 424_242])
-            .expect("query"),
+        integrations::active_ids_for_tenant(
+            &mut conn,
+            etl_domain::TenantId::new(f.tenant),
+            &[f.integration, 424_242]
+        )
+        .expect("query"),
         [f.integration]
     );
     integrations::set_active(&mut conn, f.integration, false).expect("deactivate");
-    assert!(
-        integrations::active_ids_for_tenant(&mut conn, f.tenant, &[f.integration])
-            .expect("query")
-            .is_empty()
-    );
+    assert!(integrations::active_ids_for_tenant(
+        &mut conn,
+        etl_domain::TenantId::new(f.tenant),
+        &[f.integration]
+    )
+    .expect("query")
+    .is_empty());
     assert_eq!(
-        integrations::list_for_tenant(&mut conn, f.tenant)
+        integrations::list_for_tenant(&mut conn, etl_domain::TenantId::new(f.tenant))
             .expect("list")
             .len(),
         1
@@ -163,7 +179,7 @@ fn raw_records_insert_in_one_statement_and_return_ids_in_input_order() {
     let ids = insert(&mut conn, &batch);
     assert_eq!(ids.len(), 250);
     for (id, new) in ids.iter().zip(&batch) {
-        let row = raw_records::find_for_tenant(&mut conn, f.tenant, *id)
+        let row = raw_records::find_for_tenant(&mut conn, etl_domain::TenantId::new(f.tenant), *id)
             .expect("query")
             .expect("stored");
         assert_eq!(row.external_id, new.external_id);
@@ -182,7 +198,8 @@ fn raw_records_of_another_tenant_read_as_missing() {
     let f = fixture(&mut conn);
     let ids = insert(&mut conn, &[record(&f, "1")]);
     assert_eq!(
-        raw_records::find_for_tenant(&mut conn, f.other_tenant, ids[0]).expect("query"),
+        raw_records::find_for_tenant(&mut conn, etl_domain::TenantId::new(f.other_tenant), ids[0])
+            .expect("query"),
         None
     );
     let filter = RawRecordFilter {
@@ -191,15 +208,17 @@ fn raw_records_of_another_tenant_read_as_missing() {
         after_id: None,
         limit: PageLimit::default(),
     };
-    assert!(
-        raw_records::list_for_tenant(&mut conn, f.other_tenant, &filter)
-            .expect("list")
-            .is_empty()
-    );
+    assert!(raw_records::list_for_tenant(
+        &mut conn,
+        etl_domain::TenantId::new(f.other_tenant),
+        &filter
+    )
+    .expect("list")
+    .is_empty());
     assert_eq!(
         raw_records::update_status(
             &mut conn,
-            f.other_tenant,
+            etl_domain::TenantId::new(f.other_tenant),
             ids[0],
             ProcessingStatus::Skipped,
             None
@@ -207,7 +226,7 @@ fn raw_records_of_another_tenant_read_as_missing() {
         .expect("update"),
         StatusUpdate::NotFound
     );
-    let row = raw_records::find_for_tenant(&mut conn, f.tenant, ids[0])
+    let row = raw_records::find_for_tenant(&mut conn, etl_domain::TenantId::new(f.tenant), ids[0])
         .expect("query")
         .expect("row");
     assert_eq!(
@@ -237,7 +256,9 @@ fn keyset_paging_returns_every_record_once_oldest_first() {
             after_id,
             limit: PageLimit::new(5).expect("valid"),
         };
-        let page = raw_records::list_for_tenant(&mut conn, f.tenant, &filter).expect("page");
+        let page =
+            raw_records::list_for_tenant(&mut conn, etl_domain::TenantId::new(f.tenant), &filter)
+                .expect("page");
         if page.is_empty() {
             break;
         }
@@ -256,7 +277,7 @@ fn listing_filters_by_status() {
     let ids = insert(&mut conn, &[record(&f, "a"), record(&f, "b")]);
     raw_records::update_status(
         &mut conn,
-        f.tenant,
+        etl_domain::TenantId::new(f.tenant),
         ids[1],
         ProcessingStatus::Failed,
         Some(json!({"code": "x"})),
@@ -268,11 +289,14 @@ fn listing_filters_by_status() {
         after_id: None,
         limit: PageLimit::default(),
     };
-    let failed = raw_records::list_for_tenant(&mut conn, f.tenant, &filter).expect("list");
+    let failed =
+        raw_records::list_for_tenant(&mut conn, etl_domain::TenantId::new(f.tenant), &filter)
+            .expect("list");
     assert_eq!(failed.iter().map(|r| r.id).collect::<Vec<_>>(), [ids[1]]);
-    let detail = raw_records::find_for_tenant(&mut conn, f.tenant, ids[1])
-        .expect("find")
-        .expect("exists");
+    let detail =
+        raw_records::find_for_tenant(&mut conn, etl_domain::TenantId::new(f.tenant), ids[1])
+            .expect("find")
+            .expect("exists");
     assert_eq!(detail.error_details, Some(json!({"code": "x"})));
 }
 
@@ -284,7 +308,14 @@ fn status_changes_follow_the_rules_and_stamp_processed_at() {
     let f = fixture(&mut conn);
     let id = insert(&mut conn, &[record(&f, "s")])[0];
     let mut change = |to, details| {
-        raw_records::update_status(&mut conn, f.tenant, id, to, details).expect("update")
+        raw_records::update_status(
+            &mut conn,
+            etl_domain::TenantId::new(f.tenant),
+            id,
+            to,
+            details,
+        )
+        .expect("update")
     };
     assert_eq!(change(Pending, None), StatusUpdate::Unchanged);
     assert_eq!(change(Processing, None), StatusUpdate::Updated);
@@ -304,7 +335,7 @@ fn status_changes_follow_the_rules_and_stamp_processed_at() {
         StatusUpdate::Forbidden { current: Completed }
     );
 
-    let row = raw_records::find_for_tenant(&mut conn, f.tenant, id)
+    let row = raw_records::find_for_tenant(&mut conn, etl_domain::TenantId::new(f.tenant), id)
         .expect("query")
         .expect("row");
     assert_eq!(row.status(), Completed);
@@ -361,7 +392,7 @@ fn jobs_take_the_seed_defaults_and_filter_per_tenant() {
 
     let transforms = jobs::list_for_tenant(
         &mut conn,
-        f.tenant,
+        etl_domain::TenantId::new(f.tenant),
         &JobFilter {
             job_type: Some(JobType::Transform),
             ..JobFilter::default()
@@ -373,22 +404,29 @@ fn jobs_take_the_seed_defaults_and_filter_per_tenant() {
         [job.id]
     );
     assert_eq!(
-        jobs::list_for_tenant(&mut conn, f.tenant, &JobFilter::default())
-            .expect("list")
-            .len(),
+        jobs::list_for_tenant(
+            &mut conn,
+            etl_domain::TenantId::new(f.tenant),
+            &JobFilter::default()
+        )
+        .expect("list")
+        .len(),
         2
     );
-    assert!(
-        jobs::list_for_tenant(&mut conn, f.other_tenant, &JobFilter::default())
-            .expect("list")
-            .is_empty()
-    );
+    assert!(jobs::list_for_tenant(
+        &mut conn,
+        etl_domain::TenantId::new(f.other_tenant),
+        &JobFilter::default()
+    )
+    .expect("list")
+    .is_empty());
     assert_eq!(
-        jobs::find_for_tenant(&mut conn, f.other_tenant, job.id).expect("query"),
+        jobs::find_for_tenant(&mut conn, etl_domain::TenantId::new(f.other_tenant), job.id)
+            .expect("query"),
         None
     );
     assert_eq!(
-        jobs::find_for_tenant(&mut conn, f.tenant, job.id)
+        jobs::find_for_tenant(&mut conn, etl_domain::TenantId::new(f.tenant), job.id)
             .expect("query")
             .map(|j| j.payload),
         Some(json!({"raw_data_ids": [1, 2]}))
@@ -430,7 +468,7 @@ fn demo_seed_is_idempotent() {
         ("jira", "github")
     );
     assert_eq!(
-        integrations::list_for_tenant(&mut conn, first.tenant.id)
+        integrations::list_for_tenant(&mut conn, etl_domain::TenantId::new(first.tenant.id))
             .expect("list")
             .len(),
         2
@@ -484,7 +522,7 @@ fn checked_many_inserts_only_allowed_records_and_maps_ids_to_inputs() {
     );
     for (input, id) in inputs.iter().zip(&ids) {
         let Some(id) = id else { continue };
-        let row = raw_records::find_for_tenant(&mut conn, f.tenant, *id)
+        let row = raw_records::find_for_tenant(&mut conn, etl_domain::TenantId::new(f.tenant), *id)
             .expect("query")
             .expect("row");
         assert_eq!(row.external_id, input.external_id);
@@ -517,15 +555,25 @@ fn idempotency_keys_are_forgotten_after_their_retention() {
     let mut conn = db.connect();
     let f = fixture(&mut conn);
     assert_eq!(
-        idempotency::claim(&mut conn, f.tenant, "r", "old").expect("claim"),
+        idempotency::claim(&mut conn, etl_domain::TenantId::new(f.tenant), "r", "old")
+            .expect("claim"),
         Claim::Fresh
     );
-    idempotency::record(&mut conn, f.tenant, "r", "old", 201, &json!({"id": 1})).expect("record");
+    idempotency::record(
+        &mut conn,
+        etl_domain::TenantId::new(f.tenant),
+        "r",
+        "old",
+        201,
+        &json!({"id": 1}),
+    )
+    .expect("record");
     diesel::sql_query("UPDATE idempotency_keys SET created_at = now() - interval '2 days'")
         .execute(&mut conn)
         .expect("age it");
     assert_eq!(
-        idempotency::claim(&mut conn, f.tenant, "r", "new").expect("claim"),
+        idempotency::claim(&mut conn, etl_domain::TenantId::new(f.tenant), "r", "new")
+            .expect("claim"),
         Claim::Fresh
     );
     let cutoff = chrono::Utc::now().naive_utc() - chrono::Duration::days(1);
@@ -535,11 +583,13 @@ fn idempotency_keys_are_forgotten_after_their_retention() {
     );
     // The old key is new again; the recent one still replays.
     assert_eq!(
-        idempotency::claim(&mut conn, f.tenant, "r", "old").expect("claim"),
+        idempotency::claim(&mut conn, etl_domain::TenantId::new(f.tenant), "r", "old")
+            .expect("claim"),
         Claim::Fresh
     );
     assert!(matches!(
-        idempotency::claim(&mut conn, f.tenant, "r", "new").expect("claim"),
+        idempotency::claim(&mut conn, etl_domain::TenantId::new(f.tenant), "r", "new")
+            .expect("claim"),
         Claim::Answered { .. }
     ));
 }
@@ -551,14 +601,14 @@ fn a_job_inserted_from_json_text_reads_back_like_any_other() {
     let f = fixture(&mut conn);
     let id = jobs::insert_json(
         &mut conn,
-        f.tenant,
+        etl_domain::TenantId::new(f.tenant),
         JobType::Load,
         &entity("jira_issues"),
         r#"{"transformed_data": [{"external_id": "1", "summary": "Ünïcode ✓"}]}"#,
         JobPriority::new(3).expect("valid"),
     )
     .expect("insert");
-    let job = jobs::find_for_tenant(&mut conn, f.tenant, id)
+    let job = jobs::find_for_tenant(&mut conn, etl_domain::TenantId::new(f.tenant), id)
         .expect("query")
         .expect("stored");
     assert_eq!(job.status(), JobStatus::Pending);
@@ -573,7 +623,7 @@ fn a_job_inserted_from_json_text_reads_back_like_any_other() {
     // Text that is not JSON is refused by the database, not stored.
     assert!(jobs::insert_json(
         &mut conn,
-        f.tenant,
+        etl_domain::TenantId::new(f.tenant),
         JobType::Load,
         &entity("jira_issues"),
         "{not json",
@@ -604,7 +654,7 @@ fn pending_records_are_taken_in_bounded_batches_oldest_first() {
     .expect("complete one");
     let jira = entity("jira_issues");
     let scope = PendingScope {
-        tenant_id: f.tenant,
+        tenant_id: etl_domain::TenantId::new(f.tenant),
         entity_type: &jira,
         integration_id: None,
     };
@@ -631,7 +681,7 @@ fn pending_records_are_taken_in_bounded_batches_oldest_first() {
     other.batch_execute("ROLLBACK").expect("unlock");
     assert_eq!(take(&mut conn, 0), [ids[2]]);
     let status = |conn: &mut PgConnection, id: i32| {
-        raw_records::find_for_tenant(conn, f.tenant, id)
+        raw_records::find_for_tenant(conn, etl_domain::TenantId::new(f.tenant), id)
             .expect("read")
             .expect("exists")
             .processing_status
@@ -642,7 +692,7 @@ fn pending_records_are_taken_in_bounded_batches_oldest_first() {
     // Another tenant, or an integration without records, has nothing.
     for scope in [
         PendingScope {
-            tenant_id: f.other_tenant,
+            tenant_id: etl_domain::TenantId::new(f.other_tenant),
             ..scope
         },
         PendingScope {

@@ -38,7 +38,11 @@ fn accepted<T: serde::Serialize>(body: &T) -> HttpResponse {
     HttpResponse::build(StatusCode::ACCEPTED).json(body)
 }
 
-fn require_integration(conn: &mut PgConnection, tenant_id: i32, id: i32) -> Result<(), ApiError> {
+fn require_integration(
+    conn: &mut PgConnection,
+    tenant_id: etl_domain::TenantId,
+    id: i32,
+) -> Result<(), ApiError> {
     match integrations::find_for_tenant(conn, tenant_id, id)? {
         Some(integration) if integration.active => Ok(()),
         _ => Err(ApiError::validation(vec![unusable_integration(
@@ -313,7 +317,7 @@ pub async fn transform(
 /// read), all of the kind's entity type; 422 naming each id that is not.
 fn checked_records(
     conn: &mut PgConnection,
-    tenant_id: i32,
+    tenant_id: etl_domain::TenantId,
     kind: TransformerKind,
     ids: &[i32],
 ) -> Result<Vec<etl_store::raw_records::RawRecordOutline>, ApiError> {

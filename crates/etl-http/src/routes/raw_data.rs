@@ -25,10 +25,10 @@ use crate::tenancy::{ensure_active, unusable_integration};
 
 /// The row to insert: the request's JSON text as it came (after the NUL
 /// rule), never re-serialised from a tree.
-fn new_record(tenant_id: i32, request: StoreRawDataRequest) -> NewRawRecord {
+fn new_record(tenant_id: etl_domain::TenantId, request: StoreRawDataRequest) -> NewRawRecord {
     let changes = serde_json::to_string(&request.ingest_changes).unwrap_or_else(|_| "[]".into());
     NewRawRecord {
-        tenant_id,
+        tenant_id: tenant_id.get(),
         integration_id: request.integration_id,
         entity_type: request.entity_type.into(),
         external_id: request.external_id.map(Into::into),
@@ -85,7 +85,10 @@ pub async fn store(
 }
 
 async fn store_one(state: &AppState, record: NewRawRecord) -> Result<Answer, ApiError> {
-    let (tenant_id, integration_id) = (record.tenant_id, record.integration_id);
+    let (tenant_id, integration_id) = (
+        etl_domain::TenantId::new(record.tenant_id),
+        record.integration_id,
+    );
     match state.store_writer.store(record).await? {
         Some(id) => answer(StatusCode::CREATED, &StoreRawDataResponse::new(id)),
         None => {
@@ -103,13 +106,21 @@ fn store_one_in(conn: &mut PgConnection, record: &NewRawRecord) -> Result<Answer
         .map_err(|e| refused_record(e, "raw_data"))?;
     match ids.first().copied().flatten() {
         Some(id) => answer(StatusCode::CREATED, &StoreRawDataResponse::new(id)),
-        None => Err(refusal(conn, record.tenant_id, record.integration_id)),
+        None => Err(refusal(
+            conn,
+            etl_domain::TenantId::new(record.tenant_id),
+            record.integration_id,
+        )),
     }
 }
 
 /// Why a checked insert stored nothing: an inactive or missing tenant (403),
 /// else an integration that is not the tenant's active one (422).
-fn refusal(conn: &mut PgConnection, tenant_id: i32, integration_id: i32) -> ApiError {
+fn refusal(
+    conn: &mut PgConnection,
+    tenant_id: etl_domain::TenantId,
+    integration_id: i32,
+) -> ApiError {
     match ensure_active(conn, tenant_id) {
         Err(error) => error,
         Ok(()) => {
@@ -194,7 +205,7 @@ impl From<QueryError> for BatchFailure {
 /// caused it.
 fn store_many(
     conn: &mut PgConnection,
-    tenant_id: i32,
+    tenant_id: etl_domain::TenantId,
     records: &[NewRawRecord],
 ) -> Result<Answer, ApiError> {
     use etl_store::Connection as _;
@@ -231,7 +242,7 @@ fn first_refused(conn: &mut PgConnection, records: &[NewRawRecord]) -> Option<us
 
 fn store_many_in(
     conn: &mut PgConnection,
-    tenant_id: i32,
+    tenant_id: etl_domain::TenantId,
     records: &[NewRawRecord],
 ) -> Result<Answer, BatchFailure> {
     ensure_active(conn, tenant_id)?;

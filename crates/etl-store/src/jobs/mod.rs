@@ -9,7 +9,7 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use etl_domain::{EntityType, JobPriority, JobStatus, JobType, PageLimit};
+use etl_domain::{EntityType, JobPriority, JobStatus, JobType, PageLimit, TenantId};
 
 use crate::schema::etl_job_queue as jobs;
 
@@ -60,6 +60,11 @@ impl Job {
 
     pub fn job_type(&self) -> Option<JobType> {
         self.job_type.parse().ok()
+    }
+
+    /// The tenant the job acts for (a worker acts for the job's tenant).
+    pub fn tenant(&self) -> TenantId {
+        TenantId::new(self.tenant_id)
     }
 }
 
@@ -129,12 +134,13 @@ pub fn insert(conn: &mut PgConnection, new: &NewJob) -> QueryResult<Job> {
 /// typed rows, and do not travel back as `insert` would return them.
 pub fn insert_json(
     conn: &mut PgConnection,
-    tenant_id: i32,
+    tenant_id: TenantId,
     job_type: JobType,
     entity_type: &EntityType,
     payload: &str,
     priority: JobPriority,
 ) -> QueryResult<i32> {
+    let tenant_id = tenant_id.get();
     use diesel::sql_types::{Int4, Text};
     #[derive(QueryableByName)]
     struct Inserted {
@@ -159,7 +165,7 @@ pub fn insert_json(
 /// answers its id.
 pub fn insert_payload(
     conn: &mut PgConnection,
-    tenant_id: i32,
+    tenant_id: TenantId,
     entity_type: &EntityType,
     payload: &etl_domain::JobPayload,
     priority: JobPriority,
@@ -190,9 +196,10 @@ pub fn load_rows_text_len(conn: &mut PgConnection, id: i32) -> QueryResult<i64> 
 /// The tenant's job with this id; another tenant's job reads as `None`.
 pub fn find_for_tenant(
     conn: &mut PgConnection,
-    tenant_id: i32,
+    tenant_id: TenantId,
     id: i32,
 ) -> QueryResult<Option<Job>> {
+    let tenant_id = tenant_id.get();
     jobs::table
         .filter(jobs::id.eq(id))
         .filter(jobs::tenant_id.eq(tenant_id))
@@ -215,9 +222,10 @@ pub struct JobFilter {
 /// rows.
 pub fn list_for_tenant(
     conn: &mut PgConnection,
-    tenant_id: i32,
+    tenant_id: TenantId,
     filter: &JobFilter,
 ) -> QueryResult<Vec<Job>> {
+    let tenant_id = tenant_id.get();
     let mut query = jobs::table
         .filter(jobs::tenant_id.eq(tenant_id))
         .into_boxed();
@@ -263,7 +271,12 @@ pub enum JobChange {
     Changed(Box<Job>),
 }
 
-fn locked_for_tenant(conn: &mut PgConnection, tenant_id: i32, id: i32) -> QueryResult<Option<Job>> {
+fn locked_for_tenant(
+    conn: &mut PgConnection,
+    tenant_id: TenantId,
+    id: i32,
+) -> QueryResult<Option<Job>> {
+    let tenant_id = tenant_id.get();
     jobs::table
         .filter(jobs::id.eq(id))
         .filter(jobs::tenant_id.eq(tenant_id))
@@ -276,7 +289,7 @@ fn locked_for_tenant(conn: &mut PgConnection, tenant_id: i32, id: i32) -> QueryR
 /// Cancels a job that has not started (`pending` or `queued`). A cancelled
 /// job is never run: workers check the row before running. Call inside a
 /// transaction.
-pub fn cancel(conn: &mut PgConnection, tenant_id: i32, id: i32) -> QueryResult<JobChange> {
+pub fn cancel(conn: &mut PgConnection, tenant_id: TenantId, id: i32) -> QueryResult<JobChange> {
     let Some(job) = locked_for_tenant(conn, tenant_id, id)? else {
         return Ok(JobChange::NotFound);
     };
@@ -356,7 +369,7 @@ pub fn covered_records_to(
 /// Sends a failed job round again: back to `pending` (the relay republishes
 /// it) with a fresh set of attempts. Any other status is a conflict. Call
 /// inside a transaction.
-pub fn retry(conn: &mut PgConnection, tenant_id: i32, id: i32) -> QueryResult<JobChange> {
+pub fn retry(conn: &mut PgConnection, tenant_id: TenantId, id: i32) -> QueryResult<JobChange> {
     let Some(job) = locked_for_tenant(conn, tenant_id, id)? else {
         return Ok(JobChange::NotFound);
     };
@@ -390,7 +403,7 @@ pub fn retry(conn: &mut PgConnection, tenant_id: i32, id: i32) -> QueryResult<Jo
 /// those itself. Times are the database's. Call inside a transaction.
 pub fn report(
     conn: &mut PgConnection,
-    tenant_id: i32,
+    tenant_id: TenantId,
     id: i32,
     status: JobStatus,
     error_details: Option<serde_json::Value>,
