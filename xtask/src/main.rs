@@ -93,6 +93,9 @@ enum Bench {
         /// Records per transform job.
         #[arg(long, default_value_t = 1000)]
         batch_size: u32,
+        /// Baseline-then-pipeline rounds; the median round is reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
     },
     /// The outbox relay beside a bare lapin publish loop with confirms, and
     /// POST-to-queued latency. Needs psql, wrk and rabbitmqctl.
@@ -148,11 +151,20 @@ fn main() -> ExitCode {
             bench::queue::queue(&root, &bench::queue::QueueOptions { jobs, seconds })
         }),
         Task::Bench {
-            which: Bench::Pipeline { issues, batch_size },
+            which:
+                Bench::Pipeline {
+                    issues,
+                    batch_size,
+                    rounds,
+                },
         } => workspace_root().and_then(|root| {
             bench::pipeline::pipeline(
                 &root,
-                &bench::pipeline::PipelineOptions { issues, batch_size },
+                &bench::pipeline::PipelineOptions {
+                    issues,
+                    batch_size,
+                    rounds,
+                },
             )
         }),
         Task::FuzzApi { cases } => {
