@@ -234,9 +234,12 @@ async fn a_duplicate_delivery_of_a_finished_job_changes_nothing() {
     // bookkeeping would.
     let job = {
         let mut conn = h.app.db.connect();
-        etl_store::jobs::find_outbox(&mut conn, i32::try_from(id).expect("id"))
-            .expect("query")
-            .expect("job")
+        etl_store::jobs::find_outbox(
+            &mut conn,
+            etl_domain::JobId::new(i32::try_from(id).expect("id")),
+        )
+        .expect("query")
+        .expect("job")
     };
     let message = etl_jobs::outbox::message_for(job).expect("message");
     let vhost = h.vhost.as_ref().expect("amqp");

@@ -42,6 +42,6 @@ pub use status::{
     JobErrorCode, JobStatus, JobType, ProcessingStatus, ReportedJobStatus, StatusChange,
 };
 pub use values::{
-    BatchSize, EntityType, ExternalId, IdempotencyKey, JobPriority, JsonObject, PageLimit,
+    BatchSize, EntityType, ExternalId, IdempotencyKey, JobId, JobPriority, JsonObject, PageLimit,
     RawDataIds, TenantId, TransformerKind, ValueError,
 };

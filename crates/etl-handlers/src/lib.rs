@@ -120,9 +120,16 @@ impl Handlers {
         backoff: impl FnOnce(i32) -> chrono::Duration,
     ) -> Result<AttemptOutcome, etl_store::QueryError> {
         conn.transaction(|conn| {
-            let outcome = jobs::fail_attempt(conn, id, by, error_details, retryable, backoff)?;
+            let outcome = jobs::fail_attempt(
+                conn,
+                etl_domain::JobId::new(id),
+                by,
+                error_details,
+                retryable,
+                backoff,
+            )?;
             if outcome == AttemptOutcome::Failed {
-                if let Some(job) = jobs::find(conn, id)? {
+                if let Some(job) = jobs::find(conn, etl_domain::JobId::new(id))? {
                     if let Some(handler) = job.job_type().and_then(|t| self.get(t)) {
                         handler.on_failed(conn, &job, error_details)?;
                     }

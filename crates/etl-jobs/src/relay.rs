@@ -233,10 +233,16 @@ impl Relay {
             });
             for id in refused {
                 let outcome = conn.transaction(|conn| {
-                    jobs::refuse_publication(conn, id, lease_until, &details, |n| {
-                        chrono::Duration::from_std(backoff.delay(u32::try_from(n).unwrap_or(1)))
-                            .unwrap_or(chrono::Duration::seconds(1))
-                    })
+                    jobs::refuse_publication(
+                        conn,
+                        etl_domain::JobId::new(id),
+                        lease_until,
+                        &details,
+                        |n| {
+                            chrono::Duration::from_std(backoff.delay(u32::try_from(n).unwrap_or(1)))
+                                .unwrap_or(chrono::Duration::seconds(1))
+                        },
+                    )
                 })?;
                 tracing::warn!(
                     job_id = id,
@@ -251,7 +257,9 @@ impl Relay {
                     "code": JobErrorCode::Unpublishable,
                     "message": format!("This job cannot be published: {why}."),
                 });
-                conn.transaction(|conn| jobs::fail_pending(conn, id, &details))?;
+                conn.transaction(|conn| {
+                    jobs::fail_pending(conn, etl_domain::JobId::new(id), &details)
+                })?;
             }
             Ok(())
         })

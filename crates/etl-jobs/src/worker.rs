@@ -177,7 +177,7 @@ impl Worker {
                 // A job may run longer than an HTTP request, but not forever.
                 conn.batch_execute(etl_store::JOB_SESSION_LIMITS)?;
                 let result = handler.run(conn, &job).map_err(RunError::Failure)?;
-                if jobs::complete(conn, job.id, &worker, &result)? {
+                if jobs::complete(conn, job.job_id(), &worker, &result)? {
                     Ok(())
                 } else {
                     Err(RunError::Lost)
@@ -198,7 +198,7 @@ impl Worker {
                 }
                 let worker = this.config.name.clone();
                 if let Err(error) = db(&this.pool, move |conn| {
-                    Ok(jobs::heartbeat(conn, id, &worker)?)
+                    Ok(jobs::heartbeat(conn, etl_domain::JobId::new(id), &worker)?)
                 })
                 .await
                 {
@@ -218,7 +218,7 @@ impl Worker {
         };
         let worker = self.config.name.clone();
         let claimed = db(&self.pool, move |conn| {
-            Ok(jobs::claim(conn, job_id, &worker)?)
+            Ok(jobs::claim(conn, etl_domain::JobId::new(job_id), &worker)?)
         })
         .await;
         let settled = match claimed {
@@ -232,11 +232,13 @@ impl Worker {
                 // Finished, cancelled or running elsewhere: this message
                 // changes nothing. A failed job's redelivery goes on to the
                 // dead-letter queue, where failed jobs' messages belong.
-                let status = db(&self.pool, move |conn| Ok(jobs::find(conn, job_id)?))
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|job| job.status());
+                let status = db(&self.pool, move |conn| {
+                    Ok(jobs::find(conn, etl_domain::JobId::new(job_id))?)
+                })
+                .await
+                .ok()
+                .flatten()
+                .map(|job| job.status());
                 if status == Some(etl_domain::JobStatus::Failed) && delivery.redelivered() {
                     delivery.dead_letter().await
                 } else {

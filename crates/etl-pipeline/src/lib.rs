@@ -299,7 +299,7 @@ impl JobHandler for TransformHandler {
         job: &Job,
         error_details: &Value,
     ) -> Result<(), QueryError> {
-        jobs::covered_records_to(conn, job.id, CoveredRecords::Failed(error_details))?;
+        jobs::covered_records_to(conn, job.job_id(), CoveredRecords::Failed(error_details))?;
         Ok(())
     }
 }
@@ -331,13 +331,14 @@ impl JobHandler for LoadHandler {
         // savepoint, so that a row the table refuses costs only the
         // savepoint: then the rows are judged one by one, the refused ones
         // fail alone and the others load.
-        let fast =
-            conn.transaction(|conn| loaders::load_job_rows(conn, table, job.tenant(), job.id, &[]));
+        let fast = conn.transaction(|conn| {
+            loaders::load_job_rows(conn, table, job.tenant(), job.job_id(), &[])
+        });
         let (loaded, errors) = match fast {
             Ok(loaded) => (loaded, Vec::new()),
             Err(error) if etl_store::is_unavailable(&error) => return Err(database(error)),
             Err(error) => {
-                let rows = loaders::job_rows(conn, job.id).map_err(database)?;
+                let rows = loaders::job_rows(conn, job.job_id()).map_err(database)?;
                 let refused = refused_rows(kind, &rows);
                 if refused.is_empty() {
                     return Err(load_error(error));
@@ -347,7 +348,7 @@ impl JobHandler for LoadHandler {
                     .iter()
                     .filter_map(|r| i64::try_from(r.index + 1).ok())
                     .collect();
-                let loaded = loaders::load_job_rows(conn, table, job.tenant(), job.id, &skip)
+                let loaded = loaders::load_job_rows(conn, table, job.tenant(), job.job_id(), &skip)
                     .map_err(load_error)?;
                 let mut errors = Vec::new();
                 for row in refused {
@@ -386,7 +387,7 @@ impl JobHandler for LoadHandler {
         job: &Job,
         error_details: &Value,
     ) -> Result<(), QueryError> {
-        jobs::covered_records_to(conn, job.id, CoveredRecords::Failed(error_details))?;
+        jobs::covered_records_to(conn, job.job_id(), CoveredRecords::Failed(error_details))?;
         Ok(())
     }
 }

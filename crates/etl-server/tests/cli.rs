@@ -385,7 +385,7 @@ fn wait_completed(db: &TestDatabase, ids: &[i32]) -> Vec<etl_store::jobs::Job> {
         let jobs: Vec<_> = ids
             .iter()
             .map(|id| {
-                etl_store::jobs::find(&mut conn, *id)
+                etl_store::jobs::find(&mut conn, etl_domain::JobId::new(*id))
                     .expect("query")
                     .expect("job")
             })

@@ -209,9 +209,10 @@ pub fn load_job_rows(
     conn: &mut PgConnection,
     entity: FinalTable,
     tenant_id: TenantId,
-    job_id: i32,
+    job_id: etl_domain::JobId,
     skip: &[i64],
 ) -> QueryResult<JobLoad> {
+    let job_id = job_id.get();
     let tenant_id = tenant_id.get();
     use diesel::sql_types::{Array, BigInt};
     static WORK_ITEMS_SQL: OnceLock<String> = OnceLock::new();
@@ -252,7 +253,8 @@ pub fn load_job_rows(
 
 /// The text of each row a load job carries, in order (read only when a
 /// load failed and its rows must be judged one by one).
-pub fn job_rows(conn: &mut PgConnection, job_id: i32) -> QueryResult<Vec<JsonText>> {
+pub fn job_rows(conn: &mut PgConnection, job_id: etl_domain::JobId) -> QueryResult<Vec<JsonText>> {
+    let job_id = job_id.get();
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = Jsonb)]

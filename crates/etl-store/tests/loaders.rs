@@ -87,8 +87,14 @@ fn load_job<R: serde::Serialize>(
         ),
     )
     .expect("job");
-    loaders::load_job_rows(conn, table, etl_domain::TenantId::new(tenant), job.id, &[])
-        .expect("load")
+    loaders::load_job_rows(
+        conn,
+        table,
+        etl_domain::TenantId::new(tenant),
+        job.job_id(),
+        &[],
+    )
+    .expect("load")
 }
 
 fn load<R: serde::Serialize>(
@@ -298,7 +304,7 @@ fn a_load_job_is_loaded_from_its_own_row_newest_copy_first() {
         &mut conn,
         loaders::FinalTable::WorkItems,
         etl_domain::TenantId::new(tenant),
-        job.id,
+        job.job_id(),
         &[],
     )
     .expect("load")
@@ -329,7 +335,7 @@ fn a_load_job_is_loaded_from_its_own_row_newest_copy_first() {
         &mut conn,
         loaders::FinalTable::WorkItems,
         etl_domain::TenantId::new(tenant),
-        job.id,
+        job.job_id(),
         &[],
     )
     .expect("load")

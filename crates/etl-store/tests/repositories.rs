@@ -421,12 +421,16 @@ fn jobs_take_the_seed_defaults_and_filter_per_tenant() {
     .expect("list")
     .is_empty());
     assert_eq!(
-        jobs::find_for_tenant(&mut conn, etl_domain::TenantId::new(f.other_tenant), job.id)
-            .expect("query"),
+        jobs::find_for_tenant(
+            &mut conn,
+            etl_domain::TenantId::new(f.other_tenant),
+            job.job_id()
+        )
+        .expect("query"),
         None
     );
     assert_eq!(
-        jobs::find_for_tenant(&mut conn, etl_domain::TenantId::new(f.tenant), job.id)
+        jobs::find_for_tenant(&mut conn, etl_domain::TenantId::new(f.tenant), job.job_id())
             .expect("query")
             .map(|j| j.payload),
         Some(json!({"raw_data_ids": [1, 2]}))
@@ -608,9 +612,13 @@ fn a_job_inserted_from_json_text_reads_back_like_any_other() {
         JobPriority::new(3).expect("valid"),
     )
     .expect("insert");
-    let job = jobs::find_for_tenant(&mut conn, etl_domain::TenantId::new(f.tenant), id)
-        .expect("query")
-        .expect("stored");
+    let job = jobs::find_for_tenant(
+        &mut conn,
+        etl_domain::TenantId::new(f.tenant),
+        etl_domain::JobId::new(id),
+    )
+    .expect("query")
+    .expect("stored");
     assert_eq!(job.status(), JobStatus::Pending);
     assert_eq!(job.job_type(), Some(JobType::Load));
     assert_eq!(job.entity_type, "jira_issues");
@@ -729,7 +737,7 @@ fn the_rescuer_takes_only_a_job_whose_heartbeat_is_still_stale_by_the_databases_
         ),
     )
     .expect("insert");
-    jobs::claim(&mut conn, job.id, "w1")
+    jobs::claim(&mut conn, job.job_id(), "w1")
         .expect("claim")
         .expect("claimed");
     let minute = Duration::from_secs(60);
@@ -737,7 +745,7 @@ fn the_rescuer_takes_only_a_job_whose_heartbeat_is_still_stale_by_the_databases_
         conn.transaction(|conn| {
             jobs::fail_attempt(
                 conn,
-                job.id,
+                job.job_id(),
                 jobs::AttemptBy::Rescuer {
                     stale_after: minute,
                 },
@@ -767,11 +775,13 @@ fn the_rescuer_takes_only_a_job_whose_heartbeat_is_still_stale_by_the_databases_
     let jobs::AttemptOutcome::RetryAt(due) = rescue(&mut conn) else {
         panic!("not rescued");
     };
-    let after = jobs::find(&mut conn, job.id).expect("find").expect("job");
+    let after = jobs::find(&mut conn, job.job_id())
+        .expect("find")
+        .expect("job");
     assert_eq!(after.scheduled_at, Some(due));
     assert!(due > after.created_at);
     assert_eq!(after.status(), JobStatus::Pending);
     assert_eq!(after.retry_count, Some(1));
     // A worker's report of a job that is no longer its own changes nothing.
-    assert!(!jobs::heartbeat(&mut conn, job.id, "w1").expect("heartbeat"));
+    assert!(!jobs::heartbeat(&mut conn, job.job_id(), "w1").expect("heartbeat"));
 }

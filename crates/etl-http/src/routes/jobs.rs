@@ -102,7 +102,7 @@ pub async fn get(
     let id = id.into_inner();
     let job = blocking(&state.pool, move |conn| {
         ensure_active(conn, tenant.id)?;
-        jobs::find_for_tenant(conn, tenant.id, id)?
+        jobs::find_for_tenant(conn, tenant.id, etl_domain::JobId::new(id))?
             .ok_or_else(|| ApiError::not_found(&format!("Job {id}")))
     })
     .await?;
@@ -163,7 +163,7 @@ pub async fn retry(
     let id = id.into_inner();
     let tenant_id = tenant.id;
     change(&state, tenant, id, "retry".to_owned(), move |conn| {
-        jobs::retry(conn, tenant_id, id)
+        jobs::retry(conn, tenant_id, etl_domain::JobId::new(id))
     })
     .await
 }
@@ -188,7 +188,7 @@ pub async fn cancel(
     let id = id.into_inner();
     let tenant_id = tenant.id;
     change(&state, tenant, id, "cancel".to_owned(), move |conn| {
-        jobs::cancel(conn, tenant_id, id)
+        jobs::cancel(conn, tenant_id, etl_domain::JobId::new(id))
     })
     .await
 }
@@ -220,7 +220,15 @@ pub async fn report(
         tenant,
         id,
         format!("report {status} on"),
-        move |conn| jobs::report(conn, tenant_id, id, status, request.error_details),
+        move |conn| {
+            jobs::report(
+                conn,
+                tenant_id,
+                etl_domain::JobId::new(id),
+                status,
+                request.error_details,
+            )
+        },
     )
     .await
 }

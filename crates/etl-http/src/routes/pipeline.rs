@@ -142,7 +142,7 @@ pub async fn load(
         let id = jobs::insert_payload(conn, tenant.id, &entity_type, &payload, JobPriority::default())?;
         // Measured as the relay will write it (PostgreSQL's spelling adds
         // spaces, and can lengthen numbers); too large rolls it all back.
-        let rows_bytes = usize::try_from(jobs::load_rows_text_len(conn, id)?).unwrap_or(usize::MAX);
+        let rows_bytes = usize::try_from(jobs::load_rows_text_len(conn, etl_domain::JobId::new(id))?).unwrap_or(usize::MAX);
         let limit = max_message_bytes.saturating_sub(LOAD_MESSAGE_ENVELOPE_BYTES);
         if rows_bytes > limit {
             return Err(ApiError::new(

@@ -12,7 +12,12 @@ use crate::schema::etl_job_queue as jobs;
 /// message outran the relay's bookkeeping) becomes `running`. `None` when
 /// the job is not claimable (running elsewhere, finished, cancelled). A
 /// load job comes back with an empty payload (see `claimed_columns`).
-pub fn claim(conn: &mut PgConnection, id: i32, worker: &str) -> QueryResult<Option<Job>> {
+pub fn claim(
+    conn: &mut PgConnection,
+    id: etl_domain::JobId,
+    worker: &str,
+) -> QueryResult<Option<Job>> {
+    let id = id.get();
     diesel::update(
         jobs::table
             .filter(jobs::id.eq(id))
@@ -57,7 +62,7 @@ pub fn claim_next(
             .first(conn)
             .optional()?;
         match next {
-            Some(id) => claim(conn, id, worker),
+            Some(id) => claim(conn, etl_domain::JobId::new(id), worker),
             None => Ok(None),
         }
     })
@@ -65,7 +70,12 @@ pub fn claim_next(
 
 /// Refreshes the heartbeat of a job `worker` runs. `false` when the job is
 /// no longer the worker's (it was rescued).
-pub fn heartbeat(conn: &mut PgConnection, id: i32, worker: &str) -> QueryResult<bool> {
+pub fn heartbeat(
+    conn: &mut PgConnection,
+    id: etl_domain::JobId,
+    worker: &str,
+) -> QueryResult<bool> {
+    let id = id.get();
     let updated = diesel::update(
         jobs::table
             .filter(jobs::id.eq(id))
@@ -81,10 +91,11 @@ pub fn heartbeat(conn: &mut PgConnection, id: i32, worker: &str) -> QueryResult<
 /// is no longer the worker's: the caller must roll back its effects.
 pub fn complete(
     conn: &mut PgConnection,
-    id: i32,
+    id: etl_domain::JobId,
     worker: &str,
     result: &serde_json::Value,
 ) -> QueryResult<bool> {
+    let id = id.get();
     let updated = diesel::update(
         jobs::table
             .filter(jobs::id.eq(id))
@@ -129,12 +140,13 @@ fn heartbeat_older_than(
 /// transaction.
 pub fn fail_attempt(
     conn: &mut PgConnection,
-    id: i32,
+    id: etl_domain::JobId,
     by: AttemptBy<'_>,
     error_details: &serde_json::Value,
     retryable: bool,
     backoff: impl FnOnce(i32) -> chrono::Duration,
 ) -> QueryResult<AttemptOutcome> {
+    let id = id.get();
     use diesel::dsl::sql;
     use diesel::sql_types::Timestamp;
     let running = jobs::table

@@ -62,6 +62,11 @@ impl Job {
         self.job_type.parse().ok()
     }
 
+    /// The job's id, typed.
+    pub fn job_id(&self) -> etl_domain::JobId {
+        etl_domain::JobId::new(self.id)
+    }
+
     /// The tenant the job acts for (a worker acts for the job's tenant).
     pub fn tenant(&self) -> TenantId {
         TenantId::new(self.tenant_id)
@@ -182,7 +187,8 @@ pub fn insert_payload(
 
 /// How many bytes a load job's rows take as PostgreSQL writes them out
 /// (which is how the relay puts them into the job's message).
-pub fn load_rows_text_len(conn: &mut PgConnection, id: i32) -> QueryResult<i64> {
+pub fn load_rows_text_len(conn: &mut PgConnection, id: etl_domain::JobId) -> QueryResult<i64> {
+    let id = id.get();
     use diesel::dsl::sql;
     use diesel::sql_types::BigInt;
     jobs::table
@@ -197,8 +203,9 @@ pub fn load_rows_text_len(conn: &mut PgConnection, id: i32) -> QueryResult<i64> 
 pub fn find_for_tenant(
     conn: &mut PgConnection,
     tenant_id: TenantId,
-    id: i32,
+    id: etl_domain::JobId,
 ) -> QueryResult<Option<Job>> {
+    let id = id.get();
     let tenant_id = tenant_id.get();
     jobs::table
         .filter(jobs::id.eq(id))
@@ -274,8 +281,9 @@ pub enum JobChange {
 fn locked_for_tenant(
     conn: &mut PgConnection,
     tenant_id: TenantId,
-    id: i32,
+    id: etl_domain::JobId,
 ) -> QueryResult<Option<Job>> {
+    let id = id.get();
     let tenant_id = tenant_id.get();
     jobs::table
         .filter(jobs::id.eq(id))
@@ -289,7 +297,11 @@ fn locked_for_tenant(
 /// Cancels a job that has not started (`pending` or `queued`). A cancelled
 /// job is never run: workers check the row before running. Call inside a
 /// transaction.
-pub fn cancel(conn: &mut PgConnection, tenant_id: TenantId, id: i32) -> QueryResult<JobChange> {
+pub fn cancel(
+    conn: &mut PgConnection,
+    tenant_id: TenantId,
+    id: etl_domain::JobId,
+) -> QueryResult<JobChange> {
     let Some(job) = locked_for_tenant(conn, tenant_id, id)? else {
         return Ok(JobChange::NotFound);
     };
@@ -298,7 +310,7 @@ pub fn cancel(conn: &mut PgConnection, tenant_id: TenantId, id: i32) -> QueryRes
             current: job.status(),
         });
     }
-    let job = diesel::update(jobs::table.find(id))
+    let job = diesel::update(jobs::table.find(id.get()))
         .set((
             jobs::status.eq(JobStatus::Cancelled.as_str()),
             jobs::completed_at.eq(diesel::dsl::now),
@@ -329,9 +341,10 @@ pub enum CoveredRecords<'a> {
 /// how many moved.
 pub fn covered_records_to(
     conn: &mut PgConnection,
-    id: i32,
+    id: etl_domain::JobId,
     to: CoveredRecords<'_>,
 ) -> QueryResult<usize> {
+    let id = id.get();
     use diesel::sql_types::{Int4, Jsonb, Nullable, Text};
     let (status, details) = match to {
         CoveredRecords::Pending => ("pending", None),
@@ -369,7 +382,11 @@ pub fn covered_records_to(
 /// Sends a failed job round again: back to `pending` (the relay republishes
 /// it) with a fresh set of attempts. Any other status is a conflict. Call
 /// inside a transaction.
-pub fn retry(conn: &mut PgConnection, tenant_id: TenantId, id: i32) -> QueryResult<JobChange> {
+pub fn retry(
+    conn: &mut PgConnection,
+    tenant_id: TenantId,
+    id: etl_domain::JobId,
+) -> QueryResult<JobChange> {
     let Some(job) = locked_for_tenant(conn, tenant_id, id)? else {
         return Ok(JobChange::NotFound);
     };
@@ -378,7 +395,7 @@ pub fn retry(conn: &mut PgConnection, tenant_id: TenantId, id: i32) -> QueryResu
             current: job.status(),
         });
     }
-    let job = diesel::update(jobs::table.find(id))
+    let job = diesel::update(jobs::table.find(id.get()))
         .set((
             jobs::status.eq(JobStatus::Pending.as_str()),
             jobs::scheduled_at.eq(diesel::dsl::now),
@@ -404,7 +421,7 @@ pub fn retry(conn: &mut PgConnection, tenant_id: TenantId, id: i32) -> QueryResu
 pub fn report(
     conn: &mut PgConnection,
     tenant_id: TenantId,
-    id: i32,
+    id: etl_domain::JobId,
     status: JobStatus,
     error_details: Option<serde_json::Value>,
 ) -> QueryResult<JobChange> {
@@ -427,7 +444,7 @@ pub fn report(
     } else {
         ("COALESCE(started_at, now())", "now()")
     };
-    let job = diesel::update(jobs::table.find(id))
+    let job = diesel::update(jobs::table.find(id.get()))
         .set((
             jobs::status.eq(status.as_str()),
             jobs::started_at.eq(sql::<Nullable<Timestamp>>(started_at)),
@@ -515,7 +532,8 @@ fn now_plus(
 }
 
 /// Finds a job by id whatever its tenant (workers act for every tenant).
-pub fn find(conn: &mut PgConnection, id: i32) -> QueryResult<Option<Job>> {
+pub fn find(conn: &mut PgConnection, id: etl_domain::JobId) -> QueryResult<Option<Job>> {
+    let id = id.get();
     jobs::table
         .find(id)
         .select(Job::as_select())

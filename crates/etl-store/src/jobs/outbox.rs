@@ -28,7 +28,11 @@ pub struct OutboxJob {
 }
 
 /// One job in the relay's form (to publish it again by hand).
-pub fn find_outbox(conn: &mut PgConnection, id: i32) -> QueryResult<Option<OutboxJob>> {
+pub fn find_outbox(
+    conn: &mut PgConnection,
+    id: etl_domain::JobId,
+) -> QueryResult<Option<OutboxJob>> {
+    let id = id.get();
     jobs::table
         .filter(jobs::id.eq(id))
         .select(OutboxJob::as_select())
@@ -123,11 +127,12 @@ pub fn lease_due(
 /// still under this lease changes. Call inside a transaction.
 pub fn refuse_publication(
     conn: &mut PgConnection,
-    id: i32,
+    id: etl_domain::JobId,
     lease_until: NaiveDateTime,
     error_details: &serde_json::Value,
     backoff: impl FnOnce(i32) -> chrono::Duration,
 ) -> QueryResult<AttemptOutcome> {
+    let id = id.get();
     use diesel::dsl::sql;
     use diesel::sql_types::Timestamp;
     let job: Option<(Option<i32>, Option<i32>)> = jobs::table
@@ -143,7 +148,7 @@ pub fn refuse_publication(
     };
     let (retries, max_retries) = (retries.unwrap_or(0), max_retries.unwrap_or(3));
     if retries >= max_retries {
-        fail_pending(conn, id, error_details)?;
+        fail_pending(conn, etl_domain::JobId::new(id), error_details)?;
         return Ok(AttemptOutcome::Failed);
     }
     let attempt = retries + 1;
@@ -218,9 +223,10 @@ pub fn outbox_backlog(conn: &mut PgConnection) -> QueryResult<(i64, f64)> {
 /// records it covers with it. Call inside a transaction.
 pub fn fail_pending(
     conn: &mut PgConnection,
-    id: i32,
+    id: etl_domain::JobId,
     error_details: &serde_json::Value,
 ) -> QueryResult<usize> {
+    let id = id.get();
     let failed = diesel::update(
         jobs::table
             .filter(jobs::id.eq(id))
@@ -234,7 +240,11 @@ pub fn fail_pending(
     ))
     .execute(conn)?;
     if failed > 0 {
-        covered_records_to(conn, id, CoveredRecords::Failed(error_details))?;
+        covered_records_to(
+            conn,
+            etl_domain::JobId::new(id),
+            CoveredRecords::Failed(error_details),
+        )?;
     }
     Ok(failed)
 }
