@@ -42,6 +42,6 @@ pub use status::{
     JobErrorCode, JobStatus, JobType, ProcessingStatus, ReportedJobStatus, StatusChange,
 };
 pub use values::{
-    BatchSize, EntityType, ExternalId, IdempotencyKey, JobId, JobPriority, JsonObject, PageLimit,
-    RawDataIds, TenantId, TransformerKind, ValueError,
+    BatchSize, EntityType, ExternalId, IdempotencyKey, IntegrationId, JobId, JobPriority,
+    JsonObject, PageLimit, RawDataIds, RawRecordId, TenantId, TransformerKind, ValueError,
 };

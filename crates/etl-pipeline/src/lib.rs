@@ -255,7 +255,12 @@ impl JobHandler for TransformHandler {
             transform_outlined(conn, job.tenant(), kind, &records).map_err(database)?;
         for refused in &transformed.errors {
             let details = serde_json::to_value(&refused.error).unwrap_or(Value::Null);
-            raw_records::mark_failed(conn, refused.raw_data_id, &details).map_err(database)?;
+            raw_records::mark_failed(
+                conn,
+                etl_domain::RawRecordId::new(refused.raw_data_id),
+                &details,
+            )
+            .map_err(database)?;
         }
         let priority = JobPriority::new(i64::from(job.priority.unwrap_or(5))).unwrap_or_default();
         let (payloads, too_large) = load_payloads(&transformed.records, self.max_message_bytes)?;
@@ -268,7 +273,8 @@ impl JobHandler for TransformHandler {
                 ),
                 "field": "raw_data",
             });
-            raw_records::mark_failed(conn, *raw_data_id, &details).map_err(database)?;
+            raw_records::mark_failed(conn, etl_domain::RawRecordId::new(*raw_data_id), &details)
+                .map_err(database)?;
         }
         let mut load_job_ids = Vec::with_capacity(payloads.len());
         for payload in &payloads {

@@ -41,8 +41,9 @@ pub fn insert(conn: &mut PgConnection, new: &NewIntegration<'_>) -> QueryResult<
 pub fn find_for_tenant(
     conn: &mut PgConnection,
     tenant_id: TenantId,
-    id: i32,
+    id: etl_domain::IntegrationId,
 ) -> QueryResult<Option<Integration>> {
+    let id = id.get();
     let tenant_id = tenant_id.get();
     integrations::table
         .filter(integrations::id.eq(id))
@@ -79,7 +80,12 @@ pub fn list_for_tenant(
         .load(conn)
 }
 
-pub fn set_active(conn: &mut PgConnection, id: i32, active: bool) -> QueryResult<usize> {
+pub fn set_active(
+    conn: &mut PgConnection,
+    id: etl_domain::IntegrationId,
+    active: bool,
+) -> QueryResult<usize> {
+    let id = id.get();
     diesel::update(integrations::table.find(id))
         .set(integrations::active.eq(active))
         .execute(conn)

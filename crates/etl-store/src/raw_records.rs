@@ -189,8 +189,9 @@ pub fn insert_checked_many(
 pub fn find_for_tenant(
     conn: &mut PgConnection,
     tenant_id: TenantId,
-    id: i32,
+    id: etl_domain::RawRecordId,
 ) -> QueryResult<Option<RawRecord>> {
+    let id = id.get();
     let tenant_id = tenant_id.get();
     raw::table
         .filter(raw::id.eq(id))
@@ -262,10 +263,11 @@ pub enum StatusUpdate {
 pub fn update_status(
     conn: &mut PgConnection,
     tenant_id: TenantId,
-    id: i32,
+    id: etl_domain::RawRecordId,
     to: ProcessingStatus,
     error_details: Option<serde_json::Value>,
 ) -> QueryResult<StatusUpdate> {
+    let id = id.get();
     let tenant_id = tenant_id.get();
     let current: Option<Option<String>> = raw::table
         .filter(raw::id.eq(id))
@@ -475,9 +477,10 @@ pub fn mark_processing(conn: &mut PgConnection, ids: &[i32]) -> QueryResult<usiz
 /// record (`completed`, `skipped`) stays as it is.
 pub fn mark_failed(
     conn: &mut PgConnection,
-    id: i32,
+    id: etl_domain::RawRecordId,
     error_details: &serde_json::Value,
 ) -> QueryResult<usize> {
+    let id = id.get();
     let final_statuses = [
         ProcessingStatus::Completed.as_str(),
         ProcessingStatus::Skipped.as_str(),

@@ -382,9 +382,13 @@ fn processing_records(
 }
 
 fn status_of(conn: &mut etl_store::PgConnection, tenant: i32, id: i32) -> (String, bool) {
-    let record = raw_records::find_for_tenant(conn, etl_domain::TenantId::new(tenant), id)
-        .expect("read")
-        .expect("exists");
+    let record = raw_records::find_for_tenant(
+        conn,
+        etl_domain::TenantId::new(tenant),
+        etl_domain::RawRecordId::new(id),
+    )
+    .expect("read")
+    .expect("exists");
     (
         record.processing_status.unwrap_or_default(),
         record.processed_at.is_some(),

@@ -114,7 +114,7 @@ fn integrations_are_only_visible_to_their_tenant() {
     let mine = integrations::find_for_tenant(
         &mut conn,
         etl_domain::TenantId::new(f.tenant),
-        f.integration,
+        etl_domain::IntegrationId::new(f.integration),
     )
     .expect("query");
     assert_eq!(mine.map(|i| i.provider), Some("jira".to_owned()));
@@ -122,7 +122,7 @@ fn integrations_are_only_visible_to_their_tenant() {
         integrations::find_for_tenant(
             &mut conn,
             etl_domain::TenantId::new(f.other_tenant),
-            f.integration
+            etl_domain::IntegrationId::new(f.integration)
         )
         .expect("query"),
         None
@@ -136,7 +136,12 @@ fn integrations_are_only_visible_to_their_tenant() {
         .expect("query"),
         [f.integration]
     );
-    integrations::set_active(&mut conn, f.integration, false).expect("deactivate");
+    integrations::set_active(
+        &mut conn,
+        etl_domain::IntegrationId::new(f.integration),
+        false,
+    )
+    .expect("deactivate");
     assert!(integrations::active_ids_for_tenant(
         &mut conn,
         etl_domain::TenantId::new(f.tenant),
@@ -179,9 +184,13 @@ fn raw_records_insert_in_one_statement_and_return_ids_in_input_order() {
     let ids = insert(&mut conn, &batch);
     assert_eq!(ids.len(), 250);
     for (id, new) in ids.iter().zip(&batch) {
-        let row = raw_records::find_for_tenant(&mut conn, etl_domain::TenantId::new(f.tenant), *id)
-            .expect("query")
-            .expect("stored");
+        let row = raw_records::find_for_tenant(
+            &mut conn,
+            etl_domain::TenantId::new(f.tenant),
+            etl_domain::RawRecordId::new(*id),
+        )
+        .expect("query")
+        .expect("stored");
         assert_eq!(row.external_id, new.external_id);
         assert_eq!(tree(&row.raw_data), tree(&new.raw_data));
         assert_eq!(row.status(), ProcessingStatus::Pending);
@@ -198,8 +207,12 @@ fn raw_records_of_another_tenant_read_as_missing() {
     let f = fixture(&mut conn);
     let ids = insert(&mut conn, &[record(&f, "1")]);
     assert_eq!(
-        raw_records::find_for_tenant(&mut conn, etl_domain::TenantId::new(f.other_tenant), ids[0])
-            .expect("query"),
+        raw_records::find_for_tenant(
+            &mut conn,
+            etl_domain::TenantId::new(f.other_tenant),
+            etl_domain::RawRecordId::new(ids[0])
+        )
+        .expect("query"),
         None
     );
     let filter = RawRecordFilter {
@@ -219,16 +232,20 @@ fn raw_records_of_another_tenant_read_as_missing() {
         raw_records::update_status(
             &mut conn,
             etl_domain::TenantId::new(f.other_tenant),
-            ids[0],
+            etl_domain::RawRecordId::new(ids[0]),
             ProcessingStatus::Skipped,
             None
         )
         .expect("update"),
         StatusUpdate::NotFound
     );
-    let row = raw_records::find_for_tenant(&mut conn, etl_domain::TenantId::new(f.tenant), ids[0])
-        .expect("query")
-        .expect("row");
+    let row = raw_records::find_for_tenant(
+        &mut conn,
+        etl_domain::TenantId::new(f.tenant),
+        etl_domain::RawRecordId::new(ids[0]),
+    )
+    .expect("query")
+    .expect("row");
     assert_eq!(
         row.status(),
         ProcessingStatus::Pending,
@@ -278,7 +295,7 @@ fn listing_filters_by_status() {
     raw_records::update_status(
         &mut conn,
         etl_domain::TenantId::new(f.tenant),
-        ids[1],
+        etl_domain::RawRecordId::new(ids[1]),
         ProcessingStatus::Failed,
         Some(json!({"code": "x"})),
     )
@@ -293,10 +310,13 @@ fn listing_filters_by_status() {
         raw_records::list_for_tenant(&mut conn, etl_domain::TenantId::new(f.tenant), &filter)
             .expect("list");
     assert_eq!(failed.iter().map(|r| r.id).collect::<Vec<_>>(), [ids[1]]);
-    let detail =
-        raw_records::find_for_tenant(&mut conn, etl_domain::TenantId::new(f.tenant), ids[1])
-            .expect("find")
-            .expect("exists");
+    let detail = raw_records::find_for_tenant(
+        &mut conn,
+        etl_domain::TenantId::new(f.tenant),
+        etl_domain::RawRecordId::new(ids[1]),
+    )
+    .expect("find")
+    .expect("exists");
     assert_eq!(detail.error_details, Some(json!({"code": "x"})));
 }
 
@@ -311,7 +331,7 @@ fn status_changes_follow_the_rules_and_stamp_processed_at() {
         raw_records::update_status(
             &mut conn,
             etl_domain::TenantId::new(f.tenant),
-            id,
+            etl_domain::RawRecordId::new(id),
             to,
             details,
         )
@@ -335,9 +355,13 @@ fn status_changes_follow_the_rules_and_stamp_processed_at() {
         StatusUpdate::Forbidden { current: Completed }
     );
 
-    let row = raw_records::find_for_tenant(&mut conn, etl_domain::TenantId::new(f.tenant), id)
-        .expect("query")
-        .expect("row");
+    let row = raw_records::find_for_tenant(
+        &mut conn,
+        etl_domain::TenantId::new(f.tenant),
+        etl_domain::RawRecordId::new(id),
+    )
+    .expect("query")
+    .expect("row");
     assert_eq!(row.status(), Completed);
     assert!(row.processed_at.is_some(), "completed stamps processed_at");
 }
@@ -526,9 +550,13 @@ fn checked_many_inserts_only_allowed_records_and_maps_ids_to_inputs() {
     );
     for (input, id) in inputs.iter().zip(&ids) {
         let Some(id) = id else { continue };
-        let row = raw_records::find_for_tenant(&mut conn, etl_domain::TenantId::new(f.tenant), *id)
-            .expect("query")
-            .expect("row");
+        let row = raw_records::find_for_tenant(
+            &mut conn,
+            etl_domain::TenantId::new(f.tenant),
+            etl_domain::RawRecordId::new(*id),
+        )
+        .expect("query")
+        .expect("row");
         assert_eq!(row.external_id, input.external_id);
         assert_eq!(tree(&row.raw_data), tree(&input.raw_data));
         assert_eq!(
@@ -689,10 +717,14 @@ fn pending_records_are_taken_in_bounded_batches_oldest_first() {
     other.batch_execute("ROLLBACK").expect("unlock");
     assert_eq!(take(&mut conn, 0), [ids[2]]);
     let status = |conn: &mut PgConnection, id: i32| {
-        raw_records::find_for_tenant(conn, etl_domain::TenantId::new(f.tenant), id)
-            .expect("read")
-            .expect("exists")
-            .processing_status
+        raw_records::find_for_tenant(
+            conn,
+            etl_domain::TenantId::new(f.tenant),
+            etl_domain::RawRecordId::new(id),
+        )
+        .expect("read")
+        .expect("exists")
+        .processing_status
     };
     assert_eq!(status(&mut conn, ids[0]).as_deref(), Some("processing"));
     assert_eq!(status(&mut conn, ids[1]).as_deref(), Some("completed"));

@@ -43,7 +43,7 @@ fn require_integration(
     tenant_id: etl_domain::TenantId,
     id: i32,
 ) -> Result<(), ApiError> {
-    match integrations::find_for_tenant(conn, tenant_id, id)? {
+    match integrations::find_for_tenant(conn, tenant_id, etl_domain::IntegrationId::new(id))? {
         Some(integration) if integration.active => Ok(()),
         _ => Err(ApiError::validation(vec![unusable_integration(
             "integration_id",

@@ -375,7 +375,7 @@ pub async fn get(
     let id = id.into_inner();
     let row = blocking(&state.pool, move |conn| {
         ensure_active(conn, tenant.id)?;
-        raw_records::find_for_tenant(conn, tenant.id, id)?
+        raw_records::find_for_tenant(conn, tenant.id, etl_domain::RawRecordId::new(id))?
             .ok_or_else(|| ApiError::not_found(&format!("Raw record {id}")))
     })
     .await?;
@@ -411,7 +411,13 @@ pub async fn update_status(
         use etl_store::Connection as _;
         conn.transaction(|conn| {
             ensure_active(conn, tenant.id)?;
-            match raw_records::update_status(conn, tenant.id, id, to, request.error_details)? {
+            match raw_records::update_status(
+                conn,
+                tenant.id,
+                etl_domain::RawRecordId::new(id),
+                to,
+                request.error_details,
+            )? {
                 StatusUpdate::NotFound => Err(ApiError::not_found(&format!("Raw record {id}"))),
                 StatusUpdate::Forbidden { current } => Err(ApiError::conflict(format!(
                     "Cannot change status from {current} to {to}{}",
