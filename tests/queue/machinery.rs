@@ -180,13 +180,9 @@ async fn rescue(mode: Mode) {
         h.wait_for_status(id, "queued").await;
     }
     kill_worker_of(&h, id, 0);
-    let rescued = etl_jobs::rescuer::rescue_once(
-        &h.app.db.pool(),
-        &Harness::rescuer_config(),
-        &etl_pipeline::handlers(),
-    )
-    .await
-    .expect("rescue");
+    let rescued = etl_jobs::rescuer::rescue_once(&h.app.db.pool(), &Harness::rescuer_config())
+        .await
+        .expect("rescue");
     assert_eq!(rescued, 1);
     let job = h.job(id).await;
     assert_eq!(job["retry_count"], 1, "a rescue counts as an attempt");
@@ -200,13 +196,9 @@ async fn rescue(mode: Mode) {
     let doomed = h.load_job().await;
     h.wait_for_status(doomed, "completed").await;
     kill_worker_of(&h, doomed, 3);
-    etl_jobs::rescuer::rescue_once(
-        &h.app.db.pool(),
-        &Harness::rescuer_config(),
-        &etl_pipeline::handlers(),
-    )
-    .await
-    .expect("rescue");
+    etl_jobs::rescuer::rescue_once(&h.app.db.pool(), &Harness::rescuer_config())
+        .await
+        .expect("rescue");
     let job = h.job(doomed).await;
     assert_eq!(job["status"], "failed");
     assert_eq!(job["error_details"]["code"], "worker_lost");

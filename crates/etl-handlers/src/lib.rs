@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use etl_domain::{JobErrorCode, JobType};
-use etl_store::jobs::{self, AttemptBy, AttemptOutcome, Job};
-use etl_store::{Connection as _, PgConnection};
+use etl_store::jobs::Job;
+use etl_store::PgConnection;
 use serde_json::json;
 
 /// Why a job's run failed. `code` and `message` (a sentence of ours) are
@@ -71,18 +71,6 @@ impl JobFailure {
 pub trait JobHandler: Send + Sync + 'static {
     /// Does the work; returns the job's `result` (counts).
     fn run(&self, conn: &mut PgConnection, job: &Job) -> Result<serde_json::Value, JobFailure>;
-
-    /// Called in the transaction that marks the job `failed` for good (out
-    /// of attempts, or rescued once too often), so that what it was working
-    /// on says so too. Does nothing unless a handler needs it.
-    fn on_failed(
-        &self,
-        _conn: &mut PgConnection,
-        _job: &Job,
-        _error_details: &serde_json::Value,
-    ) -> Result<(), etl_store::QueryError> {
-        Ok(())
-    }
 }
 
 /// The handler of each job type this process runs.
@@ -105,37 +93,5 @@ impl Handlers {
 
     pub fn get(&self, job_type: JobType) -> Option<Arc<dyn JobHandler>> {
         self.by_type.get(&job_type).cloned()
-    }
-
-    /// Records a failed attempt of job `id` (see [`jobs::fail_attempt`]) and,
-    /// when it fails for good, lets its handler mark what it worked on, all
-    /// in one transaction.
-    pub fn fail_attempt(
-        &self,
-        conn: &mut PgConnection,
-        id: i32,
-        by: AttemptBy<'_>,
-        error_details: &serde_json::Value,
-        retryable: bool,
-        backoff: impl FnOnce(i32) -> chrono::Duration,
-    ) -> Result<AttemptOutcome, etl_store::QueryError> {
-        conn.transaction(|conn| {
-            let outcome = jobs::fail_attempt(
-                conn,
-                etl_domain::JobId::new(id),
-                by,
-                error_details,
-                retryable,
-                backoff,
-            )?;
-            if outcome == AttemptOutcome::Failed {
-                if let Some(job) = jobs::find(conn, etl_domain::JobId::new(id))? {
-                    if let Some(handler) = job.job_type().and_then(|t| self.get(t)) {
-                        handler.on_failed(conn, &job, error_details)?;
-                    }
-                }
-            }
-            Ok(outcome)
-        })
     }
 }

@@ -5,14 +5,14 @@
 
 use std::time::Duration;
 
-use etl_domain::{JobErrorCode, JobType};
+use etl_domain::{JobErrorCode, JobId, JobType};
 use etl_store::jobs::{self, AttemptBy, AttemptOutcome};
-use etl_store::PgPool;
+use etl_store::{Connection as _, PgPool};
 use serde_json::json;
 use tokio::sync::watch;
 
 use crate::db::db;
-use crate::{Backoff, Handlers};
+use crate::Backoff;
 
 #[derive(Debug, Clone)]
 pub struct RescuerConfig {
@@ -38,15 +38,10 @@ impl Default for RescuerConfig {
 }
 
 /// Looks once; returns how many jobs it rescued.
-pub async fn rescue_once(
-    pool: &PgPool,
-    config: &RescuerConfig,
-    handlers: &Handlers,
-) -> Result<usize, crate::JobsError> {
+pub async fn rescue_once(pool: &PgPool, config: &RescuerConfig) -> Result<usize, crate::JobsError> {
     let stale_after = config.stale_after;
     let types = config.job_types.clone();
     let backoff = Backoff::new(config.retry_base, config.retry_max);
-    let handlers = handlers.clone();
     db(pool, move |conn| {
         let stale = jobs::stale_running(conn, &types, stale_after)?;
         let details = json!({"code": JobErrorCode::WorkerLost, "message": "The worker running this job stopped beating; it is retried."});
@@ -55,9 +50,11 @@ pub async fn rescue_once(
             // The heartbeat is judged again under the row's lock: a worker
             // that beat since the look above keeps its job.
             let by = AttemptBy::Rescuer { stale_after };
-            let outcome = handlers.fail_attempt(conn, id, by, &details, true, |n| {
-                chrono::Duration::from_std(backoff.delay(u32::try_from(n).unwrap_or(1)))
-                    .unwrap_or(chrono::Duration::seconds(1))
+            let outcome = conn.transaction(|conn| {
+                jobs::fail_attempt(conn, JobId::new(id), by, &details, true, |n| {
+                    chrono::Duration::from_std(backoff.delay(u32::try_from(n).unwrap_or(1)))
+                        .unwrap_or(chrono::Duration::seconds(1))
+                })
             })?;
             if outcome == AttemptOutcome::NotOwned {
                 continue;
@@ -71,14 +68,9 @@ pub async fn rescue_once(
 }
 
 /// Runs until `shutdown` turns true.
-pub async fn run(
-    pool: PgPool,
-    config: RescuerConfig,
-    handlers: Handlers,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn run(pool: PgPool, config: RescuerConfig, mut shutdown: watch::Receiver<bool>) {
     while !*shutdown.borrow() {
-        if let Err(error) = rescue_once(&pool, &config, &handlers).await {
+        if let Err(error) = rescue_once(&pool, &config).await {
             tracing::warn!(%error, "rescuer cannot reach PostgreSQL");
         }
         tokio::select! {

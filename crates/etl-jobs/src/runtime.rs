@@ -144,12 +144,7 @@ impl RuntimeBuilder {
             runtime.spawn_worker(self.handlers.clone(), self.worker);
         }
         if let Some(config) = self.rescuer {
-            let task = crate::rescuer::run(
-                runtime.pool.clone(),
-                config,
-                self.handlers,
-                runtime.stopping.clone(),
-            );
+            let task = crate::rescuer::run(runtime.pool.clone(), config, runtime.stopping.clone());
             runtime.spawn(task);
         }
         if let Some(every) = self.janitor_every {

@@ -140,14 +140,16 @@ impl Worker {
         let worker = self.config.name.clone();
         let this = self.clone();
         let recorded = db(&self.pool, move |conn| {
-            Ok(this.handlers.fail_attempt(
-                conn,
-                id,
-                AttemptBy::Worker(&worker),
-                &failure.details(),
-                failure.retryable,
-                |n| this.retry_delay(n),
-            )?)
+            Ok(conn.transaction(|conn| {
+                jobs::fail_attempt(
+                    conn,
+                    etl_domain::JobId::new(id),
+                    AttemptBy::Worker(&worker),
+                    &failure.details(),
+                    failure.retryable,
+                    |n| this.retry_delay(n),
+                )
+            })?)
         })
         .await;
         match recorded {

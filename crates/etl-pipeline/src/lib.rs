@@ -11,7 +11,7 @@ use etl_domain::transform::{
     self, jira::CustomFieldMappings, PullRequestRow, TransformError, WorkItemRow,
 };
 use etl_domain::{JobErrorCode, JobPayload, JobPriority, JobType, TenantId, TransformerKind};
-use etl_store::jobs::{self, CoveredRecords, Job};
+use etl_store::jobs::{self, Job};
 use etl_store::raw_records::{self, RawRecord, RawRecordOutline};
 use etl_store::{integrations, loaders, PgConnection, QueryError};
 use serde::Serialize;
@@ -298,16 +298,6 @@ impl JobHandler for TransformHandler {
             "load_job_ids": load_job_ids,
         }))
     }
-
-    fn on_failed(
-        &self,
-        conn: &mut PgConnection,
-        job: &Job,
-        error_details: &Value,
-    ) -> Result<(), QueryError> {
-        jobs::covered_records_to(conn, job.job_id(), CoveredRecords::Failed(error_details))?;
-        Ok(())
-    }
 }
 
 impl TransformHandler {
@@ -385,16 +375,6 @@ impl JobHandler for LoadHandler {
             "raw_records_completed": loaded.raw_records_completed,
             "errors": errors,
         }))
-    }
-
-    fn on_failed(
-        &self,
-        conn: &mut PgConnection,
-        job: &Job,
-        error_details: &Value,
-    ) -> Result<(), QueryError> {
-        jobs::covered_records_to(conn, job.job_id(), CoveredRecords::Failed(error_details))?;
-        Ok(())
     }
 }
 

@@ -5,7 +5,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use etl_domain::{JobStatus, JobType};
 
-use super::{columns_with_payload, now_plus, AttemptOutcome, Job};
+use super::{
+    columns_with_payload, covered_records_to, now_plus, AttemptOutcome, CoveredRecords, Job,
+};
 use crate::schema::etl_job_queue as jobs;
 
 /// Claims a job for `worker`: `queued` (or still `pending`, when its
@@ -136,8 +138,9 @@ fn heartbeat_older_than(
 
 /// Records a failed attempt of a running job: another attempt after
 /// `backoff` (from the database's `now()`) while `retry_count <
-/// max_retries` (and `retryable`), else `failed`. Call inside a
-/// transaction.
+/// max_retries` (and `retryable`), else `failed`, and the raw records it
+/// covers with it (as `fail_pending` does for a job the relay fails). Call
+/// inside a transaction.
 pub fn fail_attempt(
     conn: &mut PgConnection,
     id: etl_domain::JobId,
@@ -146,9 +149,10 @@ pub fn fail_attempt(
     retryable: bool,
     backoff: impl FnOnce(i32) -> chrono::Duration,
 ) -> QueryResult<AttemptOutcome> {
-    let id = id.get();
     use diesel::dsl::sql;
     use diesel::sql_types::Timestamp;
+    let job_id = id;
+    let id = id.get();
     let running = jobs::table
         .filter(jobs::id.eq(id))
         .filter(jobs::status.eq(JobStatus::Running.as_str()));
@@ -193,6 +197,7 @@ pub fn fail_attempt(
                 jobs::error_details.eq(error_details),
             ))
             .execute(conn)?;
+        covered_records_to(conn, job_id, CoveredRecords::Failed(error_details))?;
         Ok(AttemptOutcome::Failed)
     }
 }

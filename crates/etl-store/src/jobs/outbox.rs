@@ -132,11 +132,10 @@ pub fn refuse_publication(
     error_details: &serde_json::Value,
     backoff: impl FnOnce(i32) -> chrono::Duration,
 ) -> QueryResult<AttemptOutcome> {
-    let id = id.get();
     use diesel::dsl::sql;
     use diesel::sql_types::Timestamp;
     let job: Option<(Option<i32>, Option<i32>)> = jobs::table
-        .filter(jobs::id.eq(id))
+        .filter(jobs::id.eq(id.get()))
         .filter(jobs::status.eq(JobStatus::Pending.as_str()))
         .filter(jobs::lease_until.eq(lease_until))
         .select((jobs::retry_count, jobs::max_retries))
@@ -148,11 +147,11 @@ pub fn refuse_publication(
     };
     let (retries, max_retries) = (retries.unwrap_or(0), max_retries.unwrap_or(3));
     if retries >= max_retries {
-        fail_pending(conn, etl_domain::JobId::new(id), error_details)?;
+        fail_pending(conn, id, error_details)?;
         return Ok(AttemptOutcome::Failed);
     }
     let attempt = retries + 1;
-    let due: NaiveDateTime = diesel::update(jobs::table.find(id))
+    let due: NaiveDateTime = diesel::update(jobs::table.find(id.get()))
         .set((
             jobs::retry_count.eq(attempt),
             jobs::scheduled_at.eq(now_plus(backoff(attempt))),
@@ -226,10 +225,9 @@ pub fn fail_pending(
     id: etl_domain::JobId,
     error_details: &serde_json::Value,
 ) -> QueryResult<usize> {
-    let id = id.get();
     let failed = diesel::update(
         jobs::table
-            .filter(jobs::id.eq(id))
+            .filter(jobs::id.eq(id.get()))
             .filter(jobs::status.eq(JobStatus::Pending.as_str())),
     )
     .set((
@@ -240,11 +238,7 @@ pub fn fail_pending(
     ))
     .execute(conn)?;
     if failed > 0 {
-        covered_records_to(
-            conn,
-            etl_domain::JobId::new(id),
-            CoveredRecords::Failed(error_details),
-        )?;
+        covered_records_to(conn, id, CoveredRecords::Failed(error_details))?;
     }
     Ok(failed)
 }
