@@ -10,10 +10,9 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context};
-use etl_http::auth::{JwtKeys, JwtSecret};
 use etl_store::migrations::{self, DatabaseUrl};
 
-use crate::bench::{build_release_server, free_port, EtlServer, SECRET};
+use crate::bench::{build_release_server, free_port, EtlServer};
 
 /// Pinned: schemathesis 3's generator and hypothesis move in step.
 const PACKAGES: [&str; 2] = ["schemathesis==3.39.16", "hypothesis==6.112.5"];
@@ -78,11 +77,7 @@ fn run(root: &Path, python: &Path, db_url: &DatabaseUrl, cases: u32) -> anyhow::
     let mut conn = etl_store::connect(db_url.as_str())?;
     migrations::run_pending(&mut conn)?;
     let seed = etl_store::seed::ensure_demo(&mut conn)?;
-    let token = JwtKeys::new(&JwtSecret::new(SECRET)).issue(
-        "fuzz",
-        seed.tenant.id,
-        chrono::Duration::hours(2),
-    );
+    let token = crate::bench::token(seed.tenant.id);
     let port = free_port()?;
     let mut server = EtlServer::start(
         root,

@@ -19,8 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use super::{build_release_server, free_port, EtlServer, SECRET};
-use etl_http::auth::{JwtKeys, JwtSecret};
+use super::{build_release_server, free_port, EtlServer};
 use etl_store::migrations::{self, DatabaseUrl};
 
 pub struct IngestOptions {
@@ -83,8 +82,7 @@ fn run_ingest(root: &Path, options: &IngestOptions, db_url: &DatabaseUrl) -> any
     migrations::run_pending(&mut conn)?;
     let seed = etl_store::seed::ensure_demo(&mut conn)?;
     let (tenant, integration) = (seed.tenant.id, seed.jira.id);
-    let token =
-        JwtKeys::new(&JwtSecret::new(SECRET)).issue("bench", tenant, chrono::Duration::hours(1));
+    let token = super::token(tenant);
 
     let work = std::env::temp_dir().join(format!("etl-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;

@@ -6,4 +6,4 @@ pub(crate) mod pipeline;
 mod process;
 pub(crate) mod queue;
 
-pub(crate) use process::{build_release_server, free_port, EtlServer, SECRET};
+pub(crate) use process::{build_release_server, free_port, token, EtlServer};

@@ -7,7 +7,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use etl_http::auth::{JwtKeys, JwtSecret};
 use etl_store::migrations::{self, DatabaseUrl};
 
 use super::queue::{psql, wait_for, with_bench_environment};
@@ -191,20 +190,14 @@ fn run(root: &Path, options: &PipelineOptions, db: &DatabaseUrl, amqp: &str) -> 
     // work_items, for reference.
     let plain = baseline(db, n, false)?;
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = super::free_port()?;
     let server = EtlServer::start(
         root,
         "serve",
         &[("DATABASE_URL", db.as_str()), ("RABBITMQ_URL", amqp)],
         Some(port),
     )?;
-    let token = JwtKeys::new(&JwtSecret::new(super::SECRET)).issue(
-        "bench",
-        tenant,
-        chrono::Duration::hours(1),
-    );
+    let token = super::token(tenant);
     // Rounds, each over freshly written rows: the baseline into the twin
     // (same foreign keys), then the pipeline, back to back. On a shared
     // 2-core machine either side alone varies by a third between runs, so

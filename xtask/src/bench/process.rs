@@ -14,6 +14,12 @@ use anyhow::{bail, Context};
 /// The JWT secret every bench server signs with.
 pub(crate) const SECRET: &str = "bench-secret-of-at-least-32-bytes";
 
+/// A token for `tenant`, good for the length of a bench.
+pub(crate) fn token(tenant: i32) -> String {
+    use etl_http::auth::{JwtKeys, JwtSecret};
+    JwtKeys::new(&JwtSecret::new(SECRET)).issue("bench", tenant, chrono::Duration::hours(1))
+}
+
 pub(crate) fn build_release_server(root: &Path) -> anyhow::Result<()> {
     println!("building the release server…");
     let status = Command::new("cargo")

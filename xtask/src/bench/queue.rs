@@ -12,10 +12,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use etl_http::auth::{JwtKeys, JwtSecret};
 use etl_store::migrations::{self, DatabaseUrl};
 
-use super::{EtlServer, SECRET};
+use super::EtlServer;
 
 const BATCH: usize = 200;
 
@@ -193,17 +192,14 @@ fn run(
     // 3. Latency from POST /pipeline (the job row's created_at, inside the
     //    request's transaction) to queued, under a steady load.
     psql(db, "DELETE FROM etl_job_queue")?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = super::free_port()?;
     let server = EtlServer::start(
         root,
         "serve",
         &[("DATABASE_URL", db.as_str()), ("RABBITMQ_URL", amqp)],
         Some(port),
     )?;
-    let token =
-        JwtKeys::new(&JwtSecret::new(SECRET)).issue("bench", tenant, chrono::Duration::hours(1));
+    let token = super::token(tenant);
     let script = std::env::temp_dir().join(format!("etl-bench-queue-{}.lua", std::process::id()));
     let body = serde_json::json!({"entity_type": "jira_issues", "integration_id": seed_jira, "payload": request()});
     std::fs::File::create(&script)?.write_all(
