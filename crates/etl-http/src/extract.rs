@@ -178,12 +178,21 @@ fn without_position(error: &serde_json::Error) -> String {
 
 /// The tenant a request acts for, from its bearer token. Only the token is
 /// checked here (401); whether the tenant exists and is active (403) is
-/// checked against the database by the handler, in the same round trip as
-/// its work where it can.
+/// checked against the database by [`crate::tenancy::activate`], the one
+/// door to the tenant's data, which hands out the proof the store asks for.
 #[derive(Debug, Clone)]
 pub struct Tenant {
-    pub id: etl_domain::TenantId,
+    id: etl_domain::TenantId,
     pub subject: String,
+}
+
+impl Tenant {
+    /// The id the token claims, not yet checked against the database: for
+    /// the door, and for the statements that check the tenant themselves
+    /// (the checked inserts of the store path and the raw-data page).
+    pub fn claimed_id(&self) -> etl_domain::TenantId {
+        self.id
+    }
 }
 
 impl FromRequest for Tenant {

@@ -11,7 +11,7 @@ use crate::blocking;
 use crate::error::ApiError;
 use crate::extract::Tenant;
 use crate::state::AppState;
-use crate::tenancy::ensure_active;
+use crate::tenancy::activate;
 
 /// A success answer as stored for replays: status and JSON body.
 pub type Answer = (StatusCode, serde_json::Value);
@@ -38,30 +38,23 @@ pub async fn idempotent<F>(
 where
     F: FnOnce(&mut PgConnection) -> Result<Answer, ApiError> + Send + 'static,
 {
-    let tenant_id = tenant.id;
     let Some(key) = key else {
         let (status, body) = blocking(&state.pool, work).await?;
         return Ok((HttpResponse::build(status).json(body), true));
     };
+    let tenant = tenant.clone();
     let (status, body, fresh) = blocking(&state.pool, move |conn| {
         use etl_store::Connection as _;
         conn.transaction(|conn| {
-            ensure_active(conn, tenant_id)?;
-            match idempotency::claim(conn, tenant_id, route, key.as_str())? {
+            let tenant = activate(conn, &tenant)?;
+            match idempotency::claim(conn, tenant, route, key.as_str())? {
                 Claim::Answered { status, body } => {
                     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
                     Ok((status, body, false))
                 }
                 Claim::Fresh => {
                     let (status, body) = work(conn)?;
-                    idempotency::record(
-                        conn,
-                        tenant_id,
-                        route,
-                        key.as_str(),
-                        status.as_u16(),
-                        &body,
-                    )?;
+                    idempotency::record(conn, tenant, route, key.as_str(), status.as_u16(), &body)?;
                     Ok((status, body, true))
                 }
             }

@@ -1,22 +1,38 @@
-//! Tenant checks that need the database, run inside the handler's blocking
-//! closure (so on the connection it already holds).
+//! Acting for a tenant: the door every request's tenant passes, once, before
+//! it reaches the tenant's data.
+//!
+//! The token names a tenant ([`Tenant`]); [`activate`] checks it exists and
+//! is active (else 403) and hands out the store's [`ActiveTenant`] proof,
+//! which the store's tenant-data functions demand. [`blocking_as`] is the
+//! same door on the way to the database, for the common case of one check
+//! and then the work.
 
-use etl_domain::TenantId;
-use etl_store::{tenants, PgConnection};
+use etl_store::tenants::{self, ActiveTenant};
+use etl_store::{PgConnection, PgPool};
 
+use crate::blocking::blocking;
 use crate::error::ApiError;
+use crate::extract::Tenant;
 
-/// 403 unless the token's tenant exists and is active.
-pub fn ensure_active(conn: &mut PgConnection, tenant_id: TenantId) -> Result<(), ApiError> {
-    match tenants::find(conn, tenant_id.get())? {
-        Some(tenant) if tenant.active => Ok(()),
-        Some(_) => Err(ApiError::forbidden(format!(
-            "Tenant {tenant_id} is inactive"
-        ))),
-        None => Err(ApiError::forbidden(format!(
-            "Tenant {tenant_id} does not exist"
-        ))),
-    }
+/// The tenant named by the token, if it exists and is active (else 403).
+pub fn activate(conn: &mut PgConnection, tenant: &Tenant) -> Result<ActiveTenant, ApiError> {
+    tenants::activate(conn, tenant.claimed_id())?
+        .map_err(|refusal| ApiError::forbidden(refusal.to_string()))
+}
+
+/// Runs `work` for the token's tenant on the blocking pool, once [`activate`]
+/// has found it active.
+pub async fn blocking_as<T, F>(pool: &PgPool, tenant: &Tenant, work: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut PgConnection, ActiveTenant) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let tenant = tenant.clone();
+    blocking(pool, move |conn| {
+        let active = activate(conn, &tenant)?;
+        work(conn, active)
+    })
+    .await
 }
 
 /// The 422 for an integration that is missing, another tenant's or inactive

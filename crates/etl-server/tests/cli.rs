@@ -462,15 +462,9 @@ fn two_worker_processes_share_the_queues_and_run_each_job_once() {
         .expect("seed")
         .tenant
         .id;
-    let rows = etl_store::loaders::list_pull_requests(
-        &mut conn,
-        etl_domain::TenantId::new(tenant),
-        None,
-        None,
-        None,
-        1000,
-    )
-    .expect("rows");
+    let tenant = etl_store::test_support::active_tenant(&mut conn, tenant);
+    let rows = etl_store::loaders::list_pull_requests(&mut conn, tenant, None, None, None, 1000)
+        .expect("rows");
     assert_eq!(rows.len(), 40);
     assert_eq!(vhost.depth("etl.load"), 0);
 }

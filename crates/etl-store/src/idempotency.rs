@@ -6,8 +6,8 @@
 //! claim finds the key already answered, return that answer instead and do
 //! nothing. A failed request rolls back its claim, so a retry runs afresh.
 
+use crate::tenants::ActiveTenant;
 use diesel::prelude::*;
-use etl_domain::TenantId;
 
 use crate::schema::idempotency_keys as keys;
 
@@ -25,11 +25,11 @@ pub enum Claim {
 
 pub fn claim(
     conn: &mut PgConnection,
-    tenant_id: TenantId,
+    tenant: ActiveTenant,
     route: &str,
     key: &str,
 ) -> QueryResult<Claim> {
-    let tenant_id = tenant_id.get();
+    let tenant_id = tenant.id().get();
     let inserted = diesel::insert_into(keys::table)
         .values((
             keys::tenant_id.eq(tenant_id),
@@ -53,13 +53,13 @@ pub fn claim(
 
 pub fn record(
     conn: &mut PgConnection,
-    tenant_id: TenantId,
+    tenant: ActiveTenant,
     route: &str,
     key: &str,
     status: u16,
     body: &serde_json::Value,
 ) -> QueryResult<()> {
-    let tenant_id = tenant_id.get();
+    let tenant_id = tenant.id().get();
     diesel::update(keys::table.find((tenant_id, route, key)))
         .set((
             keys::status_code.eq(i16::try_from(status).unwrap_or(i16::MAX)),

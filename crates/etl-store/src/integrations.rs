@@ -1,6 +1,7 @@
 //! `integrations`: a tenant's connection to a source system. Raw records are
 //! stored against one, and only against an active one of the same tenant.
 
+use crate::tenants::ActiveTenant;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use etl_domain::TenantId;
@@ -40,11 +41,11 @@ pub fn insert(conn: &mut PgConnection, new: &NewIntegration<'_>) -> QueryResult<
 /// belongs to another tenant (the caller cannot tell the two apart).
 pub fn find_for_tenant(
     conn: &mut PgConnection,
-    tenant_id: TenantId,
+    tenant: ActiveTenant,
     id: etl_domain::IntegrationId,
 ) -> QueryResult<Option<Integration>> {
     let id = id.get();
-    let tenant_id = tenant_id.get();
+    let tenant_id = tenant.id().get();
     integrations::table
         .filter(integrations::id.eq(id))
         .filter(integrations::tenant_id.eq(tenant_id))
@@ -56,10 +57,10 @@ pub fn find_for_tenant(
 /// Of `ids`, those that are active integrations of the tenant.
 pub fn active_ids_for_tenant(
     conn: &mut PgConnection,
-    tenant_id: TenantId,
+    tenant: ActiveTenant,
     ids: &[i32],
 ) -> QueryResult<Vec<i32>> {
-    let tenant_id = tenant_id.get();
+    let tenant_id = tenant.id().get();
     integrations::table
         .filter(integrations::id.eq_any(ids))
         .filter(integrations::tenant_id.eq(tenant_id))

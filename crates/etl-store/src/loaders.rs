@@ -8,6 +8,7 @@
 //! the stored one *and* differs from it, so loading the same data twice
 //! leaves the table as after once, and an older copy changes nothing.
 
+use crate::tenants::ActiveTenant;
 use std::sync::OnceLock;
 
 use diesel::prelude::*;
@@ -343,7 +344,7 @@ fn list(
 /// `GET /work-items`: by project key and status.
 pub fn list_work_items(
     conn: &mut PgConnection,
-    tenant_id: TenantId,
+    tenant: ActiveTenant,
     project_key: Option<&str>,
     status: Option<&str>,
     after_id: Option<i32>,
@@ -352,7 +353,7 @@ pub fn list_work_items(
     list(
         conn,
         &WORK_ITEMS,
-        tenant_id,
+        tenant.id(),
         [("project_key", project_key), ("status", status)],
         after_id,
         limit,
@@ -362,7 +363,7 @@ pub fn list_work_items(
 /// `GET /pull-requests`: by repository and state.
 pub fn list_pull_requests(
     conn: &mut PgConnection,
-    tenant_id: TenantId,
+    tenant: ActiveTenant,
     repository: Option<&str>,
     state: Option<&str>,
     after_id: Option<i32>,
@@ -371,7 +372,7 @@ pub fn list_pull_requests(
     list(
         conn,
         &PULL_REQUESTS,
-        tenant_id,
+        tenant.id(),
         [("repository", repository), ("state", state)],
         after_id,
         limit,

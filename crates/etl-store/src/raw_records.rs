@@ -1,6 +1,7 @@
 //! `raw_extraction_data`: source responses as received, one row per record,
 //! with where each is in its processing.
 
+use crate::tenants::ActiveTenant;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use etl_domain::{
@@ -188,11 +189,11 @@ pub fn insert_checked_many(
 /// exactly like a missing one.
 pub fn find_for_tenant(
     conn: &mut PgConnection,
-    tenant_id: TenantId,
+    tenant: ActiveTenant,
     id: etl_domain::RawRecordId,
 ) -> QueryResult<Option<RawRecord>> {
     let id = id.get();
-    let tenant_id = tenant_id.get();
+    let tenant_id = tenant.id().get();
     raw::table
         .filter(raw::id.eq(id))
         .filter(raw::tenant_id.eq(tenant_id))
@@ -262,13 +263,13 @@ pub enum StatusUpdate {
 /// are judged one after the other; call it inside a transaction.
 pub fn update_status(
     conn: &mut PgConnection,
-    tenant_id: TenantId,
+    tenant: ActiveTenant,
     id: etl_domain::RawRecordId,
     to: ProcessingStatus,
     error_details: Option<serde_json::Value>,
 ) -> QueryResult<StatusUpdate> {
     let id = id.get();
-    let tenant_id = tenant_id.get();
+    let tenant_id = tenant.id().get();
     let current: Option<Option<String>> = raw::table
         .filter(raw::id.eq(id))
         .filter(raw::tenant_id.eq(tenant_id))
@@ -308,7 +309,7 @@ pub fn update_status(
 /// one type, optionally of one integration.
 #[derive(Debug, Clone, Copy)]
 pub struct PendingScope<'a> {
-    pub tenant_id: TenantId,
+    pub tenant: ActiveTenant,
     pub entity_type: &'a EntityType,
     pub integration_id: Option<i32>,
 }
@@ -322,7 +323,7 @@ pub fn newest_pending_id(
 ) -> QueryResult<Option<i32>> {
     use diesel::dsl::max;
     let mut query = raw::table
-        .filter(raw::tenant_id.eq(scope.tenant_id.get()))
+        .filter(raw::tenant_id.eq(scope.tenant.id().get()))
         .filter(raw::entity_type.eq(scope.entity_type.as_str()))
         .filter(raw::processing_status.eq(ProcessingStatus::Pending.as_str()))
         .select(max(raw::id))
@@ -362,7 +363,7 @@ pub fn take_pending_batch(
                           FOR UPDATE SKIP LOCKED)
          RETURNING id",
     )
-    .bind::<Int4, _>(scope.tenant_id.get())
+    .bind::<Int4, _>(scope.tenant.id().get())
     .bind::<Text, _>(scope.entity_type.as_str())
     .bind::<Nullable<Int4>, _>(scope.integration_id)
     .bind::<Int4, _>(after_id)

@@ -2,6 +2,7 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use etl_domain::TenantId;
 
 use crate::schema::tenants;
 
@@ -49,4 +50,50 @@ pub fn set_active(conn: &mut PgConnection, id: i32, active: bool) -> QueryResult
     diesel::update(tenants::table.find(id))
         .set(tenants::active.eq(active))
         .execute(conn)
+}
+
+/// Proof that a tenant was found active: the one door to a tenant's data.
+///
+/// Only [`activate`] makes one, after reading the tenant, so a function that
+/// takes an `ActiveTenant` cannot be reached for a missing or inactive
+/// tenant, or for a tenant id nobody checked. It is good for the request or
+/// transaction it was made for; keep it no longer.
+///
+/// Two kinds of store functions take a bare [`TenantId`] instead: those that
+/// check the tenant inside their own statement (the checked inserts and the
+/// raw-data page), and those that act for a job, whose tenant was checked
+/// when the job was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveTenant(TenantId);
+
+impl ActiveTenant {
+    pub fn id(self) -> TenantId {
+        self.0
+    }
+}
+
+/// Why [`activate`] gave no proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TenantRefusal {
+    #[error("Tenant {0} does not exist")]
+    Missing(TenantId),
+    #[error("Tenant {0} is inactive")]
+    Inactive(TenantId),
+}
+
+/// The door: reads the tenant once and hands out the proof that it is active.
+pub fn activate(
+    conn: &mut PgConnection,
+    id: TenantId,
+) -> QueryResult<Result<ActiveTenant, TenantRefusal>> {
+    let active = tenants::table
+        .find(id.get())
+        .select(tenants::active)
+        .first::<bool>(conn)
+        .optional()?;
+    Ok(match active {
+        Some(true) => Ok(ActiveTenant(id)),
+        Some(false) => Err(TenantRefusal::Inactive(id)),
+        None => Err(TenantRefusal::Missing(id)),
+    })
 }

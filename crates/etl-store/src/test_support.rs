@@ -235,3 +235,11 @@ fn collect_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
         }
     }
 }
+
+/// The tenant door for tests: the proof that `tenant_id` is active, or a
+/// panic naming why it is not.
+pub fn active_tenant(conn: &mut PgConnection, tenant_id: i32) -> crate::tenants::ActiveTenant {
+    crate::tenants::activate(conn, etl_domain::TenantId::new(tenant_id))
+        .expect("read the tenant")
+        .unwrap_or_else(|refusal| panic!("{refusal}"))
+}

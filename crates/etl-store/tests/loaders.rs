@@ -6,7 +6,7 @@ use etl_store::integrations::{self, NewIntegration};
 use etl_store::loaders::{self, JobLoad, LoadCounts};
 use etl_store::raw_records::{self, NewRawRecord};
 use etl_store::tenants::{self, NewTenant};
-use etl_store::test_support::TestDatabase;
+use etl_store::test_support::{active_tenant, TestDatabase};
 use serde_json::json;
 
 fn setup(db: &TestDatabase) -> (etl_store::PgConnection, i32, i32) {
@@ -127,34 +127,21 @@ fn counts(inserted: usize, updated: usize, unchanged: usize, duplicates: usize) 
 fn loads_insert_then_update_newer_and_ignore_older_or_equal() {
     let db = TestDatabase::migrated();
     let (mut conn, tenant, integration) = setup(&db);
+    let door = active_tenant(&mut conn, tenant);
     let first = vec![
         item(integration, "1", "one", 2),
         item(integration, "2", "two", 2),
     ];
     assert_eq!(items(&mut conn, tenant, &first), counts(2, 0, 0, 0));
-    let snapshot = loaders::list_work_items(
-        &mut conn,
-        etl_domain::TenantId::new(tenant),
-        None,
-        None,
-        None,
-        100,
-    )
-    .map(trees)
-    .expect("list");
+    let snapshot = loaders::list_work_items(&mut conn, door, None, None, None, 100)
+        .map(trees)
+        .expect("list");
     // The same data again changes nothing, loaded_at included.
     assert_eq!(items(&mut conn, tenant, &first), counts(0, 0, 2, 0));
     assert_eq!(
-        loaders::list_work_items(
-            &mut conn,
-            etl_domain::TenantId::new(tenant),
-            None,
-            None,
-            None,
-            100
-        )
-        .map(trees)
-        .expect("list"),
+        loaders::list_work_items(&mut conn, door, None, None, None, 100)
+            .map(trees)
+            .expect("list"),
         snapshot
     );
     // An older copy changes nothing; a newer one updates.
@@ -162,16 +149,9 @@ fn loads_insert_then_update_newer_and_ignore_older_or_equal() {
     assert_eq!(items(&mut conn, tenant, &older), counts(0, 0, 1, 0));
     let newer = vec![item(integration, "1", "fresh", 3)];
     assert_eq!(items(&mut conn, tenant, &newer), counts(0, 1, 0, 0));
-    let rows = loaders::list_work_items(
-        &mut conn,
-        etl_domain::TenantId::new(tenant),
-        None,
-        None,
-        None,
-        100,
-    )
-    .map(trees)
-    .expect("list");
+    let rows = loaders::list_work_items(&mut conn, door, None, None, None, 100)
+        .map(trees)
+        .expect("list");
     assert_eq!(rows[0]["summary"], "fresh");
     assert_eq!(rows[0]["labels"], json!(["a", "ü"]));
     assert_eq!(rows[0]["custom_fields"], json!({"customfield_1": [1]}));
@@ -183,22 +163,16 @@ fn loads_insert_then_update_newer_and_ignore_older_or_equal() {
 fn duplicates_in_one_batch_resolve_to_the_newest() {
     let db = TestDatabase::migrated();
     let (mut conn, tenant, integration) = setup(&db);
+    let door = active_tenant(&mut conn, tenant);
     let batch = vec![
         item(integration, "1", "middle", 2),
         item(integration, "1", "newest", 3),
         item(integration, "1", "oldest", 1),
     ];
     assert_eq!(items(&mut conn, tenant, &batch), counts(1, 0, 0, 2));
-    let rows = loaders::list_work_items(
-        &mut conn,
-        etl_domain::TenantId::new(tenant),
-        None,
-        None,
-        None,
-        100,
-    )
-    .map(trees)
-    .expect("list");
+    let rows = loaders::list_work_items(&mut conn, door, None, None, None, 100)
+        .map(trees)
+        .expect("list");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["summary"], "newest");
 }
@@ -207,6 +181,7 @@ fn duplicates_in_one_batch_resolve_to_the_newest() {
 fn pull_requests_load_and_filter_by_repository_and_state() {
     let db = TestDatabase::migrated();
     let (mut conn, tenant, integration) = setup(&db);
+    let door = active_tenant(&mut conn, tenant);
     let pr = |id: &str, repo: &str, state: PrState| PullRequestRow {
         integration_id: integration,
         external_id: id.to_owned(),
@@ -240,22 +215,16 @@ fn pull_requests_load_and_filter_by_repository_and_state() {
     assert_eq!(prs(&mut conn, tenant, &batch), counts(3, 0, 0, 0));
     // No timestamps: the same rows again are unchanged, a changed one updates.
     assert_eq!(prs(&mut conn, tenant, &batch), counts(0, 0, 3, 0));
-    let merged = loaders::list_pull_requests(
-        &mut conn,
-        etl_domain::TenantId::new(tenant),
-        Some("a/x"),
-        Some("merged"),
-        None,
-        100,
-    )
-    .map(trees)
-    .expect("list");
+    let merged =
+        loaders::list_pull_requests(&mut conn, door, Some("a/x"), Some("merged"), None, 100)
+            .map(trees)
+            .expect("list");
     assert_eq!(merged.len(), 1);
     assert_eq!(merged[0]["external_id"], "2");
     assert_eq!(merged[0]["additions"], serde_json::Value::Null);
     let page = loaders::list_pull_requests(
         &mut conn,
-        etl_domain::TenantId::new(tenant),
+        door,
         None,
         None,
         merged[0]["id"].as_i64().map(|i| i as i32),
@@ -264,17 +233,14 @@ fn pull_requests_load_and_filter_by_repository_and_state() {
     .map(trees)
     .expect("list");
     assert_eq!(page.len(), 1);
-    assert!(loaders::list_pull_requests(
-        &mut conn,
-        etl_domain::TenantId::new(tenant + 1),
-        None,
-        None,
-        None,
-        100
-    )
-    .map(trees)
-    .expect("list")
-    .is_empty());
+    let (other, _) = tenant_with_integration(&mut conn, "globex");
+    let other = active_tenant(&mut conn, other);
+    assert!(
+        loaders::list_pull_requests(&mut conn, other, None, None, None, 100)
+            .map(trees)
+            .expect("list")
+            .is_empty()
+    );
 }
 
 #[test]
@@ -283,6 +249,7 @@ fn a_load_job_is_loaded_from_its_own_row_newest_copy_first() {
     use etl_store::jobs::{self, NewJob};
     let db = TestDatabase::migrated();
     let (mut conn, tenant, integration) = setup(&db);
+    let door = active_tenant(&mut conn, tenant);
     let rows = vec![
         item(integration, "1", "middle", 2),
         item(integration, "2", "only", 2),
@@ -318,16 +285,9 @@ fn a_load_job_is_loaded_from_its_own_row_newest_copy_first() {
             duplicates: 2
         }
     );
-    let stored = loaders::list_work_items(
-        &mut conn,
-        etl_domain::TenantId::new(tenant),
-        None,
-        None,
-        None,
-        100,
-    )
-    .map(trees)
-    .expect("list");
+    let stored = loaders::list_work_items(&mut conn, door, None, None, None, 100)
+        .map(trees)
+        .expect("list");
     assert_eq!(stored[0]["summary"], "newest");
     assert_eq!(stored[0]["labels"], json!(["a", "ü"]));
     // The same job again changes nothing.
@@ -382,13 +342,10 @@ fn processing_records(
 }
 
 fn status_of(conn: &mut etl_store::PgConnection, tenant: i32, id: i32) -> (String, bool) {
-    let record = raw_records::find_for_tenant(
-        conn,
-        etl_domain::TenantId::new(tenant),
-        etl_domain::RawRecordId::new(id),
-    )
-    .expect("read")
-    .expect("exists");
+    let door = active_tenant(conn, tenant);
+    let record = raw_records::find_for_tenant(conn, door, etl_domain::RawRecordId::new(id))
+        .expect("read")
+        .expect("exists");
     (
         record.processing_status.unwrap_or_default(),
         record.processed_at.is_some(),
@@ -442,6 +399,7 @@ fn final_rows_outlive_the_raw_records_they_came_from() {
     use diesel::RunQueryDsl;
     let db = TestDatabase::migrated();
     let (mut conn, tenant, integration) = setup(&db);
+    let door = active_tenant(&mut conn, tenant);
     let raw = processing_records(&mut conn, tenant, integration, 1)[0];
     let row = WorkItemRow {
         raw_data_id: Some(raw),
@@ -452,16 +410,9 @@ fn final_rows_outlive_the_raw_records_they_came_from() {
     diesel::sql_query(format!("DELETE FROM raw_extraction_data WHERE id = {raw}"))
         .execute(&mut conn)
         .expect("purge");
-    let rows = loaders::list_work_items(
-        &mut conn,
-        etl_domain::TenantId::new(tenant),
-        None,
-        None,
-        None,
-        100,
-    )
-    .map(trees)
-    .expect("list");
+    let rows = loaders::list_work_items(&mut conn, door, None, None, None, 100)
+        .map(trees)
+        .expect("list");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["raw_data_id"], raw);
 }

@@ -5,8 +5,8 @@ use etl_domain::{EntityType, JobPriority, JobStatus, JobType, PageLimit, Process
 use etl_store::integrations::{self, NewIntegration};
 use etl_store::jobs::{self, JobFilter, NewJob};
 use etl_store::raw_records::{self, NewRawRecord, RawRecordFilter, StatusUpdate};
-use etl_store::tenants::{self, NewTenant};
-use etl_store::test_support::TestDatabase;
+use etl_store::tenants::{self, ActiveTenant, NewTenant};
+use etl_store::test_support::{active_tenant, TestDatabase};
 use etl_store::JsonText;
 use serde_json::json;
 
@@ -14,6 +14,9 @@ struct Fixture {
     tenant: i32,
     other_tenant: i32,
     integration: i32,
+    /// The tenants' proofs from the door, for the functions that ask for one.
+    active: ActiveTenant,
+    other_active: ActiveTenant,
 }
 
 fn fixture(conn: &mut PgConnection) -> Fixture {
@@ -48,6 +51,8 @@ fn fixture(conn: &mut PgConnection) -> Fixture {
         tenant: tenant.id,
         other_tenant: other.id,
         integration: integration.id,
+        active: active_tenant(conn, tenant.id),
+        other_active: active_tenant(conn, other.id),
     }
 }
 
@@ -113,7 +118,7 @@ fn integrations_are_only_visible_to_their_tenant() {
     let f = fixture(&mut conn);
     let mine = integrations::find_for_tenant(
         &mut conn,
-        etl_domain::TenantId::new(f.tenant),
+        f.active,
         etl_domain::IntegrationId::new(f.integration),
     )
     .expect("query");
@@ -121,19 +126,15 @@ fn integrations_are_only_visible_to_their_tenant() {
     assert_eq!(
         integrations::find_for_tenant(
             &mut conn,
-            etl_domain::TenantId::new(f.other_tenant),
+            f.other_active,
             etl_domain::IntegrationId::new(f.integration)
         )
         .expect("query"),
         None
     );
     assert_eq!(
-        integrations::active_ids_for_tenant(
-            &mut conn,
-            etl_domain::TenantId::new(f.tenant),
-            &[f.integration, 424_242]
-        )
-        .expect("query"),
+        integrations::active_ids_for_tenant(&mut conn, f.active, &[f.integration, 424_242])
+            .expect("query"),
         [f.integration]
     );
     integrations::set_active(
@@ -142,13 +143,11 @@ fn integrations_are_only_visible_to_their_tenant() {
         false,
     )
     .expect("deactivate");
-    assert!(integrations::active_ids_for_tenant(
-        &mut conn,
-        etl_domain::TenantId::new(f.tenant),
-        &[f.integration]
-    )
-    .expect("query")
-    .is_empty());
+    assert!(
+        integrations::active_ids_for_tenant(&mut conn, f.active, &[f.integration])
+            .expect("query")
+            .is_empty()
+    );
     assert_eq!(
         integrations::list_for_tenant(&mut conn, etl_domain::TenantId::new(f.tenant))
             .expect("list")
@@ -184,13 +183,10 @@ fn raw_records_insert_in_one_statement_and_return_ids_in_input_order() {
     let ids = insert(&mut conn, &batch);
     assert_eq!(ids.len(), 250);
     for (id, new) in ids.iter().zip(&batch) {
-        let row = raw_records::find_for_tenant(
-            &mut conn,
-            etl_domain::TenantId::new(f.tenant),
-            etl_domain::RawRecordId::new(*id),
-        )
-        .expect("query")
-        .expect("stored");
+        let row =
+            raw_records::find_for_tenant(&mut conn, f.active, etl_domain::RawRecordId::new(*id))
+                .expect("query")
+                .expect("stored");
         assert_eq!(row.external_id, new.external_id);
         assert_eq!(tree(&row.raw_data), tree(&new.raw_data));
         assert_eq!(row.status(), ProcessingStatus::Pending);
@@ -209,7 +205,7 @@ fn raw_records_of_another_tenant_read_as_missing() {
     assert_eq!(
         raw_records::find_for_tenant(
             &mut conn,
-            etl_domain::TenantId::new(f.other_tenant),
+            f.other_active,
             etl_domain::RawRecordId::new(ids[0])
         )
         .expect("query"),
@@ -231,7 +227,7 @@ fn raw_records_of_another_tenant_read_as_missing() {
     assert_eq!(
         raw_records::update_status(
             &mut conn,
-            etl_domain::TenantId::new(f.other_tenant),
+            f.other_active,
             etl_domain::RawRecordId::new(ids[0]),
             ProcessingStatus::Skipped,
             None
@@ -239,13 +235,10 @@ fn raw_records_of_another_tenant_read_as_missing() {
         .expect("update"),
         StatusUpdate::NotFound
     );
-    let row = raw_records::find_for_tenant(
-        &mut conn,
-        etl_domain::TenantId::new(f.tenant),
-        etl_domain::RawRecordId::new(ids[0]),
-    )
-    .expect("query")
-    .expect("row");
+    let row =
+        raw_records::find_for_tenant(&mut conn, f.active, etl_domain::RawRecordId::new(ids[0]))
+            .expect("query")
+            .expect("row");
     assert_eq!(
         row.status(),
         ProcessingStatus::Pending,
@@ -294,7 +287,7 @@ fn listing_filters_by_status() {
     let ids = insert(&mut conn, &[record(&f, "a"), record(&f, "b")]);
     raw_records::update_status(
         &mut conn,
-        etl_domain::TenantId::new(f.tenant),
+        f.active,
         etl_domain::RawRecordId::new(ids[1]),
         ProcessingStatus::Failed,
         Some(json!({"code": "x"})),
@@ -310,13 +303,10 @@ fn listing_filters_by_status() {
         raw_records::list_for_tenant(&mut conn, etl_domain::TenantId::new(f.tenant), &filter)
             .expect("list");
     assert_eq!(failed.iter().map(|r| r.id).collect::<Vec<_>>(), [ids[1]]);
-    let detail = raw_records::find_for_tenant(
-        &mut conn,
-        etl_domain::TenantId::new(f.tenant),
-        etl_domain::RawRecordId::new(ids[1]),
-    )
-    .expect("find")
-    .expect("exists");
+    let detail =
+        raw_records::find_for_tenant(&mut conn, f.active, etl_domain::RawRecordId::new(ids[1]))
+            .expect("find")
+            .expect("exists");
     assert_eq!(detail.error_details, Some(json!({"code": "x"})));
 }
 
@@ -330,7 +320,7 @@ fn status_changes_follow_the_rules_and_stamp_processed_at() {
     let mut change = |to, details| {
         raw_records::update_status(
             &mut conn,
-            etl_domain::TenantId::new(f.tenant),
+            f.active,
             etl_domain::RawRecordId::new(id),
             to,
             details,
@@ -355,13 +345,9 @@ fn status_changes_follow_the_rules_and_stamp_processed_at() {
         StatusUpdate::Forbidden { current: Completed }
     );
 
-    let row = raw_records::find_for_tenant(
-        &mut conn,
-        etl_domain::TenantId::new(f.tenant),
-        etl_domain::RawRecordId::new(id),
-    )
-    .expect("query")
-    .expect("row");
+    let row = raw_records::find_for_tenant(&mut conn, f.active, etl_domain::RawRecordId::new(id))
+        .expect("query")
+        .expect("row");
     assert_eq!(row.status(), Completed);
     assert!(row.processed_at.is_some(), "completed stamps processed_at");
 }
@@ -416,7 +402,7 @@ fn jobs_take_the_seed_defaults_and_filter_per_tenant() {
 
     let transforms = jobs::list_for_tenant(
         &mut conn,
-        etl_domain::TenantId::new(f.tenant),
+        f.active,
         &JobFilter {
             job_type: Some(JobType::Transform),
             ..JobFilter::default()
@@ -428,33 +414,22 @@ fn jobs_take_the_seed_defaults_and_filter_per_tenant() {
         [job.id]
     );
     assert_eq!(
-        jobs::list_for_tenant(
-            &mut conn,
-            etl_domain::TenantId::new(f.tenant),
-            &JobFilter::default()
-        )
-        .expect("list")
-        .len(),
+        jobs::list_for_tenant(&mut conn, f.active, &JobFilter::default())
+            .expect("list")
+            .len(),
         2
     );
-    assert!(jobs::list_for_tenant(
-        &mut conn,
-        etl_domain::TenantId::new(f.other_tenant),
-        &JobFilter::default()
-    )
-    .expect("list")
-    .is_empty());
+    assert!(
+        jobs::list_for_tenant(&mut conn, f.other_active, &JobFilter::default())
+            .expect("list")
+            .is_empty()
+    );
     assert_eq!(
-        jobs::find_for_tenant(
-            &mut conn,
-            etl_domain::TenantId::new(f.other_tenant),
-            job.job_id()
-        )
-        .expect("query"),
+        jobs::find_for_tenant(&mut conn, f.other_active, job.job_id()).expect("query"),
         None
     );
     assert_eq!(
-        jobs::find_for_tenant(&mut conn, etl_domain::TenantId::new(f.tenant), job.job_id())
+        jobs::find_for_tenant(&mut conn, f.active, job.job_id())
             .expect("query")
             .map(|j| j.payload),
         Some(json!({"raw_data_ids": [1, 2]}))
@@ -550,13 +525,10 @@ fn checked_many_inserts_only_allowed_records_and_maps_ids_to_inputs() {
     );
     for (input, id) in inputs.iter().zip(&ids) {
         let Some(id) = id else { continue };
-        let row = raw_records::find_for_tenant(
-            &mut conn,
-            etl_domain::TenantId::new(f.tenant),
-            etl_domain::RawRecordId::new(*id),
-        )
-        .expect("query")
-        .expect("row");
+        let row =
+            raw_records::find_for_tenant(&mut conn, f.active, etl_domain::RawRecordId::new(*id))
+                .expect("query")
+                .expect("row");
         assert_eq!(row.external_id, input.external_id);
         assert_eq!(tree(&row.raw_data), tree(&input.raw_data));
         assert_eq!(
@@ -587,25 +559,15 @@ fn idempotency_keys_are_forgotten_after_their_retention() {
     let mut conn = db.connect();
     let f = fixture(&mut conn);
     assert_eq!(
-        idempotency::claim(&mut conn, etl_domain::TenantId::new(f.tenant), "r", "old")
-            .expect("claim"),
+        idempotency::claim(&mut conn, f.active, "r", "old").expect("claim"),
         Claim::Fresh
     );
-    idempotency::record(
-        &mut conn,
-        etl_domain::TenantId::new(f.tenant),
-        "r",
-        "old",
-        201,
-        &json!({"id": 1}),
-    )
-    .expect("record");
+    idempotency::record(&mut conn, f.active, "r", "old", 201, &json!({"id": 1})).expect("record");
     diesel::sql_query("UPDATE idempotency_keys SET created_at = now() - interval '2 days'")
         .execute(&mut conn)
         .expect("age it");
     assert_eq!(
-        idempotency::claim(&mut conn, etl_domain::TenantId::new(f.tenant), "r", "new")
-            .expect("claim"),
+        idempotency::claim(&mut conn, f.active, "r", "new").expect("claim"),
         Claim::Fresh
     );
     let cutoff = chrono::Utc::now().naive_utc() - chrono::Duration::days(1);
@@ -615,13 +577,11 @@ fn idempotency_keys_are_forgotten_after_their_retention() {
     );
     // The old key is new again; the recent one still replays.
     assert_eq!(
-        idempotency::claim(&mut conn, etl_domain::TenantId::new(f.tenant), "r", "old")
-            .expect("claim"),
+        idempotency::claim(&mut conn, f.active, "r", "old").expect("claim"),
         Claim::Fresh
     );
     assert!(matches!(
-        idempotency::claim(&mut conn, etl_domain::TenantId::new(f.tenant), "r", "new")
-            .expect("claim"),
+        idempotency::claim(&mut conn, f.active, "r", "new").expect("claim"),
         Claim::Answered { .. }
     ));
 }
@@ -640,13 +600,9 @@ fn a_job_inserted_from_json_text_reads_back_like_any_other() {
         JobPriority::new(3).expect("valid"),
     )
     .expect("insert");
-    let job = jobs::find_for_tenant(
-        &mut conn,
-        etl_domain::TenantId::new(f.tenant),
-        etl_domain::JobId::new(id),
-    )
-    .expect("query")
-    .expect("stored");
+    let job = jobs::find_for_tenant(&mut conn, f.active, etl_domain::JobId::new(id))
+        .expect("query")
+        .expect("stored");
     assert_eq!(job.status(), JobStatus::Pending);
     assert_eq!(job.job_type(), Some(JobType::Load));
     assert_eq!(job.entity_type, "jira_issues");
@@ -690,7 +646,7 @@ fn pending_records_are_taken_in_bounded_batches_oldest_first() {
     .expect("complete one");
     let jira = entity("jira_issues");
     let scope = PendingScope {
-        tenant_id: etl_domain::TenantId::new(f.tenant),
+        tenant: f.active,
         entity_type: &jira,
         integration_id: None,
     };
@@ -717,14 +673,10 @@ fn pending_records_are_taken_in_bounded_batches_oldest_first() {
     other.batch_execute("ROLLBACK").expect("unlock");
     assert_eq!(take(&mut conn, 0), [ids[2]]);
     let status = |conn: &mut PgConnection, id: i32| {
-        raw_records::find_for_tenant(
-            conn,
-            etl_domain::TenantId::new(f.tenant),
-            etl_domain::RawRecordId::new(id),
-        )
-        .expect("read")
-        .expect("exists")
-        .processing_status
+        raw_records::find_for_tenant(conn, f.active, etl_domain::RawRecordId::new(id))
+            .expect("read")
+            .expect("exists")
+            .processing_status
     };
     assert_eq!(status(&mut conn, ids[0]).as_deref(), Some("processing"));
     assert_eq!(status(&mut conn, ids[1]).as_deref(), Some("completed"));
@@ -732,7 +684,7 @@ fn pending_records_are_taken_in_bounded_batches_oldest_first() {
     // Another tenant, or an integration without records, has nothing.
     for scope in [
         PendingScope {
-            tenant_id: etl_domain::TenantId::new(f.other_tenant),
+            tenant: f.other_active,
             ..scope
         },
         PendingScope {
@@ -816,4 +768,32 @@ fn the_rescuer_takes_only_a_job_whose_heartbeat_is_still_stale_by_the_databases_
     assert_eq!(after.retry_count, Some(1));
     // A worker's report of a job that is no longer its own changes nothing.
     assert!(!jobs::heartbeat(&mut conn, job.job_id(), "w1").expect("heartbeat"));
+}
+
+#[test]
+fn the_tenant_door_gives_a_proof_only_to_an_active_tenant() {
+    use etl_domain::TenantId;
+    use etl_store::tenants::TenantRefusal;
+    let db = TestDatabase::migrated();
+    let mut conn = db.connect();
+    let f = fixture(&mut conn);
+    let acme = TenantId::new(f.tenant);
+    let proof = tenants::activate(&mut conn, acme)
+        .expect("read")
+        .expect("acme is active");
+    assert_eq!(proof.id(), acme);
+    tenants::set_active(&mut conn, f.tenant, false).expect("deactivate");
+    assert_eq!(
+        tenants::activate(&mut conn, acme).expect("read"),
+        Err(TenantRefusal::Inactive(acme))
+    );
+    let nobody = TenantId::new(f.other_tenant + 1000);
+    assert_eq!(
+        tenants::activate(&mut conn, nobody).expect("read"),
+        Err(TenantRefusal::Missing(nobody))
+    );
+    assert_eq!(
+        TenantRefusal::Inactive(acme).to_string(),
+        format!("Tenant {} is inactive", f.tenant)
+    );
 }

@@ -6,12 +6,11 @@ use etl_domain::PageLimit;
 use etl_store::{loaders, JsonText};
 use serde::Deserialize;
 
-use crate::blocking;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Tenant;
 use crate::query::{self, Fields};
 use crate::state::AppState;
-use crate::tenancy::ensure_active;
+use crate::tenancy::blocking_as;
 
 /// Query of `GET /work-items`.
 #[derive(Debug, Deserialize)]
@@ -69,11 +68,10 @@ pub async fn work_items(
     fields.text("status", query.status.as_deref());
     let (limit, after_id) = paging(query.limit, query.after_id, &mut fields);
     fields.finish()?;
-    let rows = blocking(&state.pool, move |conn| {
-        ensure_active(conn, tenant.id)?;
+    let rows = blocking_as(&state.pool, &tenant, move |conn, tenant| {
         Ok(loaders::list_work_items(
             conn,
-            tenant.id,
+            tenant,
             query.project_key.as_deref(),
             query.status.as_deref(),
             after_id,
@@ -117,11 +115,10 @@ pub async fn pull_requests(
     }
     let (limit, after_id) = paging(query.limit, query.after_id, &mut fields);
     fields.finish()?;
-    let rows = blocking(&state.pool, move |conn| {
-        ensure_active(conn, tenant.id)?;
+    let rows = blocking_as(&state.pool, &tenant, move |conn, tenant| {
         Ok(loaders::list_pull_requests(
             conn,
-            tenant.id,
+            tenant,
             query.repository.as_deref(),
             query.state.as_deref(),
             after_id,

@@ -5,6 +5,7 @@
 use actix_web::{web, HttpResponse};
 use etl_domain::{EntityType, JobResponse, JobStatus, JobType, UpdateJobStatusRequest};
 use etl_store::jobs::{self, JobChange, JobFilter};
+use etl_store::tenants::ActiveTenant;
 use etl_store::{Connection as _, PgConnection};
 use serde::Deserialize;
 
@@ -13,7 +14,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, Tenant};
 use crate::query::{self, parse_with, Fields};
 use crate::state::AppState;
-use crate::tenancy::ensure_active;
+use crate::tenancy::{activate, blocking_as};
 
 /// Query of `GET /jobs`.
 #[derive(Debug, Deserialize)]
@@ -75,9 +76,8 @@ pub async fn list(
     query: web::Query<JobsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let filter = query.into_inner().parse()?;
-    let rows = blocking(&state.pool, move |conn| {
-        ensure_active(conn, tenant.id)?;
-        Ok(jobs::list_for_tenant(conn, tenant.id, &filter)?)
+    let rows = blocking_as(&state.pool, &tenant, move |conn, tenant| {
+        Ok(jobs::list_for_tenant(conn, tenant, &filter)?)
     })
     .await?;
     let body: Vec<JobResponse> = rows.into_iter().map(Into::into).collect();
@@ -100,9 +100,8 @@ pub async fn get(
     id: web::Path<i32>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let job = blocking(&state.pool, move |conn| {
-        ensure_active(conn, tenant.id)?;
-        jobs::find_for_tenant(conn, tenant.id, etl_domain::JobId::new(id))?
+    let job = blocking_as(&state.pool, &tenant, move |conn, tenant| {
+        jobs::find_for_tenant(conn, tenant, etl_domain::JobId::new(id))?
             .ok_or_else(|| ApiError::not_found(&format!("Job {id}")))
     })
     .await?;
@@ -118,12 +117,14 @@ async fn change<F>(
     work: F,
 ) -> Result<HttpResponse, ApiError>
 where
-    F: FnOnce(&mut PgConnection) -> Result<JobChange, etl_store::QueryError> + Send + 'static,
+    F: FnOnce(&mut PgConnection, ActiveTenant) -> Result<JobChange, etl_store::QueryError>
+        + Send
+        + 'static,
 {
     let outcome = blocking(&state.pool, move |conn| {
         conn.transaction(|conn| {
-            ensure_active(conn, tenant.id)?;
-            Ok::<_, ApiError>(work(conn)?)
+            let active = activate(conn, &tenant)?;
+            Ok::<_, ApiError>(work(conn, active)?)
         })
     })
     .await?;
@@ -161,10 +162,13 @@ pub async fn retry(
     id: web::Path<i32>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let tenant_id = tenant.id;
-    change(&state, tenant, id, "retry".to_owned(), move |conn| {
-        jobs::retry(conn, tenant_id, etl_domain::JobId::new(id))
-    })
+    change(
+        &state,
+        tenant,
+        id,
+        "retry".to_owned(),
+        move |conn, tenant| jobs::retry(conn, tenant, etl_domain::JobId::new(id)),
+    )
     .await
 }
 
@@ -186,10 +190,13 @@ pub async fn cancel(
     id: web::Path<i32>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let tenant_id = tenant.id;
-    change(&state, tenant, id, "cancel".to_owned(), move |conn| {
-        jobs::cancel(conn, tenant_id, etl_domain::JobId::new(id))
-    })
+    change(
+        &state,
+        tenant,
+        id,
+        "cancel".to_owned(),
+        move |conn, tenant| jobs::cancel(conn, tenant, etl_domain::JobId::new(id)),
+    )
     .await
 }
 
@@ -213,17 +220,16 @@ pub async fn report(
     JsonBody(request): JsonBody<UpdateJobStatusRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let tenant_id = tenant.id;
     let status = JobStatus::from(request.status);
     change(
         &state,
         tenant,
         id,
         format!("report {status} on"),
-        move |conn| {
+        move |conn, tenant| {
             jobs::report(
                 conn,
-                tenant_id,
+                tenant,
                 etl_domain::JobId::new(id),
                 status,
                 request.error_details,

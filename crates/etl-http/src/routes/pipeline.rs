@@ -13,6 +13,7 @@ use etl_domain::{
 use etl_pipeline as pipeline;
 use etl_store::jobs;
 use etl_store::raw_records::PendingScope;
+use etl_store::tenants::ActiveTenant;
 use etl_store::{integrations, raw_records, Connection as _, PgConnection};
 
 use crate::blocking;
@@ -20,14 +21,22 @@ use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{parse_shape, JsonBody, Tenant};
 use crate::query::Fields;
 use crate::state::AppState;
-use crate::tenancy::{ensure_active, unusable_integration};
+use crate::tenancy::{activate, blocking_as, unusable_integration};
 
-/// Writes jobs and wakes the local relay once they are committed.
-async fn create_jobs<F>(state: &AppState, work: F) -> Result<Vec<i32>, ApiError>
+/// Writes jobs for the token's tenant, in one transaction that first passes
+/// the tenant door, and wakes the local relay once they are committed.
+async fn create_jobs<F>(state: &AppState, tenant: &Tenant, work: F) -> Result<Vec<i32>, ApiError>
 where
-    F: FnOnce(&mut PgConnection) -> Result<Vec<i32>, ApiError> + Send + 'static,
+    F: FnOnce(&mut PgConnection, ActiveTenant) -> Result<Vec<i32>, ApiError> + Send + 'static,
 {
-    let ids = blocking(&state.pool, move |conn| conn.transaction(work)).await?;
+    let tenant = tenant.clone();
+    let ids = blocking(&state.pool, move |conn| {
+        conn.transaction(|conn| {
+            let active = activate(conn, &tenant)?;
+            work(conn, active)
+        })
+    })
+    .await?;
     if !ids.is_empty() {
         state.jobs_created.notify_one();
     }
@@ -40,10 +49,10 @@ fn accepted<T: serde::Serialize>(body: &T) -> HttpResponse {
 
 fn require_integration(
     conn: &mut PgConnection,
-    tenant_id: etl_domain::TenantId,
+    tenant: ActiveTenant,
     id: i32,
 ) -> Result<(), ApiError> {
-    match integrations::find_for_tenant(conn, tenant_id, etl_domain::IntegrationId::new(id))? {
+    match integrations::find_for_tenant(conn, tenant, etl_domain::IntegrationId::new(id))? {
         Some(integration) if integration.active => Ok(()),
         _ => Err(ApiError::validation(vec![unusable_integration(
             "integration_id",
@@ -69,9 +78,8 @@ pub async fn pipeline(
     tenant: Tenant,
     JsonBody(request): JsonBody<ETLPipelineRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let ids = create_jobs(&state, move |conn| {
-        ensure_active(conn, tenant.id)?;
-        require_integration(conn, tenant.id, request.integration_id)?;
+    let ids = create_jobs(&state, &tenant, move |conn, tenant| {
+        require_integration(conn, tenant, request.integration_id)?;
         // The extraction payload is kept as its text: stored as sent.
         let payload = JobPayload::Extract {
             integration_id: request.integration_id,
@@ -79,7 +87,7 @@ pub async fn pipeline(
         };
         let id = jobs::insert_payload(
             conn,
-            tenant.id,
+            tenant.id(),
             &request.entity_type.entity_type(),
             &payload,
             request.priority,
@@ -123,12 +131,11 @@ pub async fn load(
         load_options: request.load_options,
     };
     let max_message_bytes = state.max_message_bytes;
-    let ids = create_jobs(&state, move |conn| {
-        ensure_active(conn, tenant.id)?;
+    let ids = create_jobs(&state, &tenant, move |conn, tenant| {
         let mut wanted = row_integrations.clone();
         wanted.sort_unstable();
         wanted.dedup();
-        let usable = integrations::active_ids_for_tenant(conn, tenant.id, &wanted)?;
+        let usable = integrations::active_ids_for_tenant(conn, tenant, &wanted)?;
         let mut fields = Fields::default();
         for (i, id) in row_integrations.iter().enumerate() {
             if !usable.contains(id) {
@@ -139,7 +146,7 @@ pub async fn load(
             }
         }
         fields.finish()?;
-        let id = jobs::insert_payload(conn, tenant.id, &entity_type, &payload, JobPriority::default())?;
+        let id = jobs::insert_payload(conn, tenant.id(), &entity_type, &payload, JobPriority::default())?;
         // Measured as the relay will write it (PostgreSQL's spelling adds
         // spaces, and can lengthen numbers); too large rolls it all back.
         let rows_bytes = usize::try_from(jobs::load_rows_text_len(conn, etl_domain::JobId::new(id))?).unwrap_or(usize::MAX);
@@ -204,17 +211,16 @@ pub async fn process(
     let entity_type = request.entity_type.entity_type();
     let batch = request.batch_size.get();
     let integration_id = request.integration_id;
-    let newest = blocking(&state.pool, move |conn| {
-        ensure_active(conn, tenant.id)?;
+    let (tenant, newest) = blocking_as(&state.pool, &tenant, move |conn, tenant| {
         if let Some(integration_id) = integration_id {
-            require_integration(conn, tenant.id, integration_id)?;
+            require_integration(conn, tenant, integration_id)?;
         }
         let scope = PendingScope {
-            tenant_id: tenant.id,
+            tenant,
             entity_type: &entity_type,
             integration_id,
         };
-        Ok::<_, ApiError>(raw_records::newest_pending_id(conn, scope)?)
+        Ok((tenant, raw_records::newest_pending_id(conn, scope)?))
     })
     .await?;
     // One transaction per batch: each job is published (and run) while the
@@ -227,7 +233,7 @@ pub async fn process(
         let taken = blocking(&state.pool, move |conn| {
             conn.transaction(|conn| {
                 let scope = PendingScope {
-                    tenant_id: tenant.id,
+                    tenant,
                     entity_type: &entity_type,
                     integration_id,
                 };
@@ -239,7 +245,7 @@ pub async fn process(
                 let payload = JobPayload::Transform { raw_data_ids: ids };
                 let id = jobs::insert_payload(
                     conn,
-                    tenant.id,
+                    tenant.id(),
                     &entity_type,
                     &payload,
                     JobPriority::default(),
@@ -286,23 +292,24 @@ pub async fn transform(
     let kind = request.entity_type;
     let ids: Vec<i32> = request.raw_data_ids.as_slice().to_vec();
     if dry_run {
-        let transformed = blocking(&state.pool, move |conn| {
-            ensure_active(conn, tenant.id)?;
-            let records = checked_records(conn, tenant.id, kind, &ids)?;
-            Ok::<_, ApiError>(pipeline::transform_outlined(
-                conn, tenant.id, kind, &records,
+        let transformed = blocking_as(&state.pool, &tenant, move |conn, tenant| {
+            let records = checked_records(conn, tenant, kind, &ids)?;
+            Ok(pipeline::transform_outlined(
+                conn,
+                tenant.id(),
+                kind,
+                &records,
             )?)
         })
         .await?;
         return Ok(HttpResponse::Ok().json(transformed));
     }
-    let created = create_jobs(&state, move |conn| {
-        ensure_active(conn, tenant.id)?;
-        checked_records(conn, tenant.id, kind, &ids)?;
+    let created = create_jobs(&state, &tenant, move |conn, tenant| {
+        checked_records(conn, tenant, kind, &ids)?;
         let payload = JobPayload::Transform { raw_data_ids: ids };
         let id = jobs::insert_payload(
             conn,
-            tenant.id,
+            tenant.id(),
             &kind.entity_type(),
             &payload,
             JobPriority::default(),
@@ -317,11 +324,11 @@ pub async fn transform(
 /// read), all of the kind's entity type; 422 naming each id that is not.
 fn checked_records(
     conn: &mut PgConnection,
-    tenant_id: etl_domain::TenantId,
+    tenant: ActiveTenant,
     kind: TransformerKind,
     ids: &[i32],
 ) -> Result<Vec<etl_store::raw_records::RawRecordOutline>, ApiError> {
-    let records = raw_records::outlines_for_tenant(conn, tenant_id, ids)?;
+    let records = raw_records::outlines_for_tenant(conn, tenant.id(), ids)?;
     let mut fields = Fields::default();
     for (i, id) in ids.iter().enumerate() {
         match records.iter().find(|r| r.id == *id) {

@@ -11,7 +11,7 @@ use etl_domain::{
     StoreRawDataResponse, UpdateStatusRequest,
 };
 use etl_store::raw_records::{self, NewRawRecord, RawRecordFilter, StatusUpdate};
-use etl_store::{integrations, JsonText, PgConnection, QueryError};
+use etl_store::{integrations, tenants, JsonText, PgConnection, QueryError};
 use serde::Deserialize;
 
 use crate::blocking;
@@ -21,7 +21,7 @@ use crate::idempotent::{answer, idempotent, Answer};
 use crate::query::{self, parse_with, Fields};
 use crate::state::AppState;
 use crate::store_writer::refused_record;
-use crate::tenancy::{ensure_active, unusable_integration};
+use crate::tenancy::{activate, blocking_as, unusable_integration};
 
 /// The row to insert: the request's JSON text as it came (after the NUL
 /// rule), never re-serialised from a tree.
@@ -61,7 +61,8 @@ pub async fn store(
     JsonBody(request): JsonBody<StoreRawDataRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let entity_type = request.entity_type.clone();
-    let record = new_record(tenant.id, request);
+    // The checked insert checks the tenant in its own statement.
+    let record = new_record(tenant.claimed_id(), request);
     let response = match key.0 {
         // The common case goes through the group-commit writer.
         None => {
@@ -121,9 +122,10 @@ fn refusal(
     tenant_id: etl_domain::TenantId,
     integration_id: i32,
 ) -> ApiError {
-    match ensure_active(conn, tenant_id) {
-        Err(error) => error,
-        Ok(()) => {
+    match tenants::activate(conn, tenant_id) {
+        Err(error) => error.into(),
+        Ok(Err(refusal)) => ApiError::forbidden(refusal.to_string()),
+        Ok(Ok(_)) => {
             ApiError::validation(vec![unusable_integration("integration_id", integration_id)])
         }
     }
@@ -153,14 +155,15 @@ pub async fn store_batch(
     let counts = count_by_entity_type(&requests);
     let records: Vec<NewRawRecord> = requests
         .into_iter()
-        .map(|r| new_record(tenant.id, r))
+        .map(|r| new_record(tenant.claimed_id(), r))
         .collect();
+    let for_tenant = tenant.clone();
     let (response, fresh) = idempotent(
         &state,
         &tenant,
         "raw-data/store-batch",
         key.0,
-        move |conn| store_many(conn, tenant.id, &records),
+        move |conn| store_many(conn, &for_tenant, &records),
     )
     .await?;
     if fresh {
@@ -205,11 +208,11 @@ impl From<QueryError> for BatchFailure {
 /// caused it.
 fn store_many(
     conn: &mut PgConnection,
-    tenant_id: etl_domain::TenantId,
+    tenant: &Tenant,
     records: &[NewRawRecord],
 ) -> Result<Answer, ApiError> {
     use etl_store::Connection as _;
-    match conn.transaction(|conn| store_many_in(conn, tenant_id, records)) {
+    match conn.transaction(|conn| store_many_in(conn, tenant, records)) {
         Ok(answer) => Ok(answer),
         Err(BatchFailure::Answer(error)) => Err(error),
         Err(BatchFailure::Insert(error)) if etl_store::is_unavailable(&error) => Err(error.into()),
@@ -242,17 +245,17 @@ fn first_refused(conn: &mut PgConnection, records: &[NewRawRecord]) -> Option<us
 
 fn store_many_in(
     conn: &mut PgConnection,
-    tenant_id: etl_domain::TenantId,
+    tenant: &Tenant,
     records: &[NewRawRecord],
 ) -> Result<Answer, BatchFailure> {
-    ensure_active(conn, tenant_id)?;
+    let tenant = activate(conn, tenant)?;
     let wanted: Vec<i32> = records
         .iter()
         .map(|r| r.integration_id)
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let usable = integrations::active_ids_for_tenant(conn, tenant_id, &wanted)?;
+    let usable = integrations::active_ids_for_tenant(conn, tenant, &wanted)?;
     let errors: Vec<FieldError> = records
         .iter()
         .enumerate()
@@ -339,11 +342,12 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let filter = query.into_inner().parse()?;
     let rows = blocking(&state.pool, move |conn| {
-        // The list is empty for an inactive tenant: only then is the tenant
-        // looked at again, to tell 403 from an empty page.
-        let rows = raw_records::list_for_tenant(conn, tenant.id, &filter)?;
+        // The page checks the tenant in its own statement (it is empty for
+        // an inactive tenant): only an empty page passes the door, to tell
+        // 403 from an empty page.
+        let rows = raw_records::list_for_tenant(conn, tenant.claimed_id(), &filter)?;
         if rows.is_empty() {
-            ensure_active(conn, tenant.id)?;
+            activate(conn, &tenant)?;
         }
         Ok(rows)
     })
@@ -373,9 +377,8 @@ pub async fn get(
     id: web::Path<i32>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let row = blocking(&state.pool, move |conn| {
-        ensure_active(conn, tenant.id)?;
-        raw_records::find_for_tenant(conn, tenant.id, etl_domain::RawRecordId::new(id))?
+    let row = blocking_as(&state.pool, &tenant, move |conn, tenant| {
+        raw_records::find_for_tenant(conn, tenant, etl_domain::RawRecordId::new(id))?
             .ok_or_else(|| ApiError::not_found(&format!("Raw record {id}")))
     })
     .await?;
@@ -410,10 +413,10 @@ pub async fn update_status(
     blocking(&state.pool, move |conn| {
         use etl_store::Connection as _;
         conn.transaction(|conn| {
-            ensure_active(conn, tenant.id)?;
+            let tenant = activate(conn, &tenant)?;
             match raw_records::update_status(
                 conn,
-                tenant.id,
+                tenant,
                 etl_domain::RawRecordId::new(id),
                 to,
                 request.error_details,

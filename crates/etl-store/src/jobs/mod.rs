@@ -7,6 +7,7 @@
 //! [`lifecycle`] what workers and the rescuer do (claim, heartbeat,
 //! complete, fail an attempt).
 
+use crate::tenants::ActiveTenant;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use etl_domain::{EntityType, JobPriority, JobStatus, JobType, PageLimit, TenantId};
@@ -202,11 +203,11 @@ pub fn load_rows_text_len(conn: &mut PgConnection, id: etl_domain::JobId) -> Que
 /// The tenant's job with this id; another tenant's job reads as `None`.
 pub fn find_for_tenant(
     conn: &mut PgConnection,
-    tenant_id: TenantId,
+    tenant: ActiveTenant,
     id: etl_domain::JobId,
 ) -> QueryResult<Option<Job>> {
     let id = id.get();
-    let tenant_id = tenant_id.get();
+    let tenant_id = tenant.id().get();
     jobs::table
         .filter(jobs::id.eq(id))
         .filter(jobs::tenant_id.eq(tenant_id))
@@ -229,10 +230,10 @@ pub struct JobFilter {
 /// rows.
 pub fn list_for_tenant(
     conn: &mut PgConnection,
-    tenant_id: TenantId,
+    tenant: ActiveTenant,
     filter: &JobFilter,
 ) -> QueryResult<Vec<Job>> {
-    let tenant_id = tenant_id.get();
+    let tenant_id = tenant.id().get();
     let mut query = jobs::table
         .filter(jobs::tenant_id.eq(tenant_id))
         .into_boxed();
@@ -299,10 +300,10 @@ fn locked_for_tenant(
 /// transaction.
 pub fn cancel(
     conn: &mut PgConnection,
-    tenant_id: TenantId,
+    tenant: ActiveTenant,
     id: etl_domain::JobId,
 ) -> QueryResult<JobChange> {
-    let Some(job) = locked_for_tenant(conn, tenant_id, id)? else {
+    let Some(job) = locked_for_tenant(conn, tenant.id(), id)? else {
         return Ok(JobChange::NotFound);
     };
     if !job.status().is_cancellable() {
@@ -384,10 +385,10 @@ pub fn covered_records_to(
 /// inside a transaction.
 pub fn retry(
     conn: &mut PgConnection,
-    tenant_id: TenantId,
+    tenant: ActiveTenant,
     id: etl_domain::JobId,
 ) -> QueryResult<JobChange> {
-    let Some(job) = locked_for_tenant(conn, tenant_id, id)? else {
+    let Some(job) = locked_for_tenant(conn, tenant.id(), id)? else {
         return Ok(JobChange::NotFound);
     };
     if job.status() != JobStatus::Failed {
@@ -420,14 +421,14 @@ pub fn retry(
 /// those itself. Times are the database's. Call inside a transaction.
 pub fn report(
     conn: &mut PgConnection,
-    tenant_id: TenantId,
+    tenant: ActiveTenant,
     id: etl_domain::JobId,
     status: JobStatus,
     error_details: Option<serde_json::Value>,
 ) -> QueryResult<JobChange> {
     use diesel::dsl::{now, sql};
     use diesel::sql_types::{Nullable, Timestamp};
-    let Some(job) = locked_for_tenant(conn, tenant_id, id)? else {
+    let Some(job) = locked_for_tenant(conn, tenant.id(), id)? else {
         return Ok(JobChange::NotFound);
     };
     let current = job.status();
