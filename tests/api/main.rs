@@ -2,6 +2,7 @@
 //! real HTTP, against its own PostgreSQL database.
 
 mod auth;
+mod console;
 mod errors;
 mod idempotency;
 mod ingest;

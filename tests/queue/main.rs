@@ -2,6 +2,7 @@
 //! the real PostgreSQL: what is published, in which order, and what workers
 //! do with it, in both queue modes.
 
+mod console;
 mod containment;
 mod e2e;
 mod harness;

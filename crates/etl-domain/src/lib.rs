@@ -30,18 +30,20 @@ pub use auth::Claims;
 pub use json_text::{CleanBody, IngestChange, JsonPath, RawObject};
 pub use messages::{JobMessage, JobPayload};
 pub use requests::{
-    ETLPipelineRequest, LoadRequest, PipelineProcessRequest, RecordBatch, StoreBatchRequest,
-    StoreRawDataRequest, TransformOptions, TransformRequest, UpdateJobStatusRequest,
-    UpdateStatusRequest,
+    ETLPipelineRequest, LoadRequest, PipelineProcessRequest, RecordBatch, ReplayRequest,
+    StoreBatchRequest, StoreRawDataRequest, TransformOptions, TransformRequest,
+    UpdateJobStatusRequest, UpdateStatusRequest,
 };
 pub use responses::{
-    JobQueuedResponse, JobResponse, JobsQueuedResponse, RawDataDetail, RawDataResponse,
-    StatusUpdatedResponse, StoreBatchResponse, StoreRawDataResponse,
+    FailureStats, JobQueuedResponse, JobResponse, JobsQueuedResponse, MinuteStats, OutboxStats,
+    RawDataDetail, RawDataResponse, StatsResponse, StatusUpdatedResponse, StoreBatchResponse,
+    StoreRawDataResponse,
 };
 pub use status::{
     JobErrorCode, JobStatus, JobType, ProcessingStatus, ReportedJobStatus, StatusChange,
 };
 pub use values::{
-    BatchSize, EntityType, ExternalId, IdempotencyKey, IntegrationId, JobId, JobPriority,
-    JsonObject, PageLimit, RawDataIds, RawRecordId, TenantId, TransformerKind, ValueError,
+    BatchSize, EntityType, ErrorCodeName, ExternalId, IdempotencyKey, IntegrationId, JobId,
+    JobPriority, JsonObject, PageLimit, RawDataIds, RawRecordId, TenantId, TransformerKind,
+    ValueError,
 };

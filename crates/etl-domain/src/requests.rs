@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use crate::json_text::{CleanBody, IngestChange, JsonPath, RawObject, Segment};
 use crate::status::{ProcessingStatus, ReportedJobStatus};
 use crate::values::{
-    check_count, BatchSize, EntityType, ExternalId, JobPriority, RawDataIds, TransformerKind,
-    ValueError,
+    check_count, BatchSize, EntityType, ErrorCodeName, ExternalId, JobPriority, RawDataIds,
+    TransformerKind, ValueError,
 };
 
 /// `POST /raw-data/store`: one raw API response to keep.
@@ -185,6 +185,27 @@ pub struct PipelineProcessRequest {
     pub integration_id: Option<i32>,
     #[serde(default)]
     pub batch_size: BatchSize,
+}
+
+/// `POST /raw-data/replay`: the tenant's failed raw records of one type
+/// (of one integration, of one error code, when given) back to pending and
+/// queued for transform.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReplayRequest {
+    pub entity_type: TransformerKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration_id: Option<i32>,
+    /// Only records whose `error_details.code` is this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, min_length = 1, max_length = 100))]
+    pub error_code: Option<ErrorCodeName>,
+}
+
+impl CleanBody for ReplayRequest {
+    fn identifier(path: &JsonPath) -> bool {
+        matches!(path.segments(), [Segment::Key(k)] if k == "entity_type" || k == "error_code")
+    }
 }
 
 /// `PUT /jobs/{id}/status`, sent by an external worker.

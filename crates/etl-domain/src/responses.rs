@@ -236,3 +236,51 @@ impl JobsQueuedResponse {
         }
     }
 }
+
+/// `GET /stats`: one tenant's figures, for the dashboard (SPEC §5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StatsResponse {
+    /// Raw records: `{entity_type: {status: N}}`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub raw_records: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>>,
+    /// Jobs: `{job_type: {status: N}}`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub jobs: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>>,
+    pub outbox: OutboxStats,
+    /// The failed raw records grouped by `error_details.code`, largest first.
+    pub failures: Vec<FailureStats>,
+    /// Final-table rows loaded in each of the last 60 minutes, oldest first.
+    pub loaded_per_minute: Vec<MinuteStats>,
+}
+
+/// Jobs waiting for the relay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OutboxStats {
+    /// Jobs in status `pending`, due or waiting out a backoff.
+    pub pending: i64,
+    /// Seconds since the oldest of them was scheduled (0 without one).
+    pub oldest_pending_age_s: f64,
+}
+
+/// One group of failed raw records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FailureStats {
+    pub entity_type: String,
+    /// `error_details.code`; null for records failed without one.
+    pub code: Option<String>,
+    pub count: i64,
+    /// One record's `error_details.message`.
+    pub sample: Option<String>,
+}
+
+/// Rows of the final tables whose `loaded_at` falls in one minute.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MinuteStats {
+    /// The minute's start.
+    pub minute: DateTime<Utc>,
+    pub rows: i64,
+}

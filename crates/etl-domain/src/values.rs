@@ -119,6 +119,25 @@ impl EntityType {
 }
 
 string_newtype!(
+    /// An `error_details.code` a replay asks for (`missing_field`,
+    /// `value_too_long`, or a code a client wrote): 1–100 characters.
+    ErrorCodeName
+);
+
+impl ErrorCodeName {
+    pub const MAX_LEN: usize = 100;
+
+    pub fn parse(value: impl Into<String>) -> Result<Self, ValueError> {
+        let value = value.into();
+        check_length(&value, 1, Self::MAX_LEN)?;
+        if value.contains('\0') {
+            return Err(ValueError::Nul);
+        }
+        Ok(Self(value))
+    }
+}
+
+string_newtype!(
     /// The record's id in its source system (Jira issue id, GitHub PR id):
     /// at most 255 characters, as the seed's `varchar(255)`.
     ExternalId

@@ -8,7 +8,7 @@ use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorCode, FieldError};
-use crate::routes::{final_data, jobs, ops, pipeline, raw_data};
+use crate::routes::{console, final_data, jobs, ops, pipeline, raw_data};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,6 +30,7 @@ use crate::routes::{final_data, jobs, ops, pipeline, raw_data};
         raw_data::update_status,
         pipeline::pipeline,
         pipeline::process,
+        pipeline::replay,
         pipeline::load,
         jobs::list,
         jobs::get,
@@ -39,6 +40,7 @@ use crate::routes::{final_data, jobs, ops, pipeline, raw_data};
         pipeline::transform,
         final_data::work_items,
         final_data::pull_requests,
+        console::stats,
     ),
     // Schemas only named by parameters are not collected from the paths.
     components(schemas(

@@ -1,9 +1,11 @@
 //! Housekeeping: forgets `Idempotency-Key` answers once they are older than
-//! the retention (24 h by default), so the table does not grow for ever.
+//! the retention (24 h by default), so the table does not grow for ever, and
+//! folds the raw-record counters of backends that have gone
+//! (`stats::compact_counts`), so that they stay a few rows per tenant.
 
 use std::time::Duration;
 
-use etl_store::{idempotency, PgPool};
+use etl_store::{idempotency, stats, PgPool};
 use tokio::sync::watch;
 
 use crate::db::db;
@@ -29,6 +31,11 @@ pub async fn run(
             Ok(0) => {}
             Ok(forgotten) => tracing::info!(forgotten, "forgot old idempotency keys"),
             Err(error) => tracing::warn!(%error, "idempotency sweep failed"),
+        }
+        match db(&pool, |conn| Ok(stats::compact_counts(conn)?)).await {
+            Ok(0) => {}
+            Ok(folded) => tracing::debug!(folded, "folded raw-record counters"),
+            Err(error) => tracing::warn!(%error, "folding raw-record counters failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -18,6 +18,7 @@ mod db;
 pub mod janitor;
 pub mod metrics;
 pub mod outbox;
+pub mod pruner;
 pub mod relay;
 pub mod rescuer;
 pub mod runtime;

@@ -1,6 +1,6 @@
 //! Queue figures for `/metrics`.
 
-use prometheus::{Gauge, IntCounter, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 #[derive(Clone)]
 pub struct QueueMetrics {
@@ -10,6 +10,8 @@ pub struct QueueMetrics {
     pub outbox_backlog: IntGauge,
     pub outbox_oldest_age: Gauge,
     pub jobs_by_status: IntGaugeVec,
+    /// Rows retention deleted, by kind (`raw_records`, `jobs`).
+    pub rows_pruned: IntCounterVec,
 }
 
 impl QueueMetrics {
@@ -43,14 +45,23 @@ impl QueueMetrics {
             .expect("valid metric"),
             jobs_by_status: IntGaugeVec::new(Opts::new("jobs", "Jobs by status"), &["status"])
                 .expect("valid metric"),
+            rows_pruned: IntCounterVec::new(
+                Opts::new(
+                    "retention_rows_pruned_total",
+                    "Finished rows deleted past their retention (SPEC §11)",
+                ),
+                &["kind"],
+            )
+            .expect("valid metric"),
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 6] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 7] = [
             Box::new(metrics.published.clone()),
             Box::new(metrics.confirmed.clone()),
             Box::new(metrics.nacked.clone()),
             Box::new(metrics.outbox_backlog.clone()),
             Box::new(metrics.outbox_oldest_age.clone()),
             Box::new(metrics.jobs_by_status.clone()),
+            Box::new(metrics.rows_pruned.clone()),
         ];
         for collector in collectors {
             // A second registration (tests building two apps on one

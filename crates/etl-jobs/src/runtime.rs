@@ -1,6 +1,6 @@
 //! The one composition root of a process's background half: the outbox
-//! relay (amqp mode), the workers, the rescuer, the idempotency janitor
-//! and the metrics refresher, wired the same way for `etl-server serve`,
+//! relay (amqp mode), the workers, the rescuer, the idempotency janitor,
+//! the retention pruner and the metrics refresher, wired the same way for `etl-server serve`,
 //! `etl-server worker` and every test harness.
 //!
 //! ```text
@@ -18,6 +18,7 @@ use etl_store::PgPool;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
+use crate::pruner::RetentionConfig;
 use crate::relay::{BrokerHealth, Relay, RelayConfig};
 use crate::rescuer::RescuerConfig;
 use crate::worker::{Worker, WorkerConfig};
@@ -41,6 +42,7 @@ pub struct RuntimeBuilder {
     relay: RelayConfig,
     rescuer: Option<RescuerConfig>,
     janitor_every: Option<Duration>,
+    retention: Option<RetentionConfig>,
     metrics_every: Duration,
     registry: Option<prometheus::Registry>,
     migrated: Option<watch::Receiver<bool>>,
@@ -75,6 +77,12 @@ impl RuntimeBuilder {
     /// janitor.
     pub fn janitor(mut self, every: Option<Duration>) -> Self {
         self.janitor_every = every;
+        self
+    }
+
+    /// What retention keeps and how often it prunes; `None` runs no pruner.
+    pub fn retention(mut self, config: Option<RetentionConfig>) -> Self {
+        self.retention = config;
         self
     }
 
@@ -156,6 +164,15 @@ impl RuntimeBuilder {
             );
             runtime.spawn(task);
         }
+        if let Some(config) = self.retention {
+            let task = crate::pruner::run(
+                runtime.pool.clone(),
+                config,
+                metrics.clone(),
+                runtime.stopping.clone(),
+            );
+            runtime.spawn(task);
+        }
         let task = crate::metrics::refresh(
             runtime.pool.clone(),
             metrics,
@@ -191,6 +208,7 @@ impl Runtime {
             relay: RelayConfig::default(),
             rescuer: Some(RescuerConfig::default()),
             janitor_every: Some(Duration::from_secs(600)),
+            retention: Some(RetentionConfig::default()),
             metrics_every: Duration::from_secs(5),
             registry: None,
             migrated: None,

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use etl_http::auth::{JwtKeys, JwtSecret};
 use etl_http::{AppState, HttpConfig, ReadinessCheck};
+use etl_jobs::pruner::RetentionConfig;
 use etl_jobs::relay::RelayConfig;
 use etl_jobs::runtime::{Runtime, Transport};
 use etl_jobs::worker::WorkerConfig;
@@ -33,7 +34,13 @@ Settings (environment):
   ETL_DB_POOL_SIZE            most database connections [10]
   ETL_DB_CHECKOUT_TIMEOUT_MS  longest wait for a connection before 503 [5000]
   ETL_MAX_BODY_BYTES          largest request body before 413 [16777216]
+  ETL_DB_STATEMENT_TIMEOUT_MS longest statement of an HTTP request before 503 [30000]
+  ETL_DB_LOCK_TIMEOUT_MS      longest lock wait of an HTTP request before 503 [5000]
+  ETL_MAX_MESSAGE_BYTES       largest AMQP message published [8388608]
+  ETL_TLS_CA_FILE             PEM certificates trusted for amqps://, besides the system roots
   ETL_WORKER_CONCURRENCY      jobs run at once per process [4]
+  ETL_RETENTION_RAW_DAYS      days completed/skipped raw records are kept, 0 = for ever [30]
+  ETL_RETENTION_JOB_DAYS      days completed/cancelled jobs are kept, 0 = for ever [14]
   ETL_LOG_FORMAT              pretty | json [pretty]
   RUST_LOG                    log filter [info]";
 
@@ -61,6 +68,15 @@ enum Command {
     Worker,
     /// Apply the embedded database migrations, then exit.
     Migrate,
+    /// Delete the finished raw records and jobs past their retention
+    /// (ETL_RETENTION_RAW_DAYS, ETL_RETENTION_JOB_DAYS) now, in bounded
+    /// batches, and print how many: `raw records: N`, `jobs: N`. `serve` and
+    /// `worker` do the same every 10 minutes.
+    Prune {
+        /// Print what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -74,6 +90,7 @@ fn main() -> ExitCode {
         Command::Serve { dev } => serve(&settings, dev),
         Command::Worker => worker(&settings),
         Command::Migrate => migrate(&settings),
+        Command::Prune { dry_run } => prune(&settings, dry_run),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -96,6 +113,47 @@ fn migrate(settings: &Settings) -> anyhow::Result<()> {
     for version in applied {
         println!("applied {version}");
     }
+    Ok(())
+}
+
+fn prune(settings: &Settings, dry_run: bool) -> anyhow::Result<()> {
+    use etl_store::retention::{run_pass, PassMode, PrunedKind};
+    let mut conn = etl_store::connect(settings.database_url.as_str())?;
+    if migrations::has_pending(&mut conn)? {
+        anyhow::bail!("the database has pending migrations; run `etl-server migrate` first");
+    }
+    let policy = settings.retention;
+    for (rule, days) in [
+        ("ETL_RETENTION_RAW_DAYS", policy.raw_days),
+        ("ETL_RETENTION_JOB_DAYS", policy.job_days),
+    ] {
+        if days.is_none() {
+            eprintln!("{rule}=0: that rule is off, nothing of its kind is deleted");
+        }
+    }
+    let mode = if dry_run {
+        PassMode::DryRun
+    } else {
+        PassMode::Delete
+    };
+    // Progress on stderr every 100,000 rows: a first pass can be long.
+    let mut reported = [0_usize; 2];
+    let pruned = run_pass(&mut conn, policy, mode, |kind, n| {
+        let (slot, label) = match kind {
+            PrunedKind::RawRecords => (0, "raw records"),
+            PrunedKind::Jobs => (1, "jobs"),
+        };
+        let before = reported[slot];
+        reported[slot] += n;
+        if reported[slot] / 100_000 > before / 100_000 {
+            eprintln!("… {label}: {} deleted so far", reported[slot]);
+        }
+    })?;
+    if dry_run {
+        eprintln!("dry run: nothing was deleted; a pass now would delete");
+    }
+    println!("raw records: {}", pruned.raw_records);
+    println!("jobs: {}", pruned.jobs);
     Ok(())
 }
 
@@ -189,7 +247,7 @@ fn log_start(settings: &Settings) {
 }
 
 /// The background half of one process (relay, workers, rescuer, janitor,
-/// metrics refresher), composed by [`Runtime`] as the test harnesses
+/// pruner, metrics refresher), composed by [`Runtime`] as the test harnesses
 /// compose it, with the metrics `/metrics` serves.
 struct Background {
     metrics: etl_http::metrics::Metrics,
@@ -218,6 +276,10 @@ impl Background {
                 max_message_bytes: settings.max_message_bytes,
                 ..RelayConfig::default()
             })
+            .retention(Some(RetentionConfig {
+                policy: settings.retention,
+                ..RetentionConfig::default()
+            }))
             .registry(metrics.registry())
             .after_migrations(migrated)
             .start();

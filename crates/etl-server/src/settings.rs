@@ -15,6 +15,8 @@
 //! | `ETL_MAX_MESSAGE_BYTES` | `8388608` | largest AMQP message published |
 //! | `ETL_TLS_CA_FILE` | (none) | PEM certificates trusted for `amqps://`, besides the system roots |
 //! | `ETL_WORKER_CONCURRENCY` | `4` | jobs run at once per process |
+//! | `ETL_RETENTION_RAW_DAYS` | `30` | days `completed`/`skipped` raw records are kept (`0`: for ever) |
+//! | `ETL_RETENTION_JOB_DAYS` | `14` | days `completed`/`cancelled` jobs are kept (`0`: for ever) |
 //! | `ETL_LOG_FORMAT` | `pretty` | `pretty` or `json` |
 //! | `RUST_LOG` | `info` | log filter |
 //!
@@ -27,6 +29,7 @@ use std::time::Duration;
 
 use etl_http::auth::JwtSecret;
 use etl_store::migrations::DatabaseUrl;
+use etl_store::retention::RetentionPolicy;
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/etl";
 pub const DEFAULT_RABBITMQ_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -75,6 +78,8 @@ pub struct Settings {
     /// PEM text of `ETL_TLS_CA_FILE`, read at start-up.
     pub tls_ca_pem: Option<String>,
     pub worker_concurrency: usize,
+    /// What retention keeps (SPEC §11).
+    pub retention: RetentionPolicy,
     pub log_format: LogFormat,
 }
 
@@ -124,6 +129,14 @@ impl Settings {
             worker_concurrency: parse_or(&get, "ETL_WORKER_CONCURRENCY", "4", |v| {
                 parse_in_range(v, 1, 1024)
             })?,
+            retention: RetentionPolicy::from_days(
+                parse_or(&get, "ETL_RETENTION_RAW_DAYS", "30", |v| {
+                    parse_in_range(v, 0, 36_500)
+                })?,
+                parse_or(&get, "ETL_RETENTION_JOB_DAYS", "14", |v| {
+                    parse_in_range(v, 0, 36_500)
+                })?,
+            ),
             log_format: parse_or(&get, "ETL_LOG_FORMAT", "pretty", |v| match v {
                 "pretty" => Ok(LogFormat::Pretty),
                 "json" => Ok(LogFormat::Json),
@@ -276,7 +289,19 @@ mod tests {
         assert_eq!(settings.db_lock_timeout, Duration::from_secs(5));
         assert_eq!(settings.max_message_bytes, 8 * 1024 * 1024);
         assert!(settings.tls_ca_pem.is_none());
+        assert_eq!(settings.retention, RetentionPolicy::default());
+        assert_eq!(settings.retention.raw_days, Some(30));
+        assert_eq!(settings.retention.job_days, Some(14));
         assert!(load(&[("RABBITMQ_URL", "amqps://u:p@broker.example/%2f")]).is_ok());
+        let off = load(&[
+            ("ETL_RETENTION_RAW_DAYS", "0"),
+            ("ETL_RETENTION_JOB_DAYS", "0"),
+        ])
+        .expect("0 turns the rules off");
+        assert_eq!(
+            (off.retention.raw_days, off.retention.job_days),
+            (None, None)
+        );
     }
 
     #[test]
@@ -297,6 +322,9 @@ mod tests {
             ("ETL_MAX_BODY_BYTES", "-1"),
             ("ETL_WORKER_CONCURRENCY", "1.5"),
             ("ETL_LOG_FORMAT", "xml"),
+            ("ETL_RETENTION_RAW_DAYS", "-1"),
+            ("ETL_RETENTION_RAW_DAYS", "a month"),
+            ("ETL_RETENTION_JOB_DAYS", "1.5"),
         ] {
             let err = load(&[(name, value)]).expect_err("malformed");
             assert_eq!(err.name, name, "{value}");

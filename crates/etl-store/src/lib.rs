@@ -13,8 +13,10 @@ pub mod loaders;
 pub mod migrations;
 pub mod pool;
 pub mod raw_records;
+pub mod retention;
 mod schema;
 pub mod seed;
+pub mod stats;
 pub mod tenants;
 #[cfg(feature = "test-support")]
 pub mod test_support;

@@ -90,13 +90,21 @@ pub fn has_pending(conn: &mut PgConnection) -> Result<bool, StoreError> {
         .map_err(StoreError::Migration)
 }
 
-/// Drops every table, sequence, view and type of the `public` schema (ours
-/// and Diesel's bookkeeping), leaving an empty database.
+/// Drops every table, sequence, view, type and function of the `public`
+/// schema (ours and Diesel's bookkeeping), leaving an empty database.
 pub fn drop_all_tables(conn: &mut PgConnection) -> Result<(), StoreError> {
     conn.batch_execute(
         "DO $$ DECLARE r record; BEGIN
            FOR r IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' LOOP
              EXECUTE format('DROP TABLE IF EXISTS public.%I CASCADE', r.tablename);
+           END LOOP;
+           -- The migrations' trigger functions; not those of extensions.
+           FOR r IN SELECT p.oid::regprocedure AS f
+                      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                     WHERE n.nspname = 'public'
+                       AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                                        WHERE d.objid = p.oid AND d.deptype = 'e') LOOP
+             EXECUTE format('DROP FUNCTION IF EXISTS %s CASCADE', r.f);
            END LOOP;
          END $$;",
     )?;

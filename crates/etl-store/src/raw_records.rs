@@ -305,43 +305,77 @@ pub fn update_status(
     }
 }
 
-/// Which pending records a `/pipeline/process` call takes: the tenant's, of
-/// one type, optionally of one integration.
+/// Which records a `/pipeline/process` or `/raw-data/replay` call takes:
+/// the tenant's, of one type, optionally of one integration, from one
+/// backlog.
 #[derive(Debug, Clone, Copy)]
-pub struct PendingScope<'a> {
+pub struct BacklogScope<'a> {
     pub tenant: ActiveTenant,
     pub entity_type: &'a EntityType,
     pub integration_id: Option<i32>,
+    pub backlog: Backlog<'a>,
 }
 
-/// The newest id among the scope's `pending` records, if any: the end of
-/// what one `/pipeline/process` call takes, so that records arriving
-/// meanwhile do not keep it going.
-pub fn newest_pending_id(
+/// The records a call queues for transform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backlog<'a> {
+    /// `pending` records (`/pipeline/process`).
+    Pending,
+    /// `failed` records, only those whose `error_details.code` is `code`
+    /// when given (`/raw-data/replay`).
+    Failed { code: Option<&'a str> },
+}
+
+impl Backlog<'_> {
+    fn status(self) -> ProcessingStatus {
+        match self {
+            Backlog::Pending => ProcessingStatus::Pending,
+            Backlog::Failed { .. } => ProcessingStatus::Failed,
+        }
+    }
+
+    fn code(self) -> Option<String> {
+        match self {
+            Backlog::Pending => None,
+            Backlog::Failed { code } => code.map(str::to_owned),
+        }
+    }
+}
+
+/// The newest id in the scope's backlog, if any: the end of what one call
+/// takes, so that records arriving (or failing) meanwhile do not keep it
+/// going.
+pub fn newest_in_backlog(
     conn: &mut PgConnection,
-    scope: PendingScope<'_>,
+    scope: BacklogScope<'_>,
 ) -> QueryResult<Option<i32>> {
-    use diesel::dsl::max;
+    use diesel::dsl::{max, sql};
+    use diesel::sql_types::{Bool, Nullable, Text};
     let mut query = raw::table
         .filter(raw::tenant_id.eq(scope.tenant.id().get()))
         .filter(raw::entity_type.eq(scope.entity_type.as_str()))
-        .filter(raw::processing_status.eq(ProcessingStatus::Pending.as_str()))
+        .filter(raw::processing_status.eq(scope.backlog.status().as_str()))
         .select(max(raw::id))
         .into_boxed();
     if let Some(integration_id) = scope.integration_id {
         query = query.filter(raw::integration_id.eq(integration_id));
     }
+    if let Some(code) = scope.backlog.code() {
+        query = query
+            .filter(sql::<Bool>("error_details->>'code' = ").bind::<Nullable<Text>, _>(Some(code)));
+    }
     query.first(conn)
 }
 
-/// Takes up to `limit` of the scope's `pending` records with ids in
+/// Takes up to `limit` of the scope's backlog with ids in
 /// `(after_id, up_to_id]`, oldest first: moves them to `processing` (so
-/// that no other call queues them again) and returns their ids in order.
-/// Rows another transaction holds are skipped. Call inside the transaction
-/// that creates their job.
-pub fn take_pending_batch(
+/// that no other call queues them again; a failed record leaves its old
+/// error behind, as it goes back to pending first) and returns their ids in
+/// order. Rows another transaction holds are skipped. Call inside the
+/// transaction that creates their job.
+pub fn take_backlog_batch(
     conn: &mut PgConnection,
-    scope: PendingScope<'_>,
+    scope: BacklogScope<'_>,
     (after_id, up_to_id): (i32, i32),
     limit: i64,
 ) -> QueryResult<Vec<i32>> {
@@ -352,11 +386,15 @@ pub fn take_pending_batch(
         id: i32,
     }
     let taken: Vec<Taken> = diesel::sql_query(
-        "UPDATE raw_extraction_data SET processing_status = 'processing'
+        "UPDATE raw_extraction_data
+            SET processing_status = 'processing',
+                error_details = CASE WHEN processing_status = 'failed' THEN NULL
+                                     ELSE error_details END
           WHERE id IN (SELECT id FROM raw_extraction_data
                         WHERE tenant_id = $1 AND entity_type = $2
-                          AND processing_status = 'pending'
+                          AND processing_status = $7
                           AND ($3::int4 IS NULL OR integration_id = $3)
+                          AND ($8::text IS NULL OR error_details->>'code' = $8)
                           AND id > $4 AND id <= $5
                         ORDER BY id
                         LIMIT $6
@@ -369,6 +407,8 @@ pub fn take_pending_batch(
     .bind::<Int4, _>(after_id)
     .bind::<Int4, _>(up_to_id)
     .bind::<BigInt, _>(limit)
+    .bind::<Text, _>(scope.backlog.status().as_str())
+    .bind::<Nullable<Text>, _>(scope.backlog.code())
     .load(conn)?;
     let mut ids: Vec<i32> = taken.into_iter().map(|t| t.id).collect();
     // RETURNING follows no order.

@@ -109,6 +109,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    raw_record_counts (tenant_id, entity_type, processing_status, shard) {
+        tenant_id -> Int4,
+        #[max_length = 50]
+        entity_type -> Varchar,
+        #[max_length = 20]
+        processing_status -> Varchar,
+        shard -> Int4,
+        records -> Int8,
+    }
+}
+
+diesel::table! {
     tenants (id) {
         id -> Int4,
         name -> Text,
@@ -167,6 +179,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     integrations,
     pull_requests,
     raw_extraction_data,
+    raw_record_counts,
     tenants,
     work_items,
 );

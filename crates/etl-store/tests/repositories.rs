@@ -627,7 +627,7 @@ fn a_job_inserted_from_json_text_reads_back_like_any_other() {
 #[test]
 fn pending_records_are_taken_in_bounded_batches_oldest_first() {
     use diesel::connection::SimpleConnection;
-    use raw_records::PendingScope;
+    use raw_records::{Backlog, BacklogScope};
     let db = TestDatabase::migrated();
     let mut conn = db.connect();
     let f = fixture(&mut conn);
@@ -645,12 +645,13 @@ fn pending_records_are_taken_in_bounded_batches_oldest_first() {
     .execute(&mut conn)
     .expect("complete one");
     let jira = entity("jira_issues");
-    let scope = PendingScope {
+    let scope = BacklogScope {
         tenant: f.active,
         entity_type: &jira,
         integration_id: None,
+        backlog: Backlog::Pending,
     };
-    let newest = raw_records::newest_pending_id(&mut conn, scope)
+    let newest = raw_records::newest_in_backlog(&mut conn, scope)
         .expect("query")
         .expect("some pending");
     assert_eq!(newest, ids[4]);
@@ -663,7 +664,7 @@ fn pending_records_are_taken_in_bounded_batches_oldest_first() {
         ))
         .expect("lock");
     let take = |conn: &mut PgConnection, after: i32| {
-        raw_records::take_pending_batch(conn, scope, (after, newest), 2).expect("take")
+        raw_records::take_backlog_batch(conn, scope, (after, newest), 2).expect("take")
     };
     assert_eq!(take(&mut conn, 0), [ids[0], ids[3]]);
     assert_eq!(take(&mut conn, ids[3]), [ids[4]]);
@@ -683,17 +684,17 @@ fn pending_records_are_taken_in_bounded_batches_oldest_first() {
     assert_eq!(status(&mut conn, late).as_deref(), Some("pending"));
     // Another tenant, or an integration without records, has nothing.
     for scope in [
-        PendingScope {
+        BacklogScope {
             tenant: f.other_active,
             ..scope
         },
-        PendingScope {
+        BacklogScope {
             integration_id: Some(f.integration + 1000),
             ..scope
         },
     ] {
         assert_eq!(
-            raw_records::newest_pending_id(&mut conn, scope).expect("query"),
+            raw_records::newest_in_backlog(&mut conn, scope).expect("query"),
             None
         );
     }

@@ -1,6 +1,7 @@
 //! The route table (SPEC §5): every path with the one method it takes;
 //! any other method answers a JSON 405.
 
+pub(crate) mod console;
 pub(crate) mod final_data;
 pub(crate) mod jobs;
 pub(crate) mod ops;
@@ -34,6 +35,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::post().to(raw_data::store_batch),
                 ))
                 .service(at("/raw-data", Method::GET, web::get().to(raw_data::list)))
+                // Before `/raw-data/{id}`, which would take the path first.
+                .service(at(
+                    "/raw-data/replay",
+                    Method::POST,
+                    web::post().to(pipeline::replay),
+                ))
                 .service(at(
                     "/raw-data/{id}",
                     Method::GET,
@@ -70,6 +77,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     Method::GET,
                     web::get().to(final_data::pull_requests),
                 ))
+                .service(at("/stats", Method::GET, web::get().to(console::stats)))
                 .service(at("/jobs", Method::GET, web::get().to(jobs::list)))
                 .service(at("/jobs/{id}", Method::GET, web::get().to(jobs::get)))
                 .service(at(

@@ -7,12 +7,12 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use etl_domain::{
-    ETLPipelineRequest, JobPayload, JobPriority, JobQueuedResponse, JobsQueuedResponse,
-    LoadRequest, PipelineProcessRequest, TransformRequest, TransformerKind,
+    BatchSize, ETLPipelineRequest, JobPayload, JobPriority, JobQueuedResponse, JobsQueuedResponse,
+    LoadRequest, PipelineProcessRequest, ReplayRequest, TransformRequest, TransformerKind,
 };
 use etl_pipeline as pipeline;
 use etl_store::jobs;
-use etl_store::raw_records::PendingScope;
+use etl_store::raw_records::{Backlog, BacklogScope};
 use etl_store::tenants::ActiveTenant;
 use etl_store::{integrations, raw_records, Connection as _, PgConnection};
 
@@ -208,19 +208,81 @@ pub async fn process(
     tenant: Tenant,
     JsonBody(request): JsonBody<PipelineProcessRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let entity_type = request.entity_type.entity_type();
-    let batch = request.batch_size.get();
-    let integration_id = request.integration_id;
-    let (tenant, newest) = blocking_as(&state.pool, &tenant, move |conn, tenant| {
+    let queued = queue_backlog(
+        &state,
+        &tenant,
+        request.entity_type,
+        request.integration_id,
+        None,
+        request.batch_size.get(),
+    )
+    .await?;
+    Ok(accepted(&queued))
+}
+
+/// `POST /raw-data/replay` → 202: the tenant's failed raw records of the
+/// type (of one error code, when given) back to pending and queued for
+/// transform, in batches as `/pipeline/process` queues them.
+#[utoipa::path(
+    post, path = "/api/v1/etl/raw-data/replay", tag = "raw-data",
+    request_body = ReplayRequest,
+    responses(
+        (status = 202, description = "Transform jobs written for the matching failed records (none: records 0, job_ids [])", body = JobsQueuedResponse),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "Invalid field, entity type without transformer, or not the tenant's active integration", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn replay(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    JsonBody(request): JsonBody<ReplayRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let queued = queue_backlog(
+        &state,
+        &tenant,
+        request.entity_type,
+        request.integration_id,
+        Some(request.error_code.map(String::from)),
+        BatchSize::default().get(),
+    )
+    .await?;
+    Ok(accepted(&queued))
+}
+
+/// Queues transform jobs for a backlog of the tenant's records: pending
+/// ones (`failed: None`) or failed ones (`Some(code)`, every code when
+/// `None`), `batch` records per job.
+async fn queue_backlog(
+    state: &AppState,
+    tenant: &Tenant,
+    kind: TransformerKind,
+    integration_id: Option<i32>,
+    failed: Option<Option<String>>,
+    batch: i64,
+) -> Result<JobsQueuedResponse, ApiError> {
+    fn backlog(failed: &Option<Option<String>>) -> Backlog<'_> {
+        match failed {
+            None => Backlog::Pending,
+            Some(code) => Backlog::Failed {
+                code: code.as_deref(),
+            },
+        }
+    }
+    let entity_type = kind.entity_type();
+    let first = failed.clone();
+    let (tenant, newest) = blocking_as(&state.pool, tenant, move |conn, tenant| {
         if let Some(integration_id) = integration_id {
             require_integration(conn, tenant, integration_id)?;
         }
-        let scope = PendingScope {
+        let scope = BacklogScope {
             tenant,
             entity_type: &entity_type,
             integration_id,
+            backlog: backlog(&first),
         };
-        Ok((tenant, raw_records::newest_pending_id(conn, scope)?))
+        Ok((tenant, raw_records::newest_in_backlog(conn, scope)?))
     })
     .await?;
     // One transaction per batch: each job is published (and run) while the
@@ -229,15 +291,17 @@ pub async fn process(
     // queues what is left and nothing twice.
     let (mut job_ids, mut records, mut after) = (Vec::new(), 0, 0);
     while let Some(up_to) = newest {
-        let entity_type = request.entity_type.entity_type();
+        let entity_type = kind.entity_type();
+        let failed = failed.clone();
         let taken = blocking(&state.pool, move |conn| {
             conn.transaction(|conn| {
-                let scope = PendingScope {
+                let scope = BacklogScope {
                     tenant,
                     entity_type: &entity_type,
                     integration_id,
+                    backlog: backlog(&failed),
                 };
-                let ids = raw_records::take_pending_batch(conn, scope, (after, up_to), batch)?;
+                let ids = raw_records::take_backlog_batch(conn, scope, (after, up_to), batch)?;
                 let Some(&last) = ids.last() else {
                     return Ok::<_, ApiError>(None);
                 };
@@ -262,7 +326,7 @@ pub async fn process(
         records += count;
         after = last;
     }
-    Ok(accepted(&JobsQueuedResponse::new(job_ids, records)))
+    Ok(JobsQueuedResponse::new(job_ids, records))
 }
 
 /// `POST /transform` → 202 with a transform job, or with

@@ -1,0 +1,11 @@
+DROP INDEX idx_pull_requests_tenant_loaded_at;
+DROP INDEX idx_work_items_tenant_loaded_at;
+DROP INDEX idx_raw_data_tenant_failed;
+DROP INDEX idx_etl_queue_tenant_type_status;
+DROP TRIGGER raw_record_counts_delete ON raw_extraction_data;
+DROP TRIGGER raw_record_counts_update ON raw_extraction_data;
+DROP TRIGGER raw_record_counts_insert ON raw_extraction_data;
+DROP FUNCTION raw_record_counts_on_delete();
+DROP FUNCTION raw_record_counts_on_update();
+DROP FUNCTION raw_record_counts_on_insert();
+DROP TABLE raw_record_counts;
