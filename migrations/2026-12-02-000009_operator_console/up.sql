@@ -70,6 +70,14 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION raw_record_counts_on_truncate() RETURNS TRIGGER
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM raw_record_counts;
+    RETURN NULL;
+END
+$$;
+
 -- No write may slip between the count of what is there and the first
 -- trigger: the table is held against writes for the rest of the migration.
 LOCK TABLE raw_extraction_data IN SHARE MODE;
@@ -86,6 +94,10 @@ CREATE TRIGGER raw_record_counts_delete
     AFTER DELETE ON raw_extraction_data
     REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION raw_record_counts_on_delete();
+
+CREATE TRIGGER raw_record_counts_truncate
+    AFTER TRUNCATE ON raw_extraction_data
+    FOR EACH STATEMENT EXECUTE FUNCTION raw_record_counts_on_truncate();
 
 INSERT INTO raw_record_counts
 SELECT tenant_id, entity_type, COALESCE(processing_status, 'pending'), 0, count(*)

@@ -161,3 +161,72 @@ async fn replay_refuses_what_it_cannot_do_and_changes_nothing() {
     assert_eq!(h.app.count("SELECT count(*) FROM etl_job_queue"), 0);
     h.stop().await;
 }
+
+/// The pruner's count in `/metrics` for `kind`.
+async fn pruned_in_metrics(h: &Harness, kind: &str) -> i64 {
+    let text = h.app.get("/metrics").await.text().await.expect("metrics");
+    let prefix = format!("etl_retention_rows_pruned_total{{kind=\"{kind}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn the_pruner_deletes_a_million_old_records_in_the_background_while_ingest_goes_on() {
+    use etl_jobs::pruner::RetentionConfig;
+    let h = Harness::start_with_retention(
+        Mode::Postgres,
+        RetentionConfig {
+            every: Duration::from_millis(200),
+            ..RetentionConfig::default()
+        },
+    )
+    .await;
+    let mine = h.tenant.clone();
+    h.app.execute(&format!(
+        "INSERT INTO raw_extraction_data
+                (tenant_id, integration_id, entity_type, external_id, raw_data,
+                 processing_status, created_at, processed_at)
+         SELECT {}, {}, 'jira_issues', 'old-' || g, '{{}}', 'completed',
+                LOCALTIMESTAMP - interval '40 days', LOCALTIMESTAMP - interval '40 days'
+           FROM generate_series(1, 1000000) AS g",
+        mine.id, mine.integration
+    ));
+    let old = "SELECT count(*) FROM raw_extraction_data WHERE external_id LIKE 'old-%'";
+    // Store until the pruner is seen at work, then a hundred more beside it.
+    let mut stored = Vec::new();
+    let mut beside = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while beside < 100 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pruner never started: {}",
+            h.app.get("/metrics").await.text().await.unwrap_or_default()
+        );
+        stored.extend(store_issues(&h, &mine, stored.len(), 1).await);
+        if pruned_in_metrics(&h, "raw_records").await > 0 {
+            beside += 1;
+        }
+    }
+    let left = h.app.count(old);
+    assert!(
+        left > 0 && left < 1_000_000,
+        "the stores ran while the prune did ({left} old records left)"
+    );
+    let done = poll_until(Duration::from_secs(300), || async {
+        (h.app.count(old) == 0).then_some(())
+    })
+    .await;
+    assert!(done.is_some(), "every old record is pruned");
+    assert_eq!(pruned_in_metrics(&h, "raw_records").await, 1_000_000);
+    // What was stored meanwhile is all there, pending.
+    assert_eq!(
+        h.app.count(&format!(
+            "SELECT count(*) FROM raw_extraction_data WHERE tenant_id = {} AND processing_status = 'pending'",
+            mine.id
+        )),
+        stored.len() as i64
+    );
+    h.stop().await;
+}

@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use etl_domain::JobErrorCode;
+use etl_jobs::pruner::RetentionConfig;
 use etl_jobs::relay::{BrokerHealth, RelayConfig};
 use etl_jobs::rescuer::RescuerConfig;
 use etl_jobs::runtime::{Runtime, Transport};
@@ -110,12 +111,19 @@ impl Harness {
     }
 
     pub async fn start_with_broker(mode: Mode, broker: Option<&str>) -> Self {
-        Self::start_with(mode, broker, etl_jobs::DEFAULT_MAX_MESSAGE_BYTES, None).await
+        Self::start_with(
+            mode,
+            broker,
+            etl_jobs::DEFAULT_MAX_MESSAGE_BYTES,
+            None,
+            None,
+        )
+        .await
     }
 
     /// With `ETL_MAX_MESSAGE_BYTES` at `max_message_bytes`.
     pub async fn start_with_max_message_bytes(mode: Mode, max_message_bytes: usize) -> Self {
-        Self::start_with(mode, None, max_message_bytes, None).await
+        Self::start_with(mode, None, max_message_bytes, None, None).await
     }
 
     /// Amqp mode, the relay and workers reaching the test's vhost as
@@ -127,6 +135,20 @@ impl Harness {
             None,
             etl_jobs::DEFAULT_MAX_MESSAGE_BYTES,
             Some(Box::new(amqp)),
+            None,
+        )
+        .await
+    }
+
+    /// With the retention pruner running as `config` says (other harnesses
+    /// run none).
+    pub async fn start_with_retention(mode: Mode, config: RetentionConfig) -> Self {
+        Self::start_with(
+            mode,
+            None,
+            etl_jobs::DEFAULT_MAX_MESSAGE_BYTES,
+            None,
+            Some(config),
         )
         .await
     }
@@ -136,6 +158,7 @@ impl Harness {
         broker: Option<&str>,
         max_message_bytes: usize,
         amqp: Option<Box<AmqpFor<'_>>>,
+        retention: Option<RetentionConfig>,
     ) -> Self {
         let vhost = (mode == Mode::Amqp).then(TestVhost::create);
         let wake = Arc::new(Notify::new());
@@ -193,6 +216,7 @@ impl Harness {
             // Tests run the rescuer themselves (`rescue_once`).
             .rescuer(None)
             .janitor(None)
+            .retention(retention)
             .metrics_every(Duration::from_millis(100))
             .registry(&registry)
             .jobs_created(wake.clone())

@@ -104,6 +104,74 @@ fn migrate_applies_every_migration_then_reports_up_to_date() {
     );
 }
 
+/// Two old completed records and one old failed one, one old completed job.
+fn backdated_rows(db: &TestDatabase) {
+    use etl_store::SimpleConnection;
+    db.connect()
+        .batch_execute(
+            "INSERT INTO tenants (name) VALUES ('acme');
+             INSERT INTO integrations (tenant_id, provider, name) SELECT id, 'jira', 'j' FROM tenants;
+             INSERT INTO raw_extraction_data
+                    (tenant_id, integration_id, entity_type, raw_data, processing_status, processed_at)
+             SELECT t.id, i.id, 'jira_issues', '{}', s, LOCALTIMESTAMP - interval '60 days'
+               FROM tenants t JOIN integrations i ON i.tenant_id = t.id,
+                    unnest(ARRAY['completed', 'completed', 'failed']) AS s;
+             INSERT INTO etl_job_queue (tenant_id, job_type, entity_type, payload, status, completed_at)
+             SELECT id, 'extract', 'jira_issues', '{}', 'completed', LOCALTIMESTAMP - interval '60 days'
+               FROM tenants;",
+        )
+        .expect("backdated rows");
+}
+
+fn rows_left(db: &TestDatabase) -> i64 {
+    use etl_store::test_support::diesel_prelude::*;
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query(
+        "SELECT (SELECT count(*) FROM raw_extraction_data) + (SELECT count(*) FROM etl_job_queue) AS n",
+    )
+    .get_result::<N>(&mut db.connect())
+    .expect("count")
+    .n
+}
+
+#[test]
+fn prune_dry_run_says_what_it_would_delete_then_prune_deletes_it() {
+    let db = TestDatabase::migrated();
+    backdated_rows(&db);
+    let dry = run_to_end(etl_server(&["prune", "--dry-run"]).env("DATABASE_URL", db.url()));
+    assert!(dry.status.success(), "{dry:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&dry.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        ["raw records: 2", "jobs: 1"]
+    );
+    assert!(String::from_utf8_lossy(&dry.stderr).contains("dry run"));
+    assert_eq!(rows_left(&db), 4, "a dry run deletes nothing");
+    let pass = run_to_end(etl_server(&["prune"]).env("DATABASE_URL", db.url()));
+    assert!(pass.status.success(), "{pass:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&pass.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        ["raw records: 2", "jobs: 1"]
+    );
+    assert_eq!(rows_left(&db), 1, "the failed record stays");
+    let bad = run_to_end(
+        etl_server(&["prune"])
+            .env("DATABASE_URL", db.url())
+            .env("ETL_RETENTION_RAW_DAYS", "a month"),
+    );
+    assert!(!bad.status.success());
+    let lines = stderr_lines(&bad);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("ETL_RETENTION_RAW_DAYS"), "{lines:?}");
+}
+
 #[test]
 fn migrate_against_an_unreachable_database_fails_with_a_message() {
     let output = run_to_end(

@@ -1,9 +1,9 @@
 //! Retention (SPEC §11): finished raw records and jobs older than their
 //! setting are deleted, in bounded batches, by one process at a time.
 //!
-//! Each batch is one short statement of its own (at most
-//! [`PRUNE_BATCH_ROWS`] rows, rows other sessions hold skipped), so a pass
-//! never holds a lock that stalls ingest; batches walk the table in id
+//! Each batch is one short statement of its own (a window of at most
+//! [`PRUNE_BATCH_ROWS`] ids, rows other sessions hold skipped), so a pass
+//! never holds a lock that stalls ingest; windows walk the table in id
 //! order from where the last one stopped, so a pass reads each row once.
 //! Final rows are not touched: they outlive the raw records they came from.
 
@@ -106,9 +106,15 @@ pub fn count_prunable(conn: &mut PgConnection, kind: PrunedKind, days: u32) -> Q
     Ok(u64::try_from(figure.n).unwrap_or(0))
 }
 
-/// Deletes up to `limit` prunable rows of `kind` with ids above `after_id`,
-/// lowest first, skipping rows other sessions hold; returns how many went
-/// and the highest id looked at (`None` when none was left).
+/// Deletes the prunable rows of `kind` among the `limit` ids that follow
+/// `after_id` (a window of ids starting at the next row, so at most `limit`
+/// rows), skipping rows other sessions hold; returns how many went and the
+/// last id of the window (`None` when no row was left after `after_id`).
+///
+/// The window is a range of the primary key, which PostgreSQL scans the
+/// same way however stale its statistics are (right after a bulk load, a
+/// query for "the next 1000 finished rows" may be planned as a scan of
+/// every finished row and a sort).
 pub fn prune_batch(
     conn: &mut PgConnection,
     kind: PrunedKind,
@@ -117,29 +123,31 @@ pub fn prune_batch(
     limit: i64,
 ) -> QueryResult<(usize, Option<i32>)> {
     #[derive(QueryableByName)]
-    struct Deleted {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
+    struct Next {
         #[diesel(sql_type = diesel::sql_types::Nullable<Int4>)]
-        last: Option<i32>,
+        id: Option<i32>,
     }
     let (table, finished, age) = kind.rule();
-    let deleted: Deleted = diesel::sql_query(format!(
-        "WITH batch AS (
-            SELECT id FROM {table}
-             WHERE id > $2 AND {finished}
-               AND {age} < LOCALTIMESTAMP - make_interval(days => $1)
-             ORDER BY id
-             LIMIT $3
-               FOR UPDATE SKIP LOCKED),
-          gone AS (DELETE FROM {table} WHERE id IN (SELECT id FROM batch) RETURNING id)
-         SELECT (SELECT count(*) FROM gone) AS n, (SELECT max(id) FROM batch) AS last"
+    let next: Next = diesel::sql_query(format!("SELECT min(id) AS id FROM {table} WHERE id > $1"))
+        .bind::<Int4, _>(after_id)
+        .get_result(conn)?;
+    let Some(start) = next.id else {
+        return Ok((0, None));
+    };
+    let width = i32::try_from(limit).unwrap_or(i32::MAX).max(1);
+    let end = start.saturating_add(width - 1);
+    let deleted = diesel::sql_query(format!(
+        "DELETE FROM {table}
+          WHERE id IN (SELECT id FROM {table}
+                        WHERE id BETWEEN $2 AND $3 AND {finished}
+                          AND {age} < LOCALTIMESTAMP - make_interval(days => $1)
+                          FOR UPDATE SKIP LOCKED)"
     ))
     .bind::<Int4, _>(days_param(days))
-    .bind::<Int4, _>(after_id)
-    .bind::<BigInt, _>(limit)
-    .get_result(conn)?;
-    Ok((usize::try_from(deleted.n).unwrap_or(0), deleted.last))
+    .bind::<Int4, _>(start)
+    .bind::<Int4, _>(end)
+    .execute(conn)?;
+    Ok((deleted, Some(end)))
 }
 
 fn days_param(days: u32) -> i32 {
