@@ -66,3 +66,40 @@ fn nested(counts: Vec<Count>) -> BTreeMap<String, BTreeMap<String, i64>> {
     }
     by_kind
 }
+
+/// The dashboard's three files, compiled into the binary: no CDN, no build
+/// step, nothing to deploy beside it.
+const DASHBOARD_HTML: &str = include_str!("../dashboard/index.html");
+const DASHBOARD_JS: &str = include_str!("../dashboard/app.js");
+const DASHBOARD_CSS: &str = include_str!("../dashboard/app.css");
+
+/// Only this origin: no script, style, font or request elsewhere, no inline
+/// script, no framing, no form posting anywhere.
+const DASHBOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'";
+
+fn dashboard_file(content_type: &str, body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header(("Content-Security-Policy", DASHBOARD_CSP))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .insert_header(("X-Frame-Options", "DENY"))
+        .insert_header(("Cache-Control", "no-cache"))
+        .body(body)
+}
+
+/// `GET /dashboard`: the page. It needs no token to load; it asks for one
+/// and sends it only to this origin's API.
+pub async fn dashboard() -> HttpResponse {
+    dashboard_file("text/html; charset=utf-8", DASHBOARD_HTML)
+}
+
+pub async fn dashboard_js() -> HttpResponse {
+    dashboard_file("text/javascript; charset=utf-8", DASHBOARD_JS)
+}
+
+pub async fn dashboard_css() -> HttpResponse {
+    dashboard_file("text/css; charset=utf-8", DASHBOARD_CSS)
+}

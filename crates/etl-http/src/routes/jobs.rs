@@ -24,6 +24,8 @@ pub struct JobsQuery {
     entity_type: Option<String>,
     limit: Option<String>,
     after_id: Option<String>,
+    before_id: Option<String>,
+    order: Option<String>,
 }
 
 impl JobsQuery {
@@ -43,12 +45,23 @@ impl JobsQuery {
         );
         let limit = fields.take("limit", query::limit(self.limit));
         let after_id = fields.take("after_id", query::id(self.after_id));
+        let before_id = fields.take("before_id", query::id(self.before_id));
+        let newest_first = fields.take(
+            "order",
+            parse_with(self.order, |o| match o.as_str() {
+                "asc" => Ok(false),
+                "desc" => Ok(true),
+                other => Err(format!("`{other}` is not one of: asc desc")),
+            }),
+        );
         fields.finish()?;
         Ok(JobFilter {
             status,
             job_type,
             entity_type,
             after_id,
+            before_id,
+            newest_first: newest_first.unwrap_or(false),
             limit: limit.unwrap_or_default(),
         })
     }
@@ -63,9 +76,11 @@ impl JobsQuery {
         ("entity_type" = Option<etl_domain::EntityType>, Query, description = "Only jobs of this entity type"),
         ("limit" = Option<etl_domain::PageLimit>, Query, description = "1–1000, default 100"),
         ("after_id" = Option<i32>, Query, description = "Keyset paging: only ids above this"),
+        ("before_id" = Option<i32>, Query, description = "Keyset paging backwards: only ids below this"),
+        ("order" = Option<String>, Query, description = "asc (default: oldest first) or desc (newest first)"),
     ),
     responses(
-        (status = 200, description = "Jobs, oldest first", body = Vec<JobResponse>),
+        (status = 200, description = "Jobs, oldest first (newest first with order=desc)", body = Vec<JobResponse>),
         (status = 422, description = "A query parameter is invalid", body = ErrorBody),
     ),
     security(("bearer" = [])),

@@ -17,6 +17,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(at("/health", Method::GET, web::get().to(ops::health)))
         .service(at("/ready", Method::GET, web::get().to(ops::ready)))
         .service(at("/metrics", Method::GET, web::get().to(ops::metrics)))
+        .service(at(
+            "/dashboard",
+            Method::GET,
+            web::get().to(console::dashboard),
+        ))
+        .service(at(
+            "/dashboard/app.js",
+            Method::GET,
+            web::get().to(console::dashboard_js),
+        ))
+        .service(at(
+            "/dashboard/app.css",
+            Method::GET,
+            web::get().to(console::dashboard_css),
+        ))
         .service(
             web::scope("/api/v1/etl")
                 .service(at(

@@ -216,13 +216,18 @@ pub fn find_for_tenant(
         .optional()
 }
 
-/// A page of the tenant's jobs, oldest first.
+/// A page of the tenant's jobs, oldest first (newest first with
+/// `newest_first`).
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
     pub status: Option<JobStatus>,
     pub job_type: Option<JobType>,
     pub entity_type: Option<EntityType>,
+    /// Keyset paging: only jobs with a larger id.
     pub after_id: Option<i32>,
+    /// Keyset paging backwards: only jobs with a smaller id.
+    pub before_id: Option<i32>,
+    pub newest_first: bool,
     pub limit: PageLimit,
 }
 
@@ -249,8 +254,15 @@ pub fn list_for_tenant(
     if let Some(after_id) = filter.after_id {
         query = query.filter(jobs::id.gt(after_id));
     }
+    if let Some(before_id) = filter.before_id {
+        query = query.filter(jobs::id.lt(before_id));
+    }
+    query = if filter.newest_first {
+        query.order(jobs::id.desc())
+    } else {
+        query.order(jobs::id.asc())
+    };
     query
-        .order(jobs::id.asc())
         .limit(filter.limit.get())
         .select(columns_with_payload(LISTED_PAYLOAD))
         .load(conn)

@@ -1,0 +1,370 @@
+//! The dashboard in a real browser: headless Chromium from Debian's
+//! `chromium` package, driven through its `chromedriver` over WebDriver,
+//! against the real server and PostgreSQL. `.ci/run` installs both with apt
+//! when they are missing.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use etl_tests::{TestApp, TestTenant};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A chromedriver process on a free port, killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start() -> Self {
+        for path in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                std::path::Path::new(path).exists(),
+                "{path} is missing: apt-get install chromium chromium-driver (.ci/run does)"
+            );
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting chromedriver");
+        let deadline = Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    async fn browser(&self) -> Client {
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": CHROMIUM,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1280,1800",
+                         "--no-first-run", "--disable-extensions"],
+            }),
+        );
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .expect("a browser session")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn store(app: &TestApp, tenant: &TestTenant, id: usize) -> i64 {
+    let body = json!({"integration_id": tenant.integration, "entity_type": "jira_issues",
+        "raw_data": {"id": id.to_string(), "key": format!("D-{id}"), "fields": {"summary": "s"}}});
+    let response = app
+        .post_json("/api/v1/etl/raw-data/store", tenant, &body)
+        .await;
+    assert_eq!(response.status(), 201);
+    etl_tests::json(response).await["record_id"]
+        .as_i64()
+        .expect("id")
+}
+
+/// Waits until `script` (a function body returning a value) returns
+/// something other than null or false, and returns it.
+async fn poll_js(browser: &Client, script: &str) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let value = browser.execute(script, vec![]).await.expect("script");
+        if !(value.is_null() || value == Value::Bool(false)) {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "never true: {script}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn sign_in(browser: &Client, token: &str) {
+    let input = browser
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#sign-in:not([hidden]) #token"))
+        .await
+        .expect("the page asks for a token");
+    input.send_keys(token).await.expect("typing");
+    browser
+        .find(Locator::Css("#sign-in button[type=submit]"))
+        .await
+        .expect("submit")
+        .click()
+        .await
+        .expect("click");
+}
+
+/// The number a dashboard cell shows, read as a person reads it ("1,234").
+async fn cell(browser: &Client, selector: &str) -> i64 {
+    let script =
+        format!("const c = document.querySelector({selector:?}); return c ? c.textContent : null;");
+    let text = poll_js(browser, &script).await;
+    text.as_str()
+        .expect("text")
+        .replace(',', "")
+        .parse()
+        .unwrap_or_else(|_| panic!("{selector}: {text}"))
+}
+
+fn screenshot_path(name: &str) -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    std::fs::create_dir_all(&target).expect("target dir");
+    target.join(name)
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_the_tenants_figures_and_replays_a_failure_group() {
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("acme");
+    let other = app.tenant("other");
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        ids.push(store(&app, &acme, i).await);
+    }
+    store(&app, &other, 100).await;
+    let failing = &ids[0..3];
+    app.execute(&format!(
+        "UPDATE raw_extraction_data SET processing_status = 'failed',
+                error_details = jsonb_build_object('code', 'missing_field', 'message', 'fields.summary is missing')
+          WHERE id IN ({})",
+        failing.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+    ));
+    app.execute(&format!(
+        "UPDATE raw_extraction_data SET processing_status = 'failed' WHERE tenant_id = {}",
+        other.id
+    ));
+    let driver = Driver::start();
+    let browser = driver.browser().await;
+    browser.goto(&app.url("/dashboard")).await.expect("open");
+    sign_in(&browser, &acme.token).await;
+
+    // The counts are the tenant's, as SQL has them.
+    let sql = |status: &str| {
+        app.count(&format!(
+            "SELECT count(*) FROM raw_extraction_data WHERE tenant_id = {} AND processing_status = '{status}'",
+            acme.id
+        ))
+    };
+    let shown_failed = cell(
+        &browser,
+        "#raw-records td[data-kind=jira_issues][data-status=failed]",
+    )
+    .await;
+    assert_eq!(shown_failed, sql("failed"));
+    assert_eq!(shown_failed, 3);
+    let shown_pending = cell(
+        &browser,
+        "#raw-records td[data-kind=jira_issues][data-status=pending]",
+    )
+    .await;
+    assert_eq!(shown_pending, sql("pending"));
+    assert_eq!(
+        cell(
+            &browser,
+            "#raw-records td[data-kind=jira_issues][data-status=total]"
+        )
+        .await,
+        7,
+        "the other tenant's record is not counted"
+    );
+    // The failure group, with its sample and a Replay button a screen
+    // reader can find by name.
+    let group = poll_js(
+        &browser,
+        "const r = document.querySelector('#failures tr[data-code=missing_field]');
+         return r ? [r.cells[0].textContent, r.cells[1].textContent, r.cells[2].textContent, r.cells[3].textContent] : null;",
+    )
+    .await;
+    assert_eq!(
+        group,
+        json!([
+            "jira_issues",
+            "missing_field",
+            "3",
+            "fields.summary is missing"
+        ])
+    );
+    let replay = browser
+        .find(Locator::XPath(
+            "//button[starts-with(@aria-label, 'Replay 3 failed jira_issues records with code missing_field')]",
+        ))
+        .await
+        .expect("a Replay button named for its group");
+    assert_eq!(replay.text().await.expect("text"), "Replay");
+    let _ = std::fs::write(
+        screenshot_path("dashboard.png"),
+        browser.screenshot().await.expect("screenshot"),
+    );
+    replay.click().await.expect("replay");
+    let left = etl_tests::poll_until(WAIT, || async { (sql("failed") == 0).then_some(()) }).await;
+    assert!(left.is_some(), "the records left failed in PostgreSQL");
+    assert_eq!(sql("processing"), 3, "queued for transform");
+    let status = poll_js(
+        &browser,
+        "const s = document.getElementById('status').textContent; return s.includes('Replay queued') ? s : null;",
+    )
+    .await;
+    assert!(
+        status
+            .as_str()
+            .unwrap_or_default()
+            .contains("3 jira_issues records in 1 job"),
+        "{status}"
+    );
+    // The page refreshed itself: the group is gone, the job is listed.
+    poll_js(
+        &browser,
+        "return document.querySelector('#failures tr[data-code]') === null;",
+    )
+    .await;
+    poll_js(
+        &browser,
+        "return document.querySelectorAll('#recent tbody tr').length === 1;",
+    )
+    .await;
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM raw_extraction_data WHERE tenant_id = {} AND processing_status = 'failed'",
+            other.id
+        )),
+        1,
+        "the other tenant's failure is untouched"
+    );
+
+    // Nothing left this origin, and the token is in this tab's
+    // sessionStorage only: not in the URL, not in localStorage.
+    let origin = app.url("");
+    let elsewhere = browser
+        .execute(
+            "return performance.getEntriesByType('resource').map(e => e.name)
+                 .filter(n => !n.startsWith(arguments[0]));",
+            vec![json!(origin)],
+        )
+        .await
+        .expect("resources");
+    assert_eq!(elsewhere, json!([]), "requests to another origin");
+    let url = browser.current_url().await.expect("url");
+    assert!(
+        !url.as_str().contains(&acme.token),
+        "token in the URL: {url}"
+    );
+    let storage = browser
+        .execute(
+            "return [localStorage.length, document.cookie, Object.values(sessionStorage)];",
+            vec![],
+        )
+        .await
+        .expect("storage");
+    assert_eq!(storage, json!([0, "", [acme.token.clone()]]));
+    // A reload of the tab does not ask again.
+    browser.refresh().await.expect("reload");
+    poll_js(&browser, "return !document.getElementById('board').hidden;").await;
+    assert!(browser
+        .execute("return document.getElementById('sign-in').hidden;", vec![])
+        .await
+        .expect("form")
+        .as_bool()
+        .unwrap_or(false));
+    let _ = std::fs::write(
+        screenshot_path("dashboard-after-replay.png"),
+        browser.screenshot().await.expect("screenshot"),
+    );
+    browser.close().await.expect("close");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_dashboard_says_when_the_token_is_wrong_or_expired() {
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("acme");
+    let driver = Driver::start();
+    let browser = driver.browser().await;
+    browser.goto(&app.url("/dashboard")).await.expect("open");
+    // Not a token at all: said before anything is sent.
+    sign_in(&browser, "hunter2").await;
+    let notice = poll_js(
+        &browser,
+        "const n = document.getElementById('notice'); return n.hidden ? null : n.textContent;",
+    )
+    .await;
+    assert!(
+        notice.as_str().unwrap_or_default().contains("not a token"),
+        "{notice}"
+    );
+    // Signed with another secret.
+    let forged = etl_http::auth::JwtKeys::new(&etl_http::auth::JwtSecret::new(
+        "another-secret-of-at-least-32-bytes!",
+    ))
+    .issue("intruder", acme.id, chrono::Duration::hours(1));
+    sign_in(&browser, &forged).await;
+    let notice = poll_js(
+        &browser,
+        "const n = document.getElementById('notice'); return n.textContent.includes('refused') ? n.textContent : null;",
+    )
+    .await;
+    assert!(
+        notice.as_str().unwrap_or_default().contains("signature"),
+        "{notice}"
+    );
+    // Expired.
+    let expired = app.keys.sign(&etl_domain::Claims {
+        sub: "svc".into(),
+        tenant_id: acme.id,
+        exp: chrono::Utc::now().timestamp() - 60,
+    });
+    sign_in(&browser, &expired).await;
+    let notice = poll_js(
+        &browser,
+        "const n = document.getElementById('notice'); return n.textContent.includes('expired') ? n.textContent : null;",
+    )
+    .await;
+    assert!(
+        notice.as_str().unwrap_or_default().contains("refused"),
+        "{notice}"
+    );
+    // A refused token is not kept.
+    let kept = browser
+        .execute(
+            "return sessionStorage.length + localStorage.length;",
+            vec![],
+        )
+        .await
+        .expect("storage");
+    assert_eq!(kept, json!(0));
+    // No token: the page asks for one and shows no figures.
+    assert!(browser
+        .execute("return document.getElementById('board').hidden;", vec![])
+        .await
+        .expect("board")
+        .as_bool()
+        .unwrap_or(false));
+    browser.close().await.expect("close");
+    app.stop().await;
+}
