@@ -2,6 +2,7 @@
 //! as the server, so `migrate` here is exactly `etl-server migrate`.
 
 mod bench;
+mod demo;
 mod fuzz_api;
 mod tidy;
 
@@ -13,7 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use etl_http::auth::{JwtKeys, JwtSecret};
 use etl_store::migrations::{self, DatabaseUrl};
 
-const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/etl";
+pub(crate) const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/etl";
 
 /// Developer commands of the ETL service. The database is `DATABASE_URL`
 /// (default postgres://postgres@127.0.0.1:5432/etl).
@@ -60,6 +61,24 @@ enum Task {
         /// Cases to generate, spread over every operation.
         #[arg(long, default_value_t = 1000)]
         cases: u32,
+    },
+    /// Against a running `serve --dev`: store the project's fixtures and N
+    /// generated Jira issues and N GitHub pull requests through the API,
+    /// process them with progress bars, then print a summary table and the
+    /// dashboard's address. Integrations come from DATABASE_URL's demo seed.
+    Demo {
+        /// The server's address.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// The token `serve --dev` printed (or set ETL_TOKEN).
+        #[arg(long, env = "ETL_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Generated issues (and as many pull requests).
+        #[arg(long, default_value_t = 500)]
+        issues: u32,
+        /// Longest wait for processing, in seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
     },
     /// (Used by `bench queue`.) A bare lapin publish loop with confirms.
     #[command(hide = true)]
@@ -164,6 +183,22 @@ fn main() -> ExitCode {
                     issues,
                     batch_size,
                     rounds,
+                },
+            )
+        }),
+        Task::Demo {
+            url,
+            token,
+            issues,
+            timeout,
+        } => workspace_root().and_then(|root| {
+            demo::run(
+                &root,
+                demo::DemoOptions {
+                    url,
+                    token,
+                    issues,
+                    timeout: std::time::Duration::from_secs(timeout),
                 },
             )
         }),

@@ -397,6 +397,9 @@ fn prepare_dev_database(
   token        {token}
                (tenant {tenant_id}, valid 24 h)
 
+Dashboard: http://{addr}/dashboard (paste the token)
+Demo data: cargo xtask demo --url http://{addr} --token {token}
+
 Try it:
   curl -s http://{addr}/ready
   curl -s -X POST http://{addr}/api/v1/etl/raw-data/store \\
