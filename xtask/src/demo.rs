@@ -87,7 +87,9 @@ async fn demo(root: &Path, options: DemoOptions) -> anyhow::Result<()> {
         .get(format!("{url}/ready"))
         .send()
         .await
-        .with_context(|| format!("{url} does not answer: start `cargo run -p etl-server -- serve --dev` first"))?;
+        .with_context(|| {
+            format!("{url} does not answer: start `cargo run -p etl-server -- serve --dev` first")
+        })?;
     if !ready.status().is_success() {
         bail!(
             "{url}/ready answers {}: {}",
@@ -167,13 +169,23 @@ async fn demo(root: &Path, options: DemoOptions) -> anyhow::Result<()> {
     let mut table = Table::new();
     table.set_header(["entity type", "stored", "loaded", "failed", "rows / s"]);
     for entity_type in [JIRA, GITHUB] {
-        let loaded = status_count(&after, entity_type, "completed")
-            .saturating_sub(status_count(&before, entity_type, "completed"));
-        let failed = status_count(&after, entity_type, "failed")
-            .saturating_sub(status_count(&before, entity_type, "failed"));
+        let loaded = status_count(&after, entity_type, "completed").saturating_sub(status_count(
+            &before,
+            entity_type,
+            "completed",
+        ));
+        let failed = status_count(&after, entity_type, "failed").saturating_sub(status_count(
+            &before,
+            entity_type,
+            "failed",
+        ));
         table.add_row([
             entity_type.to_owned(),
-            stored_by_type.get(entity_type).copied().unwrap_or(0).to_string(),
+            stored_by_type
+                .get(entity_type)
+                .copied()
+                .unwrap_or(0)
+                .to_string(),
             loaded.to_string(),
             failed.to_string(),
             format!("{:.0}", loaded as f64 / process_seconds),
@@ -215,8 +227,8 @@ fn progress(len: u64, what: &str) -> ProgressBar {
 /// default): the API has no route listing integrations. The token must be
 /// the demo tenant's.
 async fn demo_integrations(api: &Api) -> anyhow::Result<(i32, i32)> {
-    let database = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| crate::DEFAULT_DATABASE_URL.to_owned());
+    let database =
+        std::env::var("DATABASE_URL").unwrap_or_else(|_| crate::DEFAULT_DATABASE_URL.to_owned());
     let seed = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let mut conn = etl_store::connect(&database)
             .with_context(|| format!("DATABASE_URL {database}: cannot connect"))?;
@@ -273,8 +285,10 @@ fn fixtures(root: &Path, jira: i32, github: i32) -> anyhow::Result<Vec<Value>> {
                     Value::Number(n) => n.to_string(),
                     _ => continue,
                 };
-                records.push(json!({"integration_id": integration, "entity_type": entity_type,
-                                    "external_id": external_id, "raw_data": raw}));
+                records.push(
+                    json!({"integration_id": integration, "entity_type": entity_type,
+                                    "external_id": external_id, "raw_data": raw}),
+                );
             }
         }
     }
@@ -304,7 +318,10 @@ fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
 }
 
 fn title(rng: &mut StdRng) -> String {
-    let verb = pick(rng, &["Fix", "Speed up", "Handle", "Log", "Validate", "Refactor"]);
+    let verb = pick(
+        rng,
+        &["Fix", "Speed up", "Handle", "Log", "Validate", "Refactor"],
+    );
     format!("{verb} {} {}", pick(rng, WORDS), pick(rng, WORDS))
 }
 
@@ -373,14 +390,19 @@ fn generated_pull_request(rng: &mut StdRng, integration: i32, i: u32) -> Value {
 fn count_by_type(records: &[Value]) -> BTreeMap<String, u64> {
     let mut counts = BTreeMap::new();
     for record in records {
-        let entity_type = record["entity_type"].as_str().unwrap_or_default().to_owned();
+        let entity_type = record["entity_type"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         *counts.entry(entity_type).or_insert(0) += 1;
     }
     counts
 }
 
 fn status_count(stats: &Value, entity_type: &str, status: &str) -> u64 {
-    stats["raw_records"][entity_type][status].as_u64().unwrap_or(0)
+    stats["raw_records"][entity_type][status]
+        .as_u64()
+        .unwrap_or(0)
 }
 
 fn finished(stats: &Value, entity_type: &str) -> u64 {

@@ -126,6 +126,19 @@ enum Bench {
         #[arg(long, default_value_t = 5)]
         seconds: u32,
     },
+    /// GET /stats p50/p99 at size, and single-store ingest beside a prune of
+    /// 1,000,000 rows as a ratio to ingest alone. Needs wrk, pgbench, psql.
+    Stats {
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// Raw records of the tenant the stats are read for.
+        #[arg(long, default_value_t = 1_000_000)]
+        raw_records: u32,
+        /// Jobs of that tenant.
+        #[arg(long, default_value_t = 100_000)]
+        jobs: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -161,6 +174,23 @@ fn main() -> ExitCode {
                 &bench::ingest::IngestOptions {
                     seconds,
                     connections,
+                },
+            )
+        }),
+        Task::Bench {
+            which:
+                Bench::Stats {
+                    seconds,
+                    raw_records,
+                    jobs,
+                },
+        } => workspace_root().and_then(|root| {
+            bench::stats::stats(
+                &root,
+                &bench::stats::StatsOptions {
+                    seconds,
+                    raw_records,
+                    jobs,
                 },
             )
         }),

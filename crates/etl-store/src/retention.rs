@@ -3,8 +3,11 @@
 //!
 //! Each batch is one short statement of its own (a window of at most
 //! [`PRUNE_BATCH_ROWS`] ids, rows other sessions hold skipped), so a pass
-//! never holds a lock that stalls ingest; windows walk the table in id
-//! order from where the last one stopped, so a pass reads each row once.
+//! never holds a lock that stalls ingest, and is followed by a pause twice
+//! as long as itself, so a long pass takes at most a third of the
+//! database's time;
+//! windows walk the table in id order from where the last one stopped, so a
+//! pass reads each row once.
 //! Final rows are not touched: they outlive the raw records they came from.
 
 use diesel::prelude::*;
@@ -12,6 +15,10 @@ use diesel::sql_types::{BigInt, Int4};
 
 /// Rows one batch deletes at most.
 pub const PRUNE_BATCH_ROWS: i64 = 1000;
+
+/// The longest pause between two batches that deleted something; each
+/// pause is twice as long as the batch before it, up to this.
+const MAX_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The advisory lock a pass holds, so that one process prunes at a time
 /// across a deployment ("etlprune").
@@ -202,7 +209,13 @@ pub fn run_pass(
             let Some(days) = days else { continue };
             let mut after = 0;
             loop {
+                let started = std::time::Instant::now();
                 let (deleted, last) = prune_batch(conn, kind, days, after, PRUNE_BATCH_ROWS)?;
+                if deleted > 0 {
+                    // A third of the time at most: ingest keeps the rest of
+                    // the database's attention while a long pass runs.
+                    std::thread::sleep((started.elapsed() * 2).min(MAX_PAUSE));
+                }
                 *slot(&mut pruned, kind) += deleted as u64;
                 if deleted > 0 {
                     progress(kind, deleted);

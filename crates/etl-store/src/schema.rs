@@ -54,6 +54,29 @@ diesel::table! {
 }
 
 diesel::table! {
+    job_counts (tenant_id, job_type, status, shard) {
+        tenant_id -> Int4,
+        #[max_length = 50]
+        job_type -> Varchar,
+        #[max_length = 20]
+        status -> Varchar,
+        shard -> Int4,
+        jobs -> Int8,
+    }
+}
+
+diesel::table! {
+    loaded_minutes (final_table, tenant_id, minute, shard) {
+        #[max_length = 20]
+        final_table -> Varchar,
+        tenant_id -> Int4,
+        minute -> Timestamp,
+        shard -> Int4,
+        rows -> Int8,
+    }
+}
+
+diesel::table! {
     pull_requests (id) {
         id -> Int4,
         tenant_id -> Int4,
@@ -109,12 +132,14 @@ diesel::table! {
 }
 
 diesel::table! {
-    raw_record_counts (tenant_id, entity_type, processing_status, shard) {
+    raw_record_counts (tenant_id, entity_type, processing_status, error_code, shard) {
         tenant_id -> Int4,
         #[max_length = 50]
         entity_type -> Varchar,
         #[max_length = 20]
         processing_status -> Varchar,
+        #[max_length = 100]
+        error_code -> Varchar,
         shard -> Int4,
         records -> Int8,
     }
@@ -177,6 +202,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     etl_job_queue,
     idempotency_keys,
     integrations,
+    job_counts,
+    loaded_minutes,
     pull_requests,
     raw_extraction_data,
     raw_record_counts,

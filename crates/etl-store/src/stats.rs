@@ -1,8 +1,9 @@
 //! The figures of `GET /stats` for one tenant (SPEC §5 "Dashboard"), each
 //! from a table or an index that keeps it cheap however much data there is:
-//! raw records from `raw_record_counts` (kept by triggers, migration 9),
-//! jobs from an index-only count, failures from a partial index of failed
-//! records, rows loaded per minute from `(tenant_id, loaded_at)` indexes.
+//! raw records and failures by code from `raw_record_counts`, jobs from
+//! `job_counts`, rows loaded per minute from `loaded_minutes` (counters kept
+//! by statement-level triggers, migration 9); the oldest pending job and a
+//! sample message per failure group from partial indexes.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -46,9 +47,7 @@ pub struct MinuteLoad {
 }
 
 #[derive(Debug, Clone, PartialEq, QueryableByName)]
-struct Backlog {
-    #[diesel(sql_type = BigInt)]
-    pending: i64,
+struct OldestPending {
     #[diesel(sql_type = Double)]
     oldest_age_s: f64,
 }
@@ -85,29 +84,46 @@ pub fn for_tenant(conn: &mut PgConnection, tenant: ActiveTenant) -> QueryResult<
         .bind::<Int4, _>(tenant_id)
         .load::<Count>(conn)?;
         let jobs = diesel::sql_query(
-            "SELECT job_type AS kind, COALESCE(status, 'pending') AS status, count(*) AS count
-               FROM etl_job_queue
+            "SELECT job_type AS kind, status, sum(jobs)::int8 AS count
+               FROM job_counts
               WHERE tenant_id = $1
               GROUP BY 1, 2
+             HAVING sum(jobs) <> 0
               ORDER BY 1, 2",
         )
         .bind::<Int4, _>(tenant_id)
         .load::<Count>(conn)?;
+        let outbox_pending = jobs
+            .iter()
+            .filter(|c| c.status == "pending")
+            .map(|c| c.count)
+            .sum();
         let backlog = diesel::sql_query(
-            "SELECT count(*) AS pending,
-                    COALESCE(GREATEST(EXTRACT(EPOCH FROM now() - min(scheduled_at)), 0), 0)::float8
+            "SELECT COALESCE(GREATEST(EXTRACT(EPOCH FROM now() - min(scheduled_at)), 0), 0)::float8
                         AS oldest_age_s
                FROM etl_job_queue
               WHERE tenant_id = $1 AND status = 'pending'",
         )
         .bind::<Int4, _>(tenant_id)
-        .get_result::<Backlog>(conn)?;
+        .get_result::<OldestPending>(conn)?;
+        // The largest groups, each with one record's message (found through
+        // the partial index of failed records, in no particular order).
         let failures = diesel::sql_query(
-            "SELECT entity_type, error_details->>'code' AS code, count(*) AS count,
-                    min(error_details->>'message') AS sample
-               FROM raw_extraction_data
-              WHERE tenant_id = $1 AND processing_status = 'failed'
-              GROUP BY 1, 2
+            "SELECT g.entity_type, NULLIF(g.code, '') AS code, g.count, s.sample
+               FROM (SELECT entity_type, error_code AS code, sum(records)::int8 AS count
+                       FROM raw_record_counts
+                      WHERE tenant_id = $1 AND processing_status = 'failed'
+                      GROUP BY 1, 2
+                     HAVING sum(records) > 0
+                      ORDER BY 3 DESC, 1, 2
+                      LIMIT 100) AS g
+               LEFT JOIN LATERAL (
+                    SELECT r.error_details->>'message' AS sample
+                      FROM raw_extraction_data r
+                     WHERE r.tenant_id = $1 AND r.processing_status = 'failed'
+                       AND r.entity_type = g.entity_type
+                       AND left(COALESCE(r.error_details->>'code', ''), 100) = g.code
+                     LIMIT 1) AS s ON true
               ORDER BY 3 DESC, 1, 2",
         )
         .bind::<Int4, _>(tenant_id)
@@ -116,12 +132,9 @@ pub fn for_tenant(conn: &mut PgConnection, tenant: ActiveTenant) -> QueryResult<
         let loaded_per_minute = diesel::sql_query(
             "WITH since AS (SELECT date_trunc('minute', LOCALTIMESTAMP) - interval '59 minutes' AS t),
                   loaded AS (
-                    SELECT date_trunc('minute', loaded_at) AS minute, count(*) AS rows
-                      FROM (SELECT loaded_at FROM work_items, since
-                             WHERE tenant_id = $1 AND loaded_at >= since.t
-                            UNION ALL
-                            SELECT loaded_at FROM pull_requests, since
-                             WHERE tenant_id = $1 AND loaded_at >= since.t) AS l
+                    SELECT minute, sum(rows) AS rows
+                      FROM loaded_minutes, since
+                     WHERE tenant_id = $1 AND minute >= since.t
                      GROUP BY 1)
              SELECT m.minute, COALESCE(loaded.rows, 0)::int8 AS rows
                FROM since,
@@ -135,7 +148,7 @@ pub fn for_tenant(conn: &mut PgConnection, tenant: ActiveTenant) -> QueryResult<
         Ok(TenantStats {
             raw_records,
             jobs,
-            outbox_pending: backlog.pending,
+            outbox_pending,
             outbox_oldest_age_s: backlog.oldest_age_s,
             failures,
             loaded_per_minute,
@@ -144,28 +157,46 @@ pub fn for_tenant(conn: &mut PgConnection, tenant: ActiveTenant) -> QueryResult<
 }
 
 /// Folds the counters of backends that have gone into shard 0 (which no
-/// live backend writes), and drops counters that came to zero; returns
-/// how many rows were folded. The janitor runs it.
+/// live backend writes), drops counters that came to zero and minutes
+/// older than two hours; returns how many rows were folded. The janitor
+/// runs it.
 pub fn compact_counts(conn: &mut PgConnection) -> QueryResult<usize> {
     conn.transaction(|conn| {
-        let folded = diesel::sql_query(
-            "WITH gone AS (
-                DELETE FROM raw_record_counts
-                 WHERE shard <> 0
-                   AND shard NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)
-                RETURNING tenant_id, entity_type, processing_status, records)
-             INSERT INTO raw_record_counts AS c
-                    (tenant_id, entity_type, processing_status, shard, records)
-             SELECT tenant_id, entity_type, processing_status, 0, sum(records)
-               FROM gone
-              GROUP BY 1, 2, 3
-              ORDER BY 1, 2, 3
-             ON CONFLICT (tenant_id, entity_type, processing_status, shard)
-             DO UPDATE SET records = c.records + EXCLUDED.records",
+        let mut folded = 0;
+        for (table, keys, counter) in [
+            (
+                "raw_record_counts",
+                "tenant_id, entity_type, processing_status, error_code",
+                "records",
+            ),
+            ("job_counts", "tenant_id, job_type, status", "jobs"),
+            ("loaded_minutes", "final_table, tenant_id, minute", "rows"),
+        ] {
+            folded += diesel::sql_query(format!(
+                "WITH gone AS (
+                    DELETE FROM {table}
+                     WHERE shard <> 0
+                       AND shard NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)
+                    RETURNING {keys}, {counter})
+                 INSERT INTO {table} AS c ({keys}, shard, {counter})
+                 SELECT {keys}, 0, sum({counter})
+                   FROM gone
+                  GROUP BY {keys}
+                  ORDER BY {keys}
+                 ON CONFLICT ({keys}, shard)
+                 DO UPDATE SET {counter} = c.{counter} + EXCLUDED.{counter}"
+            ))
+            .execute(conn)?;
+            diesel::sql_query(format!(
+                "DELETE FROM {table} WHERE shard = 0 AND {counter} = 0"
+            ))
+            .execute(conn)?;
+        }
+        diesel::sql_query(
+            "DELETE FROM loaded_minutes
+              WHERE minute < date_trunc('minute', LOCALTIMESTAMP) - interval '2 hours'",
         )
         .execute(conn)?;
-        diesel::sql_query("DELETE FROM raw_record_counts WHERE shard = 0 AND records = 0")
-            .execute(conn)?;
         Ok(folded)
     })
 }

@@ -172,3 +172,85 @@ fn the_migration_counts_the_records_already_there() {
         12
     );
 }
+
+#[test]
+fn job_and_loaded_minute_counters_follow_their_tables() {
+    let db = TestDatabase::migrated();
+    let mut conn = db.connect();
+    let (acme, _) = setup(&mut conn);
+    conn.batch_execute(&format!(
+        "SET TIME ZONE 'UTC';
+         INSERT INTO etl_job_queue (tenant_id, job_type, entity_type, payload)
+         SELECT {acme}, CASE WHEN g % 2 = 0 THEN 'transform' ELSE 'load' END, 'jira_issues', '{{}}'
+           FROM generate_series(1, 40) g;
+         UPDATE etl_job_queue SET status = 'running' WHERE id % 3 = 0;
+         UPDATE etl_job_queue SET status = 'completed' WHERE status = 'running' AND id % 2 = 0;
+         UPDATE etl_job_queue SET heartbeat_at = now();
+         DELETE FROM etl_job_queue WHERE id % 7 = 0;
+         INSERT INTO work_items (tenant_id, integration_id, external_id, summary, loaded_at)
+         SELECT {acme}, (SELECT id FROM integrations WHERE tenant_id = {acme}), g::text, 's',
+                date_trunc('minute', LOCALTIMESTAMP) - (g % 3) * interval '1 minute'
+           FROM generate_series(1, 30) g;
+         UPDATE work_items SET loaded_at = date_trunc('minute', LOCALTIMESTAMP) WHERE external_id::int % 2 = 0;
+         DELETE FROM work_items WHERE external_id::int % 5 = 0;"
+    ))
+    .expect("changes");
+    let tenant = active_tenant(&mut conn, acme);
+    let figures = stats::for_tenant(&mut conn, tenant).expect("stats");
+    let mut jobs: Vec<Cell> = figures
+        .jobs
+        .into_iter()
+        .map(|c| Cell {
+            kind: c.kind,
+            status: c.status,
+            count: c.count,
+        })
+        .collect();
+    jobs.sort();
+    let mut counted_jobs: Vec<Cell> = diesel::sql_query(format!(
+        "SELECT job_type AS kind, status, count(*) AS count FROM etl_job_queue
+          WHERE tenant_id = {acme} GROUP BY 1, 2"
+    ))
+    .load(&mut conn)
+    .expect("count");
+    counted_jobs.sort();
+    assert_eq!(jobs, counted_jobs);
+    assert_eq!(
+        figures.outbox_pending,
+        counted_jobs
+            .iter()
+            .filter(|c| c.status == "pending")
+            .map(|c| c.count)
+            .sum::<i64>()
+    );
+    #[derive(QueryableByName)]
+    struct Minute {
+        #[diesel(sql_type = diesel::sql_types::Timestamp)]
+        minute: chrono::NaiveDateTime,
+        #[diesel(sql_type = BigInt)]
+        rows: i64,
+    }
+    let by_sql: Vec<Minute> = diesel::sql_query(format!(
+        "SELECT date_trunc('minute', loaded_at) AS minute, count(*) AS rows FROM work_items
+          WHERE tenant_id = {acme} GROUP BY 1 ORDER BY 1"
+    ))
+    .load(&mut conn)
+    .expect("minutes");
+    assert_eq!(by_sql.iter().map(|m| m.rows).sum::<i64>(), 24);
+    for minute in &by_sql {
+        let shown = figures
+            .loaded_per_minute
+            .iter()
+            .find(|m| m.minute == minute.minute)
+            .map_or(0, |m| m.rows);
+        assert_eq!(shown, minute.rows, "{}", minute.minute);
+    }
+    assert_eq!(
+        figures
+            .loaded_per_minute
+            .iter()
+            .map(|m| m.rows)
+            .sum::<i64>(),
+        24
+    );
+}

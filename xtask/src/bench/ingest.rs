@@ -269,11 +269,11 @@ fn fill_for_reads(
     Ok(())
 }
 
-fn wrk_get_script(token: &str) -> String {
+pub(super) fn wrk_get_script(token: &str) -> String {
     format!("wrk.method = \"GET\"\nwrk.headers[\"Authorization\"] = \"Bearer {token}\"\n")
 }
 
-fn wrk_script(body: &Path, token: &str) -> String {
+pub(super) fn wrk_script(body: &Path, token: &str) -> String {
     format!(
         "local f = assert(io.open(\"{}\", \"rb\"))\n\
          wrk.method = \"POST\"\n\
@@ -286,7 +286,7 @@ fn wrk_script(body: &Path, token: &str) -> String {
 }
 
 /// Requests per second reported by wrk; fails if any answer was not 2xx.
-fn wrk(script: &Path, url: &str, connections: u32, seconds: u32) -> anyhow::Result<f64> {
+pub(super) fn wrk(script: &Path, url: &str, connections: u32, seconds: u32) -> anyhow::Result<f64> {
     let threads = connections.clamp(1, 2);
     let output = Command::new("wrk")
         .args([
@@ -349,7 +349,7 @@ fn psql_copy(db: &DatabaseUrl, rows: &Path, seconds: u32) -> anyhow::Result<f64>
     Ok(1000.0 * repeats as f64 / elapsed.as_secs_f64())
 }
 
-fn timed_psql(db: &DatabaseUrl, script: &str) -> anyhow::Result<Duration> {
+pub(super) fn timed_psql(db: &DatabaseUrl, script: &str) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let mut child = Command::new("psql")
         .args(["-q", "-v", "ON_ERROR_STOP=1", db.as_str()])
@@ -369,7 +369,7 @@ fn timed_psql(db: &DatabaseUrl, script: &str) -> anyhow::Result<Duration> {
     Ok(started.elapsed())
 }
 
-fn number_after(text: &str, label: &str) -> Option<f64> {
+pub(super) fn number_after(text: &str, label: &str) -> Option<f64> {
     let start = text.find(label)? + label.len();
     text[start..].split_whitespace().next()?.parse().ok()
 }

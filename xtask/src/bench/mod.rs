@@ -5,5 +5,6 @@ pub(crate) mod ingest;
 pub(crate) mod pipeline;
 mod process;
 pub(crate) mod queue;
+pub(crate) mod stats;
 
 pub(crate) use process::{build_release_server, free_port, token, EtlServer};
