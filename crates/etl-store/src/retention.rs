@@ -211,14 +211,12 @@ pub fn run_pass(
             loop {
                 let started = std::time::Instant::now();
                 let (deleted, last) = prune_batch(conn, kind, days, after, PRUNE_BATCH_ROWS)?;
-                if deleted > 0 {
-                    // A third of the time at most: ingest keeps the rest of
-                    // the database's attention while a long pass runs.
-                    std::thread::sleep((started.elapsed() * 2).min(MAX_PAUSE));
-                }
                 *slot(&mut pruned, kind) += deleted as u64;
                 if deleted > 0 {
                     progress(kind, deleted);
+                    // A third of the time at most: ingest keeps the rest of
+                    // the database's attention while a long pass runs.
+                    std::thread::sleep((started.elapsed() * 2).min(MAX_PAUSE));
                 }
                 match last {
                     Some(last) => after = last,
