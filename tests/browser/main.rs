@@ -148,18 +148,22 @@ async fn the_dashboard_shows_the_tenants_figures_and_replays_a_failure_group() {
     for i in 0..7 {
         ids.push(store(&app, &acme, i).await);
     }
-    store(&app, &other, 100).await;
-    let failing = &ids[0..3];
-    app.execute(&format!(
-        "UPDATE raw_extraction_data SET processing_status = 'failed',
-                error_details = jsonb_build_object('code', 'missing_field', 'message', 'fields.summary is missing')
-          WHERE id IN ({})",
-        failing.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
-    ));
-    app.execute(&format!(
-        "UPDATE raw_extraction_data SET processing_status = 'failed' WHERE tenant_id = {}",
-        other.id
-    ));
+    let theirs = store(&app, &other, 101).await;
+    // Failed as a client reports it, through the API.
+    for (tenant, id) in ids[0..3].iter().map(|id| (&acme, *id)).chain([(&other, theirs)]) {
+        let response = app
+            .authed(
+                reqwest::Method::PUT,
+                &format!("/api/v1/etl/raw-data/{id}/status"),
+                tenant,
+            )
+            .json(&json!({"status": "failed", "error_details":
+                {"code": "missing_field", "message": "fields.summary is missing"}}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 200);
+    }
     let driver = Driver::start();
     let browser = driver.browser().await;
     browser.goto(&app.url("/dashboard")).await.expect("open");
