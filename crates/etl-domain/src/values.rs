@@ -566,6 +566,11 @@ impl RawRecordId {
     pub const fn get(self) -> i32 {
         self.0
     }
+
+    /// Ids as a payload or a request carries them (`raw_data_ids`).
+    pub fn all(ids: &[i32]) -> Vec<Self> {
+        ids.iter().copied().map(Self::new).collect()
+    }
 }
 
 impl std::fmt::Display for RawRecordId {

@@ -10,7 +10,10 @@ use etl_domain::json_text::{jsonb_text_len_bound, push_array};
 use etl_domain::transform::{
     self, jira::CustomFieldMappings, PullRequestRow, TransformError, WorkItemRow,
 };
-use etl_domain::{JobErrorCode, JobPayload, JobPriority, JobType, TenantId, TransformerKind};
+use etl_domain::{
+    IntegrationId, JobErrorCode, JobPayload, JobPriority, JobType, RawRecordId, TenantId,
+    TransformerKind,
+};
 use etl_store::jobs::{self, Job};
 use etl_store::raw_records::{self, RawRecord, RawRecordOutline};
 use etl_store::{integrations, loaders, PgConnection, QueryError};
@@ -55,6 +58,10 @@ pub fn transform_records(
     let mut integration_ids: Vec<i32> = records.iter().map(|r| r.integration_id).collect();
     integration_ids.sort_unstable();
     integration_ids.dedup();
+    let integration_ids: Vec<IntegrationId> = integration_ids
+        .into_iter()
+        .map(IntegrationId::new)
+        .collect();
     let mappings: HashMap<i32, CustomFieldMappings> =
         integrations::find_many_for_tenant(conn, tenant_id, &integration_ids)?
             .into_iter()
@@ -234,7 +241,7 @@ impl JobHandler for TransformHandler {
         // Outlines first: the documents are then read a bounded number of
         // bytes at a time, whatever their size.
         let records: Vec<RawRecordOutline> =
-            raw_records::outlines_for_tenant(conn, job.tenant(), &ids)
+            raw_records::outlines_for_tenant(conn, job.tenant(), &RawRecordId::all(&ids))
                 .map_err(database)?
                 .into_iter()
                 .filter(|r| {
@@ -351,8 +358,13 @@ impl JobHandler for LoadHandler {
                     match row.raw_data_id {
                         Some(raw_id) => {
                             let details = serde_json::to_value(&row.error).unwrap_or(Value::Null);
-                            raw_records::fail_processing(conn, job.tenant(), &[raw_id], &details)
-                                .map_err(database)?;
+                            raw_records::fail_processing(
+                                conn,
+                                job.tenant(),
+                                &[RawRecordId::new(raw_id)],
+                                &details,
+                            )
+                            .map_err(database)?;
                         }
                         None => errors.push(json!({
                             "index": row.index,

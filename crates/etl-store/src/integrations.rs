@@ -58,15 +58,20 @@ pub fn find_for_tenant(
 pub fn active_ids_for_tenant(
     conn: &mut PgConnection,
     tenant: ActiveTenant,
-    ids: &[i32],
-) -> QueryResult<Vec<i32>> {
+    ids: &[etl_domain::IntegrationId],
+) -> QueryResult<Vec<etl_domain::IntegrationId>> {
     let tenant_id = tenant.id().get();
-    integrations::table
+    let ids: Vec<i32> = ids.iter().map(|id| id.get()).collect();
+    let usable: Vec<i32> = integrations::table
         .filter(integrations::id.eq_any(ids))
         .filter(integrations::tenant_id.eq(tenant_id))
         .filter(integrations::active.eq(true))
         .select(integrations::id)
-        .load(conn)
+        .load(conn)?;
+    Ok(usable
+        .into_iter()
+        .map(etl_domain::IntegrationId::new)
+        .collect())
 }
 
 pub fn list_for_tenant(
@@ -96,9 +101,10 @@ pub fn set_active(
 pub fn find_many_for_tenant(
     conn: &mut PgConnection,
     tenant_id: TenantId,
-    ids: &[i32],
+    ids: &[etl_domain::IntegrationId],
 ) -> QueryResult<Vec<Integration>> {
     let tenant_id = tenant_id.get();
+    let ids: Vec<i32> = ids.iter().map(|id| id.get()).collect();
     integrations::table
         .filter(integrations::id.eq_any(ids))
         .filter(integrations::tenant_id.eq(tenant_id))

@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use etl_domain::{
     EntityType, IngestChange, PageLimit, ProcessingStatus, RawDataDetail, RawDataResponse,
-    RawObject, StatusChange, TenantId,
+    RawObject, RawRecordId, StatusChange, TenantId,
 };
 
 use crate::json_text::JsonText;
@@ -190,7 +190,7 @@ pub fn insert_checked_many(
 pub fn find_for_tenant(
     conn: &mut PgConnection,
     tenant: ActiveTenant,
-    id: etl_domain::RawRecordId,
+    id: RawRecordId,
 ) -> QueryResult<Option<RawRecord>> {
     let id = id.get();
     let tenant_id = tenant.id().get();
@@ -264,7 +264,7 @@ pub enum StatusUpdate {
 pub fn update_status(
     conn: &mut PgConnection,
     tenant: ActiveTenant,
-    id: etl_domain::RawRecordId,
+    id: RawRecordId,
     to: ProcessingStatus,
     error_details: Option<serde_json::Value>,
 ) -> QueryResult<StatusUpdate> {
@@ -444,9 +444,10 @@ impl RawRecordOutline {
 pub fn outlines_for_tenant(
     conn: &mut PgConnection,
     tenant_id: TenantId,
-    ids: &[i32],
+    ids: &[RawRecordId],
 ) -> QueryResult<Vec<RawRecordOutline>> {
     let tenant_id = tenant_id.get();
+    let ids = plain_ids(ids);
     raw::table
         .filter(raw::tenant_id.eq(tenant_id))
         .filter(raw::id.eq_any(ids))
@@ -455,21 +456,26 @@ pub fn outlines_for_tenant(
         .load(conn)
 }
 
+/// The ids as the table holds them.
+fn plain_ids(ids: &[RawRecordId]) -> Vec<i32> {
+    ids.iter().map(|id| id.get()).collect()
+}
+
 /// Splits outlines into runs of ids whose documents take at most about
 /// `max_bytes` stored (at least one record per run), to read them a run
 /// at a time.
-pub fn chunk_by_size(outlines: &[RawRecordOutline], max_bytes: usize) -> Vec<Vec<i32>> {
-    let mut chunks: Vec<Vec<i32>> = Vec::new();
+pub fn chunk_by_size(outlines: &[RawRecordOutline], max_bytes: usize) -> Vec<Vec<RawRecordId>> {
+    let mut chunks: Vec<Vec<RawRecordId>> = Vec::new();
     let mut bytes = 0_usize;
     for outline in outlines {
         let size = usize::try_from(outline.stored_bytes).unwrap_or(0);
         match chunks.last_mut() {
             Some(chunk) if bytes + size <= max_bytes => {
-                chunk.push(outline.id);
+                chunk.push(RawRecordId::new(outline.id));
                 bytes += size;
             }
             _ => {
-                chunks.push(vec![outline.id]);
+                chunks.push(vec![RawRecordId::new(outline.id)]);
                 bytes = size;
             }
         }
@@ -483,9 +489,10 @@ pub fn chunk_by_size(outlines: &[RawRecordOutline], max_bytes: usize) -> Vec<Vec
 pub fn find_many_for_tenant(
     conn: &mut PgConnection,
     tenant_id: TenantId,
-    ids: &[i32],
+    ids: &[RawRecordId],
 ) -> QueryResult<Vec<RawRecord>> {
     let tenant_id = tenant_id.get();
+    let ids = plain_ids(ids);
     raw::table
         .filter(raw::tenant_id.eq(tenant_id))
         .filter(raw::id.eq_any(ids))
@@ -518,7 +525,7 @@ pub fn mark_processing(conn: &mut PgConnection, ids: &[i32]) -> QueryResult<usiz
 /// record (`completed`, `skipped`) stays as it is.
 pub fn mark_failed(
     conn: &mut PgConnection,
-    id: etl_domain::RawRecordId,
+    id: RawRecordId,
     error_details: &serde_json::Value,
 ) -> QueryResult<usize> {
     let id = id.get();
@@ -546,10 +553,11 @@ pub fn mark_failed(
 pub fn fail_processing(
     conn: &mut PgConnection,
     tenant_id: TenantId,
-    ids: &[i32],
+    ids: &[RawRecordId],
     error_details: &serde_json::Value,
 ) -> QueryResult<usize> {
     let tenant_id = tenant_id.get();
+    let ids = plain_ids(ids);
     if ids.is_empty() {
         return Ok(0);
     }
@@ -590,9 +598,16 @@ mod tests {
         ];
         assert_eq!(
             chunk_by_size(&outlines, 100),
-            vec![vec![1, 2], vec![3], vec![4]]
+            vec![
+                RawRecordId::all(&[1, 2]),
+                RawRecordId::all(&[3]),
+                RawRecordId::all(&[4])
+            ]
         );
-        assert_eq!(chunk_by_size(&outlines, 10_000), vec![vec![1, 2, 3, 4]]);
+        assert_eq!(
+            chunk_by_size(&outlines, 10_000),
+            vec![RawRecordId::all(&[1, 2, 3, 4])]
+        );
         assert!(chunk_by_size(&[], 100).is_empty());
     }
 }

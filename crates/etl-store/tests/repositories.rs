@@ -1,7 +1,9 @@
 //! Repositories against a real, per-test PostgreSQL database.
 
 use diesel::prelude::*;
-use etl_domain::{EntityType, JobPriority, JobStatus, JobType, PageLimit, ProcessingStatus};
+use etl_domain::{
+    EntityType, IntegrationId, JobPriority, JobStatus, JobType, PageLimit, ProcessingStatus,
+};
 use etl_store::integrations::{self, NewIntegration};
 use etl_store::jobs::{self, JobFilter, NewJob};
 use etl_store::raw_records::{self, NewRawRecord, RawRecordFilter, StatusUpdate};
@@ -133,9 +135,16 @@ fn integrations_are_only_visible_to_their_tenant() {
         None
     );
     assert_eq!(
-        integrations::active_ids_for_tenant(&mut conn, f.active, &[f.integration, 424_242])
-            .expect("query"),
-        [f.integration]
+        integrations::active_ids_for_tenant(
+            &mut conn,
+            f.active,
+            &[
+                IntegrationId::new(f.integration),
+                IntegrationId::new(424_242)
+            ]
+        )
+        .expect("query"),
+        [IntegrationId::new(f.integration)]
     );
     integrations::set_active(
         &mut conn,
@@ -143,11 +152,13 @@ fn integrations_are_only_visible_to_their_tenant() {
         false,
     )
     .expect("deactivate");
-    assert!(
-        integrations::active_ids_for_tenant(&mut conn, f.active, &[f.integration])
-            .expect("query")
-            .is_empty()
-    );
+    assert!(integrations::active_ids_for_tenant(
+        &mut conn,
+        f.active,
+        &[IntegrationId::new(f.integration)]
+    )
+    .expect("query")
+    .is_empty());
     assert_eq!(
         integrations::list_for_tenant(&mut conn, etl_domain::TenantId::new(f.tenant))
             .expect("list")

@@ -6,6 +6,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
+use etl_domain::IntegrationId;
 use etl_domain::{
     BatchSize, ETLPipelineRequest, JobPayload, JobPriority, JobQueuedResponse, JobsQueuedResponse,
     LoadRequest, PipelineProcessRequest, ReplayRequest, TransformRequest, TransformerKind,
@@ -132,13 +133,14 @@ pub async fn load(
     };
     let max_message_bytes = state.max_message_bytes;
     let ids = create_jobs(&state, &tenant, move |conn, tenant| {
-        let mut wanted = row_integrations.clone();
+        let mut wanted: Vec<IntegrationId> =
+            row_integrations.iter().copied().map(IntegrationId::new).collect();
         wanted.sort_unstable();
         wanted.dedup();
         let usable = integrations::active_ids_for_tenant(conn, tenant, &wanted)?;
         let mut fields = Fields::default();
         for (i, id) in row_integrations.iter().enumerate() {
-            if !usable.contains(id) {
+            if !usable.contains(&IntegrationId::new(*id)) {
                 fields.note(
                     &format!("transformed_data[{i}].integration_id"),
                     format!("integration {id} is not an active integration of this tenant"),
@@ -392,7 +394,8 @@ fn checked_records(
     kind: TransformerKind,
     ids: &[i32],
 ) -> Result<Vec<etl_store::raw_records::RawRecordOutline>, ApiError> {
-    let records = raw_records::outlines_for_tenant(conn, tenant.id(), ids)?;
+    let records =
+        raw_records::outlines_for_tenant(conn, tenant.id(), &etl_domain::RawRecordId::all(ids))?;
     let mut fields = Fields::default();
     for (i, id) in ids.iter().enumerate() {
         match records.iter().find(|r| r.id == *id) {

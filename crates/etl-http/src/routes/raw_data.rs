@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
+use etl_domain::IntegrationId;
 use etl_domain::{
     EntityType, IdempotencyKey, ProcessingStatus, RawDataDetail, RawDataResponse,
     StatusUpdatedResponse, StoreBatchRequest, StoreBatchResponse, StoreRawDataRequest,
@@ -249,9 +250,9 @@ fn store_many_in(
     records: &[NewRawRecord],
 ) -> Result<Answer, BatchFailure> {
     let tenant = activate(conn, tenant)?;
-    let wanted: Vec<i32> = records
+    let wanted: Vec<IntegrationId> = records
         .iter()
-        .map(|r| r.integration_id)
+        .map(|r| IntegrationId::new(r.integration_id))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -259,7 +260,7 @@ fn store_many_in(
     let errors: Vec<FieldError> = records
         .iter()
         .enumerate()
-        .filter(|(_, r)| !usable.contains(&r.integration_id))
+        .filter(|(_, r)| !usable.contains(&IntegrationId::new(r.integration_id)))
         .map(|(i, r)| {
             unusable_integration(format!("records[{i}].integration_id"), r.integration_id)
         })
