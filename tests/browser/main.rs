@@ -150,7 +150,11 @@ async fn the_dashboard_shows_the_tenants_figures_and_replays_a_failure_group() {
     }
     let theirs = store(&app, &other, 101).await;
     // Failed as a client reports it, through the API.
-    for (tenant, id) in ids[0..3].iter().map(|id| (&acme, *id)).chain([(&other, theirs)]) {
+    for (tenant, id) in ids[0..3]
+        .iter()
+        .map(|id| (&acme, *id))
+        .chain([(&other, theirs)])
+    {
         let response = app
             .authed(
                 reqwest::Method::PUT,

@@ -8,28 +8,6 @@ use serde_json::{json, Value};
 
 use crate::harness::{Harness, Mode};
 
-/// Stores `n` well-formed Jira issues for `tenant` (external ids from
-/// `first`), returning their record ids.
-async fn store_issues(h: &Harness, tenant: &TestTenant, first: usize, n: usize) -> Vec<i64> {
-    let mut ids = Vec::new();
-    for i in first..first + n {
-        let body = json!({"integration_id": tenant.integration, "entity_type": "jira_issues",
-            "raw_data": {"id": format!("{i}"), "key": format!("R-{i}"),
-                         "fields": {"summary": format!("issue {i}")}}});
-        let response = h
-            .app
-            .post_json("/api/v1/etl/raw-data/store", tenant, &body)
-            .await;
-        assert_eq!(response.status(), 201);
-        ids.push(
-            etl_tests::json(response).await["record_id"]
-                .as_i64()
-                .expect("id"),
-        );
-    }
-    ids
-}
-
 /// Marks records failed with `code`, as a failed transform leaves them.
 fn fail(h: &Harness, ids: &[i64], code: &str) {
     let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
@@ -69,8 +47,8 @@ async fn replay_by_error_code_moves_only_those_records_of_this_tenant_and_they_l
     h.pipeline_worker("replayer");
     let mine = h.tenant.clone();
     let other = h.app.tenant("other");
-    let ids = store_issues(&h, &mine, 0, 5).await;
-    let theirs = store_issues(&h, &other, 100, 2).await;
+    let ids = h.store_issues(&mine, 0, 5, 10).await;
+    let theirs = h.store_issues(&other, 100, 2, 10).await;
     fail(&h, &ids[0..2], "missing_field");
     fail(&h, &ids[2..3], "value_too_long");
     fail(&h, &theirs, "missing_field");
@@ -131,7 +109,7 @@ async fn replay_refuses_what_it_cannot_do_and_changes_nothing() {
     let h = Harness::start(Mode::Amqp).await;
     let mine = h.tenant.clone();
     let other = h.app.tenant("other");
-    let ids = store_issues(&h, &mine, 0, 2).await;
+    let ids = h.store_issues(&mine, 0, 2, 10).await;
     fail(&h, &ids, "missing_field");
     for (body, field) in [
         (json!({"entity_type": "confluence_pages"}), "entity_type"),
@@ -204,7 +182,7 @@ async fn the_pruner_deletes_a_million_old_records_in_the_background_while_ingest
             "the pruner never started: {}",
             h.app.get("/metrics").await.text().await.unwrap_or_default()
         );
-        stored.extend(store_issues(&h, &mine, stored.len(), 1).await);
+        stored.extend(h.store_issues(&mine, stored.len(), 1, 10).await);
         if pruned_in_metrics(&h, "raw_records").await > 0 {
             beside += 1;
         }

@@ -233,6 +233,30 @@ impl Harness {
         }
     }
 
+    /// Stores `n` Jira issues for `tenant` through the API (external ids
+    /// from `first`, summaries of `summary_bytes`); their record ids.
+    pub async fn store_issues(
+        &self,
+        tenant: &TestTenant,
+        first: usize,
+        n: usize,
+        summary_bytes: usize,
+    ) -> Vec<i64> {
+        let mut ids = Vec::new();
+        for i in first..first + n {
+            let body = json!({"integration_id": tenant.integration, "entity_type": "jira_issues",
+                "raw_data": {"id": format!("{i}"), "key": format!("S-{i}"),
+                             "fields": {"summary": "s".repeat(summary_bytes)}}});
+            let response = self
+                .app
+                .post_json("/api/v1/etl/raw-data/store", tenant, &body)
+                .await;
+            assert_eq!(response.status(), 201);
+            ids.push(json(response).await["record_id"].as_i64().expect("id"));
+        }
+        ids
+    }
+
     /// Tells the relay jobs were written behind the API's back.
     pub fn wake(&self) {
         self.wake.notify_one();

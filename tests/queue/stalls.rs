@@ -146,27 +146,6 @@ async fn a_job_over_etl_max_message_bytes_fails_unpublishable_without_being_sent
     h.stop().await;
 }
 
-/// Stores `n` Jira issues whose summaries take `summary_bytes` each.
-async fn store_issues(h: &Harness, n: usize, summary_bytes: usize) -> Vec<i64> {
-    let mut ids = Vec::new();
-    for i in 0..n {
-        let body = json!({"integration_id": h.tenant.integration, "entity_type": "jira_issues",
-            "raw_data": {"id": format!("{i}"), "key": format!("S-{i}"),
-                         "fields": {"summary": "s".repeat(summary_bytes)}}});
-        let response = h
-            .app
-            .post_json("/api/v1/etl/raw-data/store", &h.tenant, &body)
-            .await;
-        assert_eq!(response.status(), 201);
-        ids.push(
-            etl_tests::json(response).await["record_id"]
-                .as_i64()
-                .expect("id"),
-        );
-    }
-    ids
-}
-
 async fn process(h: &Harness) -> serde_json::Value {
     let response = h
         .app
@@ -190,7 +169,7 @@ async fn a_transform_splits_its_load_jobs_to_fit_the_message_limit() {
     let limit = 16 * 1024;
     let mut h = Harness::start_with_max_message_bytes(Mode::Amqp, limit).await;
     h.pipeline_worker("splitter");
-    store_issues(&h, 30, 2000).await;
+    h.store_issues(&h.tenant, 0, 30, 2000).await;
     let job_id = process(&h).await["job_ids"][0].as_i64().expect("a job");
     let done = h.wait_for_status(job_id, "completed").await;
     let loads = done["result"]["load_job_ids"]
@@ -218,8 +197,8 @@ async fn a_transform_splits_its_load_jobs_to_fit_the_message_limit() {
 async fn a_record_whose_row_alone_passes_the_message_limit_fails_alone() {
     let mut h = Harness::start_with_max_message_bytes(Mode::Amqp, 16 * 1024).await;
     h.pipeline_worker("too-large");
-    store_issues(&h, 2, 100).await;
-    let large = store_issues(&h, 1, 40_000).await[0];
+    h.store_issues(&h.tenant, 0, 2, 100).await;
+    let large = h.store_issues(&h.tenant, 0, 1, 40_000).await[0];
     // Its id is other than the first two (ids 0 and 1 were taken).
     h.app.execute(&format!(
         "UPDATE raw_extraction_data SET raw_data = jsonb_set(raw_data, '{{id}}', '\"big\"') WHERE id = {large}"
@@ -248,7 +227,7 @@ async fn a_transform_naming_completed_records_leaves_them_completed() {
     let mut h = Harness::start(Mode::Amqp).await;
     // Only transforms run: the load job a transform writes waits.
     h.transform_worker("transforms-only");
-    let ids = store_issues(&h, 3, 10).await;
+    let ids = h.store_issues(&h.tenant, 0, 3, 10).await;
     h.app.execute(&format!(
         "UPDATE raw_extraction_data SET processing_status = 'completed' WHERE tenant_id = {}",
         h.tenant.id
@@ -282,7 +261,7 @@ async fn a_transform_naming_completed_records_leaves_them_completed() {
 #[tokio::test]
 async fn cancelled_transform_records_are_loaded_by_a_later_process() {
     let h = Harness::start(Mode::Amqp).await;
-    store_issues(&h, 4, 10).await;
+    h.store_issues(&h.tenant, 0, 4, 10).await;
     // No worker yet: the job waits, queued, and is cancelled.
     let job_id = process(&h).await["job_ids"][0].as_i64().expect("a job");
     let cancelled = h

@@ -21,14 +21,7 @@ const VENV: &str = "target/fuzz-api-venv";
 pub fn fuzz_api(root: &Path, cases: u32) -> anyhow::Result<()> {
     let python = ensure_venv(root)?;
     build_release_server(root)?;
-    let server_url = crate::database_url()?;
-    let db_url =
-        DatabaseUrl::parse(&server_url.with_database(&format!("etl_fuzz_{}", std::process::id())))
-            .map_err(|e| anyhow::anyhow!("fuzz database URL: {e}"))?;
-    migrations::create_database_if_missing(&db_url)?;
-    let outcome = run(root, &python, &db_url, cases);
-    let _ = migrations::drop_database(&db_url);
-    outcome
+    crate::bench::with_scratch_database("etl_fuzz", |db| run(root, &python, db, cases))
 }
 
 fn ensure_venv(root: &Path) -> anyhow::Result<std::path::PathBuf> {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use super::{build_release_server, free_port, EtlServer};
+use super::{build_release_server, free_port, require_tools, with_scratch_database, EtlServer};
 use etl_store::migrations::{self, DatabaseUrl};
 
 pub struct IngestOptions {
@@ -59,22 +59,9 @@ fn sample_issue(n: u64) -> serde_json::Value {
 }
 
 pub fn ingest(root: &Path, options: &IngestOptions) -> anyhow::Result<()> {
-    for tool in ["wrk", "pgbench", "psql"] {
-        if Command::new(tool).arg("--version").output().is_err() {
-            bail!("`{tool}` is not installed (Debian: apt-get install wrk postgresql-client)");
-        }
-    }
+    require_tools(&["wrk", "pgbench", "psql"])?;
     build_release_server(root)?;
-
-    let server_url = crate::database_url()?;
-    let bench_db = format!("etl_bench_{}", std::process::id());
-    let db_url = DatabaseUrl::parse(&server_url.with_database(&bench_db))
-        .map_err(|e| anyhow::anyhow!("bench database URL: {e}"))?;
-    migrations::create_database_if_missing(&db_url)?;
-    let outcome = run_ingest(root, options, &db_url);
-    // Leave nothing behind, whatever happened.
-    let _ = migrations::drop_database(&db_url);
-    outcome
+    with_scratch_database("etl_bench", |db| run_ingest(root, options, db))
 }
 
 fn run_ingest(root: &Path, options: &IngestOptions, db_url: &DatabaseUrl) -> anyhow::Result<()> {

@@ -7,4 +7,6 @@ mod process;
 pub(crate) mod queue;
 pub(crate) mod stats;
 
-pub(crate) use process::{build_release_server, free_port, token, EtlServer};
+pub(crate) use process::{
+    build_release_server, free_port, require_tools, token, with_scratch_database, EtlServer,
+};

@@ -116,3 +116,30 @@ fn ready(port: u16) -> bool {
     let _ = stream.read_to_string(&mut response);
     response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200")
 }
+
+/// Runs `work` on a database of its own (`<prefix>_<pid>` on the server of
+/// `DATABASE_URL`), created first and dropped afterwards whatever happened.
+pub(crate) fn with_scratch_database<T>(
+    prefix: &str,
+    work: impl FnOnce(&etl_store::migrations::DatabaseUrl) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    use etl_store::migrations::{self, DatabaseUrl};
+    let server_url = crate::database_url()?;
+    let name = format!("{prefix}_{}", std::process::id());
+    let db = DatabaseUrl::parse(&server_url.with_database(&name))
+        .map_err(|e| anyhow::anyhow!("scratch database URL: {e}"))?;
+    migrations::create_database_if_missing(&db)?;
+    let outcome = work(&db);
+    let _ = migrations::drop_database(&db);
+    outcome
+}
+
+/// Fails with how to install them unless every tool answers `--version`.
+pub(crate) fn require_tools(tools: &[&str]) -> anyhow::Result<()> {
+    for tool in tools {
+        if Command::new(tool).arg("--version").output().is_err() {
+            bail!("`{tool}` is not installed (Debian: apt-get install wrk postgresql-client)");
+        }
+    }
+    Ok(())
+}

@@ -18,7 +18,7 @@ use anyhow::{bail, Context};
 use etl_store::migrations::{self, DatabaseUrl};
 
 use super::ingest::{number_after, timed_psql, wrk, wrk_get_script, wrk_script};
-use super::{build_release_server, free_port, EtlServer};
+use super::{build_release_server, free_port, require_tools, with_scratch_database, EtlServer};
 
 pub struct StatsOptions {
     pub seconds: u32,
@@ -31,20 +31,9 @@ const STORE_CONNECTIONS: u32 = 32;
 const PRUNED_ROWS: u32 = 1_000_000;
 
 pub fn stats(root: &Path, options: &StatsOptions) -> anyhow::Result<()> {
-    for tool in ["wrk", "pgbench", "psql"] {
-        if Command::new(tool).arg("--version").output().is_err() {
-            bail!("`{tool}` is not installed (Debian: apt-get install wrk postgresql-client)");
-        }
-    }
+    require_tools(&["wrk", "pgbench", "psql"])?;
     build_release_server(root)?;
-    let server_url = crate::database_url()?;
-    let bench_db = format!("etl_bench_stats_{}", std::process::id());
-    let db_url = DatabaseUrl::parse(&server_url.with_database(&bench_db))
-        .map_err(|e| anyhow::anyhow!("bench database URL: {e}"))?;
-    migrations::create_database_if_missing(&db_url)?;
-    let outcome = run_stats(root, options, &db_url);
-    let _ = migrations::drop_database(&db_url);
-    outcome
+    with_scratch_database("etl_bench_stats", |db| run_stats(root, options, db))
 }
 
 fn run_stats(root: &Path, options: &StatsOptions, db_url: &DatabaseUrl) -> anyhow::Result<()> {
