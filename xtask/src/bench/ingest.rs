@@ -274,8 +274,22 @@ pub(super) fn wrk_script(body: &Path, token: &str) -> String {
 
 /// Requests per second reported by wrk; fails if any answer was not 2xx.
 pub(super) fn wrk(script: &Path, url: &str, connections: u32, seconds: u32) -> anyhow::Result<f64> {
+    let text = wrk_output(script, url, connections, seconds, &[])?;
+    number_after(&text, "Requests/sec:").with_context(|| format!("no rate in wrk output:\n{text}"))
+}
+
+/// What `wrk` prints running `script` against `url` (with `extra`
+/// arguments such as `--latency`); fails if any answer was not 2xx.
+pub(super) fn wrk_output(
+    script: &Path,
+    url: &str,
+    connections: u32,
+    seconds: u32,
+    extra: &[&str],
+) -> anyhow::Result<String> {
     let threads = connections.clamp(1, 2);
     let output = Command::new("wrk")
+        .args(extra)
         .args([
             "-t",
             &threads.to_string(),
@@ -289,14 +303,25 @@ pub(super) fn wrk(script: &Path, url: &str, connections: u32, seconds: u32) -> a
         .arg(url)
         .output()
         .context("running wrk")?;
-    let text = String::from_utf8_lossy(&output.stdout);
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
     if let Some(line) = text.lines().find(|l| l.contains("Non-2xx")) {
         bail!("the server refused requests under load: {}", line.trim());
     }
-    number_after(&text, "Requests/sec:").with_context(|| format!("no rate in wrk output:\n{text}"))
+    Ok(text)
 }
 
 fn pgbench(db: &DatabaseUrl, script: &Path, clients: u32, seconds: u32) -> anyhow::Result<f64> {
+    let text = pgbench_output(db, script, clients, seconds)?;
+    number_after(&text, "tps = ").with_context(|| format!("no tps in pgbench output:\n{text}"))
+}
+
+/// What `pgbench` prints running `script` at `clients` for `seconds`.
+pub(super) fn pgbench_output(
+    db: &DatabaseUrl,
+    script: &Path,
+    clients: u32,
+    seconds: u32,
+) -> anyhow::Result<String> {
     let output = Command::new("pgbench")
         .args([
             "-n",
@@ -312,14 +337,13 @@ fn pgbench(db: &DatabaseUrl, script: &Path, clients: u32, seconds: u32) -> anyho
         .arg(db.as_str())
         .output()
         .context("running pgbench")?;
-    let text = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         bail!(
             "pgbench failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    number_after(&text, "tps = ").with_context(|| format!("no tps in pgbench output:\n{text}"))
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// Rows per second of `\copy` of the 1000-row file, repeated in one psql

@@ -14,10 +14,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use etl_store::migrations::{self, DatabaseUrl};
 
-use super::ingest::{number_after, timed_psql, wrk, wrk_get_script, wrk_script};
+use super::ingest::{
+    number_after, pgbench_output, timed_psql, wrk, wrk_get_script, wrk_output, wrk_script,
+};
 use super::{build_release_server, free_port, require_tools, with_scratch_database, EtlServer};
 
 pub struct StatsOptions {
@@ -236,25 +238,7 @@ fn wrk_latency(
     connections: u32,
     seconds: u32,
 ) -> anyhow::Result<Latency> {
-    let output = Command::new("wrk")
-        .args([
-            "--latency",
-            "-t",
-            "2",
-            "-c",
-            &connections.to_string(),
-            "-d",
-            &format!("{seconds}s"),
-            "-s",
-        ])
-        .arg(script)
-        .arg(url)
-        .output()
-        .context("running wrk")?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    if let Some(line) = text.lines().find(|l| l.contains("Non-2xx")) {
-        bail!("the server refused requests: {}", line.trim());
-    }
+    let text = wrk_output(script, url, connections, seconds, &["--latency"])?;
     let percentile = |label: &str| -> anyhow::Result<f64> {
         let line = text
             .lines()
@@ -293,28 +277,7 @@ fn pgbench_latency(
     clients: u32,
     seconds: u32,
 ) -> anyhow::Result<PgLatency> {
-    let output = Command::new("pgbench")
-        .args([
-            "-n",
-            "-c",
-            &clients.to_string(),
-            "-j",
-            "2",
-            "-T",
-            &seconds.to_string(),
-            "-f",
-        ])
-        .arg(script)
-        .arg(db.as_str())
-        .output()
-        .context("running pgbench")?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        bail!(
-            "pgbench failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    let text = pgbench_output(db, script, clients, seconds)?;
     Ok(PgLatency {
         mean_ms: number_after(&text, "latency average = ")
             .with_context(|| format!("no latency in pgbench output:\n{text}"))?,
