@@ -273,6 +273,7 @@ async function refresh() {
     matrix($("raw-records"), stats.raw_records, RAW_STATUSES, "entity type");
     matrix($("jobs"), stats.jobs, JOB_STATUSES, "job type");
     $("outbox-pending").textContent = count(stats.outbox.pending);
+    $("outbox-noun").textContent = stats.outbox.pending === 1 ? "job" : "jobs";
     $("outbox-age").textContent = stats.outbox.pending > 0 ? duration(stats.outbox.oldest_pending_age_s) : "—";
     failures(stats.failures);
     chart(stats.loaded_per_minute);
