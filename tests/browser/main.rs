@@ -5,7 +5,7 @@
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use etl_tests::{TestApp, TestTenant};
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -39,11 +39,10 @@ impl Driver {
             .stderr(Stdio::null())
             .spawn()
             .expect("starting chromedriver");
-        let deadline = Instant::now() + WAIT;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let listening = etl_store::test_support::poll_blocking(WAIT, || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        assert!(listening.is_some(), "chromedriver did not listen");
         Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
@@ -91,15 +90,12 @@ async fn store(app: &TestApp, tenant: &TestTenant, id: usize) -> i64 {
 /// Waits until `script` (a function body returning a value) returns
 /// something other than null or false, and returns it.
 async fn poll_js(browser: &Client, script: &str) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    let value = etl_tests::poll_until(WAIT, || async {
         let value = browser.execute(script, vec![]).await.expect("script");
-        if !(value.is_null() || value == Value::Bool(false)) {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "never true: {script}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (!(value.is_null() || value == Value::Bool(false))).then_some(value)
+    })
+    .await;
+    value.unwrap_or_else(|| panic!("never true: {script}"))
 }
 
 async fn sign_in(browser: &Client, token: &str) {

@@ -7,6 +7,7 @@
 //! same door on the way to the database, for the common case of one check
 //! and then the work.
 
+use etl_domain::TenantId;
 use etl_store::tenants::{self, ActiveTenant};
 use etl_store::{PgConnection, PgPool};
 
@@ -16,8 +17,13 @@ use crate::extract::Tenant;
 
 /// The tenant named by the token, if it exists and is active (else 403).
 pub fn activate(conn: &mut PgConnection, tenant: &Tenant) -> Result<ActiveTenant, ApiError> {
-    tenants::activate(conn, tenant.claimed_id())?
-        .map_err(|refusal| ApiError::forbidden(refusal.to_string()))
+    activate_id(conn, tenant.claimed_id())
+}
+
+/// [`activate`] for a tenant id taken from the token earlier (a record the
+/// store path holds).
+pub fn activate_id(conn: &mut PgConnection, id: TenantId) -> Result<ActiveTenant, ApiError> {
+    tenants::activate(conn, id)?.map_err(|refusal| ApiError::forbidden(refusal.to_string()))
 }
 
 /// Runs `work` for the token's tenant on the blocking pool, once [`activate`]

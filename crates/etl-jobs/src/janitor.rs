@@ -1,6 +1,6 @@
 //! Housekeeping: forgets `Idempotency-Key` answers once they are older than
 //! the retention (24 h by default), so the table does not grow for ever, and
-//! folds the raw-record counters of backends that have gone
+//! folds the console's counters of backends that have gone
 //! (`stats::compact_counts`), so that they stay a few rows per tenant.
 
 use std::time::Duration;
@@ -34,8 +34,8 @@ pub async fn run(
         }
         match db(&pool, |conn| Ok(stats::compact_counts(conn)?)).await {
             Ok(0) => {}
-            Ok(folded) => tracing::debug!(folded, "folded raw-record counters"),
-            Err(error) => tracing::warn!(%error, "folding raw-record counters failed"),
+            Ok(folded) => tracing::debug!(folded, "folded the counters of gone backends"),
+            Err(error) => tracing::warn!(%error, "folding the counters of gone backends failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -308,36 +308,36 @@ pub fn update_status(
 /// Which records a `/pipeline/process` or `/raw-data/replay` call takes:
 /// the tenant's, of one type, optionally of one integration, from one
 /// backlog.
-#[derive(Debug, Clone, Copy)]
-pub struct BacklogScope<'a> {
+#[derive(Debug, Clone)]
+pub struct BacklogScope {
     pub tenant: ActiveTenant,
-    pub entity_type: &'a EntityType,
+    pub entity_type: EntityType,
     pub integration_id: Option<i32>,
-    pub backlog: Backlog<'a>,
+    pub backlog: Backlog,
 }
 
 /// The records a call queues for transform.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backlog<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backlog {
     /// `pending` records (`/pipeline/process`).
     Pending,
     /// `failed` records, only those whose `error_details.code` is `code`
     /// when given (`/raw-data/replay`).
-    Failed { code: Option<&'a str> },
+    Failed { code: Option<String> },
 }
 
-impl Backlog<'_> {
-    fn status(self) -> ProcessingStatus {
+impl Backlog {
+    fn status(&self) -> ProcessingStatus {
         match self {
             Backlog::Pending => ProcessingStatus::Pending,
             Backlog::Failed { .. } => ProcessingStatus::Failed,
         }
     }
 
-    fn code(self) -> Option<String> {
+    fn code(&self) -> Option<&str> {
         match self {
             Backlog::Pending => None,
-            Backlog::Failed { code } => code.map(str::to_owned),
+            Backlog::Failed { code } => code.as_deref(),
         }
     }
 }
@@ -347,7 +347,7 @@ impl Backlog<'_> {
 /// going.
 pub fn newest_in_backlog(
     conn: &mut PgConnection,
-    scope: BacklogScope<'_>,
+    scope: &BacklogScope,
 ) -> QueryResult<Option<i32>> {
     use diesel::dsl::{max, sql};
     use diesel::sql_types::{Bool, Nullable, Text};
@@ -361,21 +361,22 @@ pub fn newest_in_backlog(
         query = query.filter(raw::integration_id.eq(integration_id));
     }
     if let Some(code) = scope.backlog.code() {
-        query = query
-            .filter(sql::<Bool>("error_details->>'code' = ").bind::<Nullable<Text>, _>(Some(code)));
+        query = query.filter(
+            sql::<Bool>("error_details->>'code' = ")
+                .bind::<Nullable<Text>, _>(Some(code.to_owned())),
+        );
     }
     query.first(conn)
 }
 
 /// Takes up to `limit` of the scope's backlog with ids in
 /// `(after_id, up_to_id]`, oldest first: moves them to `processing` (so
-/// that no other call queues them again; a failed record leaves its old
-/// error behind, as it goes back to pending first) and returns their ids in
-/// order. Rows another transaction holds are skipped. Call inside the
+/// that no other call queues them again; a failed record's `error_details`
+/// are cleared, its failure being over) and returns their ids in order. Rows another transaction holds are skipped. Call inside the
 /// transaction that creates their job.
 pub fn take_backlog_batch(
     conn: &mut PgConnection,
-    scope: BacklogScope<'_>,
+    scope: &BacklogScope,
     (after_id, up_to_id): (i32, i32),
     limit: i64,
 ) -> QueryResult<Vec<i32>> {

@@ -12,7 +12,7 @@ use diesel::sql_types::{BigInt, Double, Int4, Nullable, Text, Timestamp};
 use crate::tenants::ActiveTenant;
 
 /// How many of something are in one (kind, status) cell.
-#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, QueryableByName)]
 pub struct Count {
     #[diesel(sql_type = Text)]
     pub kind: String,

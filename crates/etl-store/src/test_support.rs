@@ -243,3 +243,22 @@ pub fn active_tenant(conn: &mut PgConnection, tenant_id: i32) -> crate::tenants:
         .expect("read the tenant")
         .unwrap_or_else(|refusal| panic!("{refusal}"))
 }
+
+/// Calls `check` until it answers `Some`, for at most `timeout`; `None` if
+/// it never did. For sync tests waiting on something the server does a
+/// moment later (a closed session leaving `pg_stat_activity`, say).
+pub fn poll_blocking<T>(
+    timeout: std::time::Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

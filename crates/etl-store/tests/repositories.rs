@@ -658,11 +658,11 @@ fn pending_records_are_taken_in_bounded_batches_oldest_first() {
     let jira = entity("jira_issues");
     let scope = BacklogScope {
         tenant: f.active,
-        entity_type: &jira,
+        entity_type: jira,
         integration_id: None,
         backlog: Backlog::Pending,
     };
-    let newest = raw_records::newest_in_backlog(&mut conn, scope)
+    let newest = raw_records::newest_in_backlog(&mut conn, &scope)
         .expect("query")
         .expect("some pending");
     assert_eq!(newest, ids[4]);
@@ -675,7 +675,7 @@ fn pending_records_are_taken_in_bounded_batches_oldest_first() {
         ))
         .expect("lock");
     let take = |conn: &mut PgConnection, after: i32| {
-        raw_records::take_backlog_batch(conn, scope, (after, newest), 2).expect("take")
+        raw_records::take_backlog_batch(conn, &scope, (after, newest), 2).expect("take")
     };
     assert_eq!(take(&mut conn, 0), [ids[0], ids[3]]);
     assert_eq!(take(&mut conn, ids[3]), [ids[4]]);
@@ -694,18 +694,18 @@ fn pending_records_are_taken_in_bounded_batches_oldest_first() {
     assert_eq!(status(&mut conn, ids[1]).as_deref(), Some("completed"));
     assert_eq!(status(&mut conn, late).as_deref(), Some("pending"));
     // Another tenant, or an integration without records, has nothing.
-    for scope in [
+    for other_scope in [
         BacklogScope {
             tenant: f.other_active,
-            ..scope
+            ..scope.clone()
         },
         BacklogScope {
             integration_id: Some(f.integration + 1000),
-            ..scope
+            ..scope.clone()
         },
     ] {
         assert_eq!(
-            raw_records::newest_in_backlog(&mut conn, scope).expect("query"),
+            raw_records::newest_in_backlog(&mut conn, &other_scope).expect("query"),
             None
         );
     }

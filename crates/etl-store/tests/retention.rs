@@ -4,7 +4,7 @@
 
 use diesel::prelude::*;
 use etl_store::retention::{self, PassError, PassMode, PrunedKind, RetentionPolicy};
-use etl_store::test_support::TestDatabase;
+use etl_store::test_support::{poll_blocking, TestDatabase};
 use etl_store::SimpleConnection;
 
 fn count(conn: &mut PgConnection, sql: &str) -> i64 {
@@ -211,25 +211,22 @@ fn one_process_prunes_at_a_time() {
     );
     assert!(dry.is_ok());
     drop(other);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match retention::run_pass(
+    // The other session's end reaches the server a moment later.
+    let pruned = poll_blocking(
+        std::time::Duration::from_secs(10),
+        || match retention::run_pass(
             &mut conn,
             RetentionPolicy::default(),
             PassMode::Delete,
             |_, _| {},
         ) {
-            Ok(pruned) => {
-                assert_eq!((pruned.raw_records, pruned.jobs), (3, 2));
-                break;
-            }
-            // The other session's end reaches the server a moment later.
-            Err(PassError::Busy) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(20))
-            }
+            Ok(pruned) => Some(pruned),
+            Err(PassError::Busy) => None,
             Err(error) => panic!("{error}"),
-        }
-    }
+        },
+    )
+    .expect("the lock is free once its session ends");
+    assert_eq!((pruned.raw_records, pruned.jobs), (3, 2));
     // The lock was given back: a second pass runs.
     assert!(retention::run_pass(
         &mut conn,

@@ -4,22 +4,13 @@
 //! sums; the migration counts the records already there.
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
-use etl_store::test_support::{active_tenant, TestDatabase};
-use etl_store::{migrations, stats, SimpleConnection};
+use diesel::sql_types::BigInt;
+use etl_store::stats::{self, Count};
+use etl_store::test_support::{active_tenant, poll_blocking, TestDatabase};
+use etl_store::{migrations, SimpleConnection};
 
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, QueryableByName)]
-struct Cell {
-    #[diesel(sql_type = Text)]
-    kind: String,
-    #[diesel(sql_type = Text)]
-    status: String,
-    #[diesel(sql_type = BigInt)]
-    count: i64,
-}
-
-fn counted(conn: &mut PgConnection, tenant: i32) -> Vec<Cell> {
-    let mut cells: Vec<Cell> = diesel::sql_query(format!(
+fn counted(conn: &mut PgConnection, tenant: i32) -> Vec<Count> {
+    let mut cells: Vec<Count> = diesel::sql_query(format!(
         "SELECT entity_type AS kind, COALESCE(processing_status, 'pending') AS status, count(*) AS count
            FROM raw_extraction_data WHERE tenant_id = {tenant} GROUP BY 1, 2"
     ))
@@ -29,18 +20,10 @@ fn counted(conn: &mut PgConnection, tenant: i32) -> Vec<Cell> {
     cells
 }
 
-fn from_counters(conn: &mut PgConnection, tenant: i32) -> Vec<Cell> {
+fn from_counters(conn: &mut PgConnection, tenant: i32) -> Vec<Count> {
     let tenant = active_tenant(conn, tenant);
     let figures = stats::for_tenant(conn, tenant).expect("stats");
-    let mut cells: Vec<Cell> = figures
-        .raw_records
-        .into_iter()
-        .map(|c| Cell {
-            kind: c.kind,
-            status: c.status,
-            count: c.count,
-        })
-        .collect();
+    let mut cells = figures.raw_records;
     cells.sort();
     cells
 }
@@ -119,7 +102,7 @@ fn counters_follow_every_statement_from_every_session_and_survive_folding() {
         diesel::sql_query(
             "SELECT 'shards' AS kind, '' AS status, count(DISTINCT shard) AS count FROM raw_record_counts",
         )
-        .get_result::<Cell>(conn)
+        .get_result::<Count>(conn)
         .expect("shards")
         .count
     };
@@ -127,15 +110,11 @@ fn counters_follow_every_statement_from_every_session_and_survive_folding() {
     // Session b ends; its counters are folded into shard 0.
     drop(b);
     // Its backend leaves pg_stat_activity a moment after the socket closes.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut folded = 0;
-    while folded == 0 && std::time::Instant::now() < deadline {
-        folded = stats::compact_counts(&mut a).expect("compact");
-        if folded == 0 {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    }
-    assert!(folded > 0, "the gone session's counters are folded");
+    let folded = poll_blocking(std::time::Duration::from_secs(10), || {
+        let folded = stats::compact_counts(&mut a).expect("compact");
+        (folded > 0).then_some(folded)
+    });
+    assert!(folded.is_some(), "the gone session's counters are folded");
     assert_eq!(from_counters(&mut a, acme), counted(&mut a, acme));
     assert_eq!(shards(&mut a), 2, "a's own and shard 0");
     // Folding again changes nothing.
@@ -197,17 +176,9 @@ fn job_and_loaded_minute_counters_follow_their_tables() {
     .expect("changes");
     let tenant = active_tenant(&mut conn, acme);
     let figures = stats::for_tenant(&mut conn, tenant).expect("stats");
-    let mut jobs: Vec<Cell> = figures
-        .jobs
-        .into_iter()
-        .map(|c| Cell {
-            kind: c.kind,
-            status: c.status,
-            count: c.count,
-        })
-        .collect();
+    let mut jobs = figures.jobs;
     jobs.sort();
-    let mut counted_jobs: Vec<Cell> = diesel::sql_query(format!(
+    let mut counted_jobs: Vec<Count> = diesel::sql_query(format!(
         "SELECT job_type AS kind, status, count(*) AS count FROM etl_job_queue
           WHERE tenant_id = {acme} GROUP BY 1, 2"
     ))

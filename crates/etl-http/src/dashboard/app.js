@@ -181,7 +181,8 @@ function chart(minutes) {
   const ns = "http://www.w3.org/2000/svg";
   const width = 600;
   const height = 160;
-  const top = Math.max(1, ...minutes.map((m) => m.rows));
+  const peak = Math.max(0, ...minutes.map((m) => m.rows));
+  const top = Math.max(1, peak);
   const slot = width / Math.max(1, minutes.length);
   const base = document.createElementNS(ns, "line");
   for (const [name, value] of Object.entries({ x1: 0, y1: height - 14, x2: width, y2: height - 14 })) {
@@ -212,14 +213,14 @@ function chart(minutes) {
     label(new Date(minutes[0].minute).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }), 2, "start");
     label("now", width - 2, "end");
   }
-  const peak = document.createElementNS(ns, "text");
-  peak.setAttribute("x", 2);
-  peak.setAttribute("y", 10);
-  peak.textContent = "peak " + count(top === 1 && minutes.every((m) => m.rows === 0) ? 0 : top) + "/min";
-  svg.append(peak);
+  const peakLabel = document.createElementNS(ns, "text");
+  peakLabel.setAttribute("x", 2);
+  peakLabel.setAttribute("y", 10);
+  peakLabel.textContent = "peak " + count(peak) + "/min";
+  svg.append(peakLabel);
   const total = minutes.reduce((sum, m) => sum + m.rows, 0);
   $("chart-summary").textContent =
-    count(total) + " rows loaded in the last hour" + (total > 0 ? ", at most " + count(top) + " in one minute." : ".");
+    count(total) + " rows loaded in the last hour" + (total > 0 ? ", at most " + count(peak) + " in one minute." : ".");
 }
 
 function resultOf(job) {

@@ -215,7 +215,7 @@ pub async fn process(
         &tenant,
         request.entity_type,
         request.integration_id,
-        None,
+        Backlog::Pending,
         request.batch_size.get(),
     )
     .await?;
@@ -246,45 +246,37 @@ pub async fn replay(
         &tenant,
         request.entity_type,
         request.integration_id,
-        Some(request.error_code.map(String::from)),
+        Backlog::Failed {
+            code: request.error_code.map(String::from),
+        },
         BatchSize::default().get(),
     )
     .await?;
     Ok(accepted(&queued))
 }
 
-/// Queues transform jobs for a backlog of the tenant's records: pending
-/// ones (`failed: None`) or failed ones (`Some(code)`, every code when
-/// `None`), `batch` records per job.
+/// Queues transform jobs for a backlog of the tenant's records, `batch`
+/// records per job.
 async fn queue_backlog(
     state: &AppState,
     tenant: &Tenant,
     kind: TransformerKind,
     integration_id: Option<i32>,
-    failed: Option<Option<String>>,
+    backlog: Backlog,
     batch: i64,
 ) -> Result<JobsQueuedResponse, ApiError> {
-    fn backlog(failed: &Option<Option<String>>) -> Backlog<'_> {
-        match failed {
-            None => Backlog::Pending,
-            Some(code) => Backlog::Failed {
-                code: code.as_deref(),
-            },
-        }
-    }
-    let entity_type = kind.entity_type();
-    let first = failed.clone();
-    let (tenant, newest) = blocking_as(&state.pool, tenant, move |conn, tenant| {
+    let (scope, newest) = blocking_as(&state.pool, tenant, move |conn, tenant| {
         if let Some(integration_id) = integration_id {
             require_integration(conn, tenant, integration_id)?;
         }
         let scope = BacklogScope {
             tenant,
-            entity_type: &entity_type,
+            entity_type: kind.entity_type(),
             integration_id,
-            backlog: backlog(&first),
+            backlog,
         };
-        Ok((tenant, raw_records::newest_in_backlog(conn, scope)?))
+        let newest = raw_records::newest_in_backlog(conn, &scope)?;
+        Ok((scope, newest))
     })
     .await?;
     // One transaction per batch: each job is published (and run) while the
@@ -293,17 +285,10 @@ async fn queue_backlog(
     // queues what is left and nothing twice.
     let (mut job_ids, mut records, mut after) = (Vec::new(), 0, 0);
     while let Some(up_to) = newest {
-        let entity_type = kind.entity_type();
-        let failed = failed.clone();
+        let scope = scope.clone();
         let taken = blocking(&state.pool, move |conn| {
             conn.transaction(|conn| {
-                let scope = BacklogScope {
-                    tenant,
-                    entity_type: &entity_type,
-                    integration_id,
-                    backlog: backlog(&failed),
-                };
-                let ids = raw_records::take_backlog_batch(conn, scope, (after, up_to), batch)?;
+                let ids = raw_records::take_backlog_batch(conn, &scope, (after, up_to), batch)?;
                 let Some(&last) = ids.last() else {
                     return Ok::<_, ApiError>(None);
                 };
@@ -311,8 +296,8 @@ async fn queue_backlog(
                 let payload = JobPayload::Transform { raw_data_ids: ids };
                 let id = jobs::insert_payload(
                     conn,
-                    tenant.id(),
-                    &entity_type,
+                    scope.tenant.id(),
+                    &scope.entity_type,
                     &payload,
                     JobPriority::default(),
                 )?;

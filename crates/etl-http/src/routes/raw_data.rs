@@ -12,7 +12,7 @@ use etl_domain::{
     StoreRawDataResponse, UpdateStatusRequest,
 };
 use etl_store::raw_records::{self, NewRawRecord, RawRecordFilter, StatusUpdate};
-use etl_store::{integrations, tenants, JsonText, PgConnection, QueryError};
+use etl_store::{integrations, JsonText, PgConnection, QueryError};
 use serde::Deserialize;
 
 use crate::blocking;
@@ -22,7 +22,7 @@ use crate::idempotent::{answer, idempotent, Answer};
 use crate::query::{self, parse_with, Fields};
 use crate::state::AppState;
 use crate::store_writer::refused_record;
-use crate::tenancy::{activate, blocking_as, unusable_integration};
+use crate::tenancy::{activate, activate_id, blocking_as, unusable_integration};
 
 /// The row to insert: the request's JSON text as it came (after the NUL
 /// rule), never re-serialised from a tree.
@@ -123,12 +123,9 @@ fn refusal(
     tenant_id: etl_domain::TenantId,
     integration_id: i32,
 ) -> ApiError {
-    match tenants::activate(conn, tenant_id) {
-        Err(error) => error.into(),
-        Ok(Err(refusal)) => ApiError::forbidden(refusal.to_string()),
-        Ok(Ok(_)) => {
-            ApiError::validation(vec![unusable_integration("integration_id", integration_id)])
-        }
+    match activate_id(conn, tenant_id) {
+        Err(error) => error,
+        Ok(_) => ApiError::validation(vec![unusable_integration("integration_id", integration_id)]),
     }
 }
 
