@@ -325,11 +325,16 @@ fn title(rng: &mut StdRng) -> String {
     format!("{verb} {} {}", pick(rng, WORDS), pick(rng, WORDS))
 }
 
-fn timestamp(days_ago: i64, minutes: i64) -> String {
+/// `days_ago` days back, plus `minutes`, in `format` (Jira and GitHub
+/// spell their times differently).
+fn timestamp(format: &str, days_ago: i64, minutes: i64) -> String {
     (chrono::Utc::now() - chrono::Duration::days(days_ago) + chrono::Duration::minutes(minutes))
-        .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
+        .format(format)
         .to_string()
 }
+
+const JIRA_TIME: &str = "%Y-%m-%dT%H:%M:%S%.3f+0000";
+const GITHUB_TIME: &str = "%Y-%m-%dT%H:%M:%SZ";
 
 fn generated_issue(rng: &mut StdRng, integration: i32, i: u32) -> Value {
     let id = (900_000 + i).to_string();
@@ -351,8 +356,8 @@ fn generated_issue(rng: &mut StdRng, integration: i32, i: u32) -> Value {
             "assignee": {"name": assignee, "displayName": assignee_name},
             "reporter": {"name": reporter, "displayName": reporter_name},
             "labels": [*pick(rng, WORDS)],
-            "created": timestamp(created, 0),
-            "updated": timestamp(created, rng.gen_range(10..5000)),
+            "created": timestamp(JIRA_TIME, created, 0),
+            "updated": timestamp(JIRA_TIME, created, rng.gen_range(10..5000)),
             "customfield_10016": points,
         }
     });
@@ -367,7 +372,7 @@ fn generated_pull_request(rng: &mut StdRng, integration: i32, i: u32) -> Value {
     let sha: String = (0..40)
         .map(|_| char::from_digit(rng.gen_range(0..16), 16).unwrap_or('0'))
         .collect();
-    let closed = (state != "open").then(|| timestamp(created, 600));
+    let closed = (state != "open").then(|| timestamp(GITHUB_TIME, created, 600));
     let branch = format!("feature/{}-{i}", pick(rng, WORDS));
     let raw = json!({
         "id": id,
@@ -378,10 +383,10 @@ fn generated_pull_request(rng: &mut StdRng, integration: i32, i: u32) -> Value {
         "user": {"login": login},
         "base": {"ref": "main", "repo": {"full_name": "demo/shop"}},
         "head": {"ref": branch, "sha": sha, "repo": {"full_name": "demo/shop"}},
-        "created_at": timestamp(created, 0).replace(".000+0000", "Z"),
-        "updated_at": timestamp(created, 700).replace(".000+0000", "Z"),
-        "closed_at": closed.clone().map(|t| t.replace(".000+0000", "Z")),
-        "merged_at": (state == "merged").then(|| closed.map(|t| t.replace(".000+0000", "Z"))).flatten(),
+        "created_at": timestamp(GITHUB_TIME, created, 0),
+        "updated_at": timestamp(GITHUB_TIME, created, 700),
+        "closed_at": closed.clone(),
+        "merged_at": if state == "merged" { closed } else { None },
     });
     json!({"integration_id": integration, "entity_type": GITHUB,
            "external_id": id.to_string(), "raw_data": raw})
