@@ -1,6 +1,7 @@
 //! `etl-server`: the ETL service's one binary. It only wires the crates
 //! together; behaviour lives in them.
 
+mod allocator;
 mod settings;
 mod telemetry;
 
@@ -80,6 +81,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    allocator::limit_arenas();
     let cli = Cli::parse();
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
