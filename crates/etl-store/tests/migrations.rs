@@ -1,7 +1,6 @@
 //! The migrations against a real PostgreSQL: they round-trip, and the seed's
 //! tables come out exactly as SPEC §2.1 says.
 
-use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Text};
 use etl_store::migrations;
@@ -421,43 +420,4 @@ fn large_payloads_are_compressed_with_lz4() {
         methods,
         ["etl_job_queue.payload=l", "raw_extraction_data.raw_data=l"]
     );
-}
-
-#[test]
-fn status_updates_keep_a_raw_record_on_its_page() {
-    #[derive(QueryableByName)]
-    struct Moved {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        moved: i64,
-    }
-    let db = TestDatabase::migrated();
-    let mut conn = db.connect();
-    // Documents of about 1 KB, the size of a Jira issue: at most seven fit
-    // a page when pages are filled to the brim.
-    conn.batch_execute(
-        "INSERT INTO tenants (name) VALUES ('acme');
-         INSERT INTO integrations (tenant_id, provider, name) SELECT id, 'jira', 'j' FROM tenants;
-         INSERT INTO raw_extraction_data (tenant_id, integration_id, entity_type, external_id, raw_data)
-              SELECT t.id, i.id, 'jira_issues', g::text,
-                     jsonb_build_object('id', g::text, 'summary', repeat(md5(g::text), 30))
-                FROM tenants t, integrations i, generate_series(1, 200) AS g;
-         CREATE TEMP TABLE first_pages AS
-              SELECT id, (ctid::text::point)[0] AS page FROM raw_extraction_data;",
-    )
-    .expect("records");
-    // Both of a record's status changes, each committed on its own as the
-    // pipeline does (the take, then the load).
-    conn.batch_execute("UPDATE raw_extraction_data SET processing_status = 'processing'")
-        .expect("take");
-    conn.batch_execute(
-        "UPDATE raw_extraction_data SET processing_status = 'completed', processed_at = now()",
-    )
-    .expect("complete");
-    let moved: Moved = diesel::sql_query(
-        "SELECT count(*) AS moved FROM raw_extraction_data r JOIN first_pages f USING (id)
-          WHERE (r.ctid::text::point)[0] <> f.page",
-    )
-    .get_result(&mut conn)
-    .expect("pages");
-    assert_eq!(moved.moved, 0, "records whose new version left their page");
 }

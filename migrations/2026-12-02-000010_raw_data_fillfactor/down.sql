@@ -1,1 +1,0 @@
-ALTER TABLE raw_extraction_data RESET (fillfactor);
