@@ -421,3 +421,28 @@ fn large_payloads_are_compressed_with_lz4() {
         ["etl_job_queue.payload=l", "raw_extraction_data.raw_data=l"]
     );
 }
+
+#[test]
+fn raw_records_fill_their_pages_and_jobs_keep_room_for_updates() {
+    #[derive(QueryableByName)]
+    struct Options {
+        #[diesel(sql_type = Text)]
+        options: String,
+    }
+    let db = TestDatabase::migrated();
+    let mut conn = db.connect();
+    let options: Vec<Options> = diesel::sql_query(
+        "SELECT relname || '=' || coalesce(array_to_string(reloptions, ','), '') AS options
+           FROM pg_class
+          WHERE relname IN ('etl_job_queue', 'raw_extraction_data')
+          ORDER BY 1",
+    )
+    .load(&mut conn)
+    .expect("reading storage options");
+    let options: Vec<&str> = options.iter().map(|o| o.options.as_str()).collect();
+    // Migration 10's half-empty raw pages are undone by migration 11.
+    assert_eq!(
+        options,
+        ["etl_job_queue=fillfactor=70", "raw_extraction_data="]
+    );
+}

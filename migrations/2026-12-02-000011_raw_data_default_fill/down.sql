@@ -1,0 +1,1 @@
+ALTER TABLE raw_extraction_data SET (fillfactor = 50);
