@@ -112,7 +112,7 @@ pub fn drop_all_tables(conn: &mut PgConnection) -> Result<(), StoreError> {
 }
 
 /// (version, name) of every embedded migration.
-pub(crate) fn embedded_migrations() -> Result<Vec<(String, String)>, StoreError> {
+fn embedded_migrations() -> Result<Vec<(String, String)>, StoreError> {
     let migrations: Vec<Box<dyn Migration<Pg>>> =
         MigrationSource::<Pg>::migrations(&MIGRATIONS).map_err(StoreError::Migration)?;
     Ok(migrations
