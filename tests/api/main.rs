@@ -9,3 +9,4 @@ mod ingest;
 mod jobs;
 mod ops;
 mod raw_data;
+mod truth;

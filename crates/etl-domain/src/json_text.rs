@@ -15,20 +15,21 @@
 //! [`RawObject`] is a JSON object held as its text.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 /// One step of a path into a JSON document.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Segment {
     Key(String),
     Index(usize),
 }
 
 /// Where in a document: `raw_data.fields.labels[2]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct JsonPath(pub Vec<Segment>);
 
 impl JsonPath {
@@ -100,7 +101,29 @@ const NUMERIC_MAX_SCALE: i64 = 16383;
 const NUMERIC_MAX_LEADING_POSITION: i64 = 131_071;
 const NUMERIC_MAX_EXPONENT: i64 = 1_073_741_823;
 
-enum Frame {
+/// The deepest nesting of arrays and objects a body may have. PostgreSQL's
+/// `jsonb` parser recurses once per level and, with its default
+/// `max_stack_depth` of 2 MB, refuses a document somewhere past 12,000
+/// levels ("stack depth limit exceeded"); a body is refused here, before
+/// the database is asked, well inside that.
+pub const MAX_NESTING: usize = 10_000;
+
+/// How many bytes of paths [`scan`] lists one by one in
+/// [`Scan::nul_places`]. A body with more NUL places than that (a hostile
+/// one: real data has a handful) has its further places named by their
+/// field alone (`raw_data`), so what is listed stays linear in the body's
+/// size and bounded in bytes however the body is shaped.
+pub const NUL_PLACES_BUDGET_BYTES: usize = 1 << 20;
+
+/// One open array or object.
+struct Frame {
+    kind: FrameKind,
+    /// Bytes of the path up to this container (an upper bound: keys are
+    /// counted as their raw text).
+    prefix_bytes: usize,
+}
+
+enum FrameKind {
     /// An object; `key` is the byte range of the current key (quotes
     /// included), `expect_key` whether the next string is a key.
     Object {
@@ -112,24 +135,104 @@ enum Frame {
     },
 }
 
-/// Walks JSON text once without building a tree. Text that is not JSON is
-/// not judged here (the parser that follows reports it); only what PostgreSQL
-/// would refuse in valid JSON is.
-pub fn scan(text: &[u8]) -> Result<Scan, Refusal> {
-    let mut scan = Scan::default();
+impl Frame {
+    /// Bytes of this container's current step (`.key` or `[12]`).
+    fn step_bytes(&self) -> usize {
+        match self.kind {
+            FrameKind::Object { key, .. } => key.map_or(0, |(start, end)| end - start),
+            FrameKind::Array { index } => index.checked_ilog10().unwrap_or(0) as usize + 3,
+        }
+    }
+
+    /// What identifies this container's current step without decoding it.
+    fn step_identity(&self) -> (usize, usize) {
+        match self.kind {
+            FrameKind::Object { key, .. } => key.unwrap_or((0, 0)),
+            FrameKind::Array { index } => (usize::MAX, index),
+        }
+    }
+}
+
+/// Where [`scan`] puts the places where U+0000 occurs: each one whole while
+/// the budget lasts, then each distinct field once.
+struct Places {
+    field_depth: usize,
+    budget: usize,
+    listed: Vec<JsonPath>,
+    seen: HashSet<JsonPath>,
+    /// The field of the last place named by its field alone.
+    last_field: Vec<(usize, usize)>,
+}
+
+impl Places {
+    fn note(&mut self, text: &[u8], stack: &[Frame]) {
+        let bytes = stack
+            .last()
+            .map_or(0, |top| top.prefix_bytes + top.step_bytes());
+        let place = if bytes <= self.budget {
+            self.budget -= bytes;
+            path_of(text, stack)
+        } else {
+            // Past the budget: the field, once per run of places in it
+            // (places come in document order), found without decoding.
+            self.budget = 0;
+            let field: Vec<(usize, usize)> = stack
+                .iter()
+                .take(self.field_depth)
+                .map(Frame::step_identity)
+                .collect();
+            if field == self.last_field {
+                return;
+            }
+            self.last_field = field;
+            path_of(text, &stack[..stack.len().min(self.field_depth)])
+        };
+        if self.seen.insert(place.clone()) {
+            self.listed.push(place);
+        }
+    }
+}
+
+/// Walks JSON text once without building a tree, in time linear in its
+/// length whatever its shape. Text that is not JSON is not judged here (the
+/// parser that follows reports it); only what PostgreSQL would refuse in
+/// valid JSON is. `field_depth` is how many leading steps of a path name a
+/// field of the body (1 for `raw_data`, 3 for `records[3].raw_data`).
+pub fn scan(text: &[u8], field_depth: usize) -> Result<Scan, Refusal> {
+    let mut removals = Vec::new();
+    let mut places = Places {
+        field_depth: field_depth.max(1),
+        budget: NUL_PLACES_BUDGET_BYTES,
+        listed: Vec::new(),
+        seen: HashSet::new(),
+        last_field: Vec::new(),
+    };
     let mut stack: Vec<Frame> = Vec::new();
     let mut i = 0;
     while i < text.len() {
         match text[i] {
-            b'{' => {
-                stack.push(Frame::Object {
-                    key: None,
-                    expect_key: true,
-                });
-                i += 1;
-            }
-            b'[' => {
-                stack.push(Frame::Array { index: 0 });
+            open @ (b'{' | b'[') => {
+                if stack.len() >= MAX_NESTING {
+                    return Err(Refusal {
+                        path: path_of(text, &stack),
+                        message: format!(
+                            "is nested too deeply: more than {MAX_NESTING} levels of arrays and \
+                             objects, deeper than PostgreSQL's jsonb accepts"
+                        ),
+                    });
+                }
+                let prefix_bytes = stack
+                    .last()
+                    .map_or(0, |top| top.prefix_bytes + top.step_bytes());
+                let kind = if open == b'{' {
+                    FrameKind::Object {
+                        key: None,
+                        expect_key: true,
+                    }
+                } else {
+                    FrameKind::Array { index: 0 }
+                };
+                stack.push(Frame { kind, prefix_bytes });
                 i += 1;
             }
             b'}' | b']' => {
@@ -137,38 +240,30 @@ pub fn scan(text: &[u8]) -> Result<Scan, Refusal> {
                 i += 1;
             }
             b',' => {
-                match stack.last_mut() {
-                    Some(Frame::Array { index }) => *index += 1,
-                    Some(Frame::Object { expect_key, .. }) => *expect_key = true,
+                match stack.last_mut().map(|frame| &mut frame.kind) {
+                    Some(FrameKind::Array { index }) => *index += 1,
+                    Some(FrameKind::Object { expect_key, .. }) => *expect_key = true,
                     None => {}
                 }
                 i += 1;
             }
             b'"' => {
                 let start = i;
-                let found = string_at(text, i, &mut scan.removals).map_err(|message| Refusal {
+                let found = string_at(text, i, &mut removals).map_err(|message| Refusal {
                     path: path_of(text, &stack),
                     message,
                 })?;
                 i = found.end;
-                let is_key = matches!(
-                    stack.last(),
-                    Some(Frame::Object {
-                        expect_key: true,
-                        ..
-                    })
-                );
-                if is_key {
-                    if let Some(Frame::Object { key, expect_key }) = stack.last_mut() {
+                if let Some(FrameKind::Object { key, expect_key }) =
+                    stack.last_mut().map(|frame| &mut frame.kind)
+                {
+                    if *expect_key {
                         *key = Some((start, found.end));
                         *expect_key = false;
                     }
                 }
                 if found.nul {
-                    let place = path_of(text, &stack);
-                    if !scan.nul_places.contains(&place) {
-                        scan.nul_places.push(place);
-                    }
+                    places.note(text, &stack);
                 }
             }
             b'-' | b'0'..=b'9' => {
@@ -184,7 +279,10 @@ pub fn scan(text: &[u8]) -> Result<Scan, Refusal> {
             _ => i += 1,
         }
     }
-    Ok(scan)
+    Ok(Scan {
+        nul_places: places.listed,
+        removals,
+    })
 }
 
 struct StringEnd {
@@ -336,9 +434,9 @@ fn abbreviate(number: &[u8]) -> String {
 fn path_of(text: &[u8], stack: &[Frame]) -> JsonPath {
     let segments = stack
         .iter()
-        .filter_map(|frame| match frame {
-            Frame::Array { index } => Some(Segment::Index(*index)),
-            Frame::Object { key, .. } => {
+        .filter_map(|frame| match frame.kind {
+            FrameKind::Array { index } => Some(Segment::Index(index)),
+            FrameKind::Object { key, .. } => {
                 key.map(|(start, end)| Segment::Key(decode_key(&text[start..end])))
             }
         })
@@ -495,7 +593,7 @@ mod tests {
     use super::*;
 
     fn places(text: &str) -> Vec<String> {
-        scan(text.as_bytes())
+        scan(text.as_bytes(), 1)
             .expect("accepted")
             .nul_places
             .iter()
@@ -504,7 +602,7 @@ mod tests {
     }
 
     fn refused(text: &str) -> (String, String) {
-        let refusal = scan(text.as_bytes()).expect_err("refused");
+        let refusal = scan(text.as_bytes(), 1).expect_err("refused");
         (refusal.path.to_string(), refusal.message)
     }
 
@@ -529,14 +627,14 @@ mod tests {
     #[test]
     fn clean_removes_only_the_nul_escapes() {
         let text = br#"{"a\u0000b":"x\u0000y\\u0000","n":1.50}"#;
-        let found = scan(text).expect("accepted");
+        let found = scan(text, 1).expect("accepted");
         assert_eq!(
             &*found.clean(text),
             br#"{"ab":"xy\\u0000","n":1.50}"#.as_slice()
         );
         let plain = br#"{"a":1}"#;
         assert!(matches!(
-            scan(plain).expect("ok").clean(plain),
+            scan(plain, 1).expect("ok").clean(plain),
             Cow::Borrowed(_)
         ));
     }
@@ -557,7 +655,7 @@ mod tests {
             long_fraction.as_str(),
         ] {
             assert!(
-                scan(format!(r#"{{"n":[{ok}]}}"#).as_bytes()).is_ok(),
+                scan(format!(r#"{{"n":[{ok}]}}"#).as_bytes(), 1).is_ok(),
                 "{ok}"
             );
         }
@@ -580,7 +678,7 @@ mod tests {
 
     #[test]
     fn unpaired_surrogates_are_refused() {
-        assert!(scan(br#"{"a":"\ud83d\ude00"}"#).is_ok());
+        assert!(scan(br#"{"a":"\ud83d\ude00"}"#, 1).is_ok());
         for bad in [
             r#"{"a":"\ud800"}"#,
             r#"{"a":"\udc00"}"#,
@@ -597,5 +695,69 @@ mod tests {
         assert_eq!(serde_json::to_string(&object).expect("text"), text);
         assert!(serde_json::from_str::<RawObject>("[1]").is_err());
         assert!(serde_json::from_str::<RawObject>("\"{}\"").is_err());
+    }
+
+    #[test]
+    fn nesting_past_the_bound_is_refused_naming_where_it_starts() {
+        let depth_ok = MAX_NESTING - 1;
+        let ok = format!(
+            r#"{{"raw_data":{}{}}}"#,
+            "[".repeat(depth_ok - 1),
+            "]".repeat(depth_ok - 1)
+        );
+        assert!(scan(ok.as_bytes(), 1).is_ok());
+        let deep = format!(r#"{{"raw_data":{}}}"#, "[".repeat(MAX_NESTING * 10));
+        let refusal = scan(deep.as_bytes(), 1).expect_err("too deep");
+        assert_eq!(refusal.path.take(1).to_string(), "raw_data");
+        assert!(refusal.message.contains("nested too deeply"), "{refusal:?}");
+    }
+
+    #[test]
+    fn a_place_seen_twice_is_listed_once() {
+        // A key and its value, and a key repeated further on.
+        assert_eq!(
+            places(r#"{"a\u0000":"\u0000","b":1,"a\u0000":"x\u0000"}"#),
+            ["a"]
+        );
+    }
+
+    #[test]
+    fn places_past_the_budget_are_named_by_their_field_once() {
+        let count = NUL_PLACES_BUDGET_BYTES / 4;
+        let many = vec![r#""\u0000""#; count].join(",");
+        let body =
+            format!(r#"{{"raw_data":{{"a":[{many}]}},"extraction_metadata":{{"b":"\u0000"}}}}"#);
+        let found = scan(body.as_bytes(), 1).expect("accepted");
+        let listed: Vec<String> = found.nul_places.iter().map(ToString::to_string).collect();
+        assert!(listed.len() < count, "{} listed", listed.len());
+        assert_eq!(listed[0], "raw_data.a[0]");
+        let listed_bytes: usize = listed.iter().map(String::len).sum();
+        assert!(listed_bytes <= NUL_PLACES_BUDGET_BYTES, "{listed_bytes}");
+        assert_eq!(
+            listed[listed.len() - 2..],
+            ["raw_data", "extraction_metadata"]
+        );
+        // Every escape is removed all the same.
+        assert!(!found
+            .clean(body.as_bytes())
+            .windows(6)
+            .any(|w| w == br"\u0000"));
+    }
+
+    #[test]
+    fn batch_places_past_the_budget_keep_their_record() {
+        let many = vec![r#""\u0000""#; NUL_PLACES_BUDGET_BYTES / 4].join(",");
+        let body = format!(
+            r#"{{"records":[{{"raw_data":{{"a":[{many}]}}}},{{"raw_data":{{"b":[{many}]}}}}]}}"#
+        );
+        let found = scan(body.as_bytes(), 3).expect("accepted");
+        let tail: Vec<String> = found
+            .nul_places
+            .iter()
+            .rev()
+            .take(2)
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(tail, ["records[1].raw_data", "records[0].raw_data"]);
     }
 }

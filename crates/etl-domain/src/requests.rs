@@ -63,15 +63,19 @@ impl CleanBody for StoreBatchRequest {
     }
 
     fn removed(&mut self, places: &[JsonPath]) {
-        for (n, record) in self.records.0.iter_mut().enumerate() {
-            let mine: Vec<JsonPath> = places
-                .iter()
-                .filter(|p| {
-                    matches!(p.segments(), [Segment::Key(r), Segment::Index(i), ..] if r == "records" && *i == n)
-                })
-                .map(|p| p.skip(2))
-                .collect();
-            record.removed(&mine);
+        // One pass over the places, each to its record's bucket.
+        let mut mine: Vec<Vec<JsonPath>> = vec![Vec::new(); self.records.0.len()];
+        for place in places {
+            if let [Segment::Key(r), Segment::Index(n), ..] = place.segments() {
+                if r == "records" {
+                    if let Some(bucket) = mine.get_mut(*n) {
+                        bucket.push(place.skip(2));
+                    }
+                }
+            }
+        }
+        for (record, places) in self.records.0.iter_mut().zip(mine) {
+            record.removed(&places);
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::state::AppState;
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
-impl<T: DeserializeOwned + CleanBody + 'static> FromRequest for JsonBody<T> {
+impl<T: DeserializeOwned + CleanBody + Send + 'static> FromRequest for JsonBody<T> {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
@@ -35,10 +35,23 @@ impl<T: DeserializeOwned + CleanBody + 'static> FromRequest for JsonBody<T> {
                 ));
             }
             let bytes = body.await.map_err(|e| payload_error(&e))?;
-            parse_json(&bytes).map(JsonBody)
+            if bytes.len() <= INLINE_CHECK_BYTES {
+                return parse_json(&bytes).map(JsonBody);
+            }
+            // Checking a large body takes CPU for a while (linear, but 16 MiB
+            // is tens of milliseconds): off the HTTP worker, which must go
+            // on answering `/health` and small requests meanwhile.
+            web::block(move || parse_json(&bytes))
+                .await
+                .map_err(|_| ApiError::internal("the body check was cancelled"))?
+                .map(JsonBody)
         })
     }
 }
+
+/// Bodies up to this size are checked on the HTTP worker itself; larger
+/// ones on the blocking pool.
+const INLINE_CHECK_BYTES: usize = 64 * 1024;
 
 fn is_json(req: &HttpRequest) -> bool {
     req.headers()
@@ -64,7 +77,7 @@ fn payload_error(error: &actix_web::Error) -> ApiError {
 /// an unpaired surrogate escape is refused; each refusal is a 422 naming
 /// the field.
 pub(crate) fn parse_json<T: DeserializeOwned + CleanBody>(bytes: &[u8]) -> Result<T, ApiError> {
-    let scan = etl_domain::json_text::scan(bytes).map_err(|refusal| {
+    let scan = etl_domain::json_text::scan(bytes, T::field_depth()).map_err(|refusal| {
         // The scan judges only valid JSON: a body that is not JSON at all
         // is a 400 whatever numbers it holds.
         if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
@@ -76,7 +89,7 @@ pub(crate) fn parse_json<T: DeserializeOwned + CleanBody>(bytes: &[u8]) -> Resul
             }
         }
         let field = refusal.path.take(T::field_depth()).to_string();
-        let inner = refusal.path.skip(T::field_depth()).to_string();
+        let inner = abbreviate_path(refusal.path.skip(T::field_depth()).to_string());
         let message = if inner.is_empty() {
             refusal.message
         } else {
@@ -109,6 +122,20 @@ pub(crate) fn parse_json<T: DeserializeOwned + CleanBody>(bytes: &[u8]) -> Resul
         value.removed(&scan.nul_places);
     }
     Ok(value)
+}
+
+/// A path shortened for a message (a refusal deep in a nested body would
+/// otherwise quote every level).
+fn abbreviate_path(path: String) -> String {
+    const MOST: usize = 120;
+    if path.len() <= MOST {
+        return path;
+    }
+    let mut cut = MOST;
+    while !path.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… ({} characters)", &path[..cut], path.len())
 }
 
 /// Parses JSON into `T`, telling malformed JSON (400) from JSON of the wrong

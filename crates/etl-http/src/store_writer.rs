@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use etl_store::raw_records::{self, NewRawRecord};
-use etl_store::PgPool;
+use etl_store::{Fault, PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;
@@ -263,24 +263,28 @@ fn probe_database(pool: &PgPool) -> bool {
 }
 
 /// Answers each record of one group; `false` when PostgreSQL could not be
-/// reached.
+/// reached. Every record answered 503 is not enough to say so (a full disk
+/// refuses every record of a reachable server; a trigger may refuse one
+/// record with a resource error): the writer probes before it answers
+/// everything queued 503.
 fn write_group(pool: &PgPool, batch: Vec<Pending>) -> bool {
     let (records, replies): (Vec<_>, Vec<_>) =
         batch.into_iter().map(|p| (p.record, p.reply)).unzip();
     let outcomes = store_group(pool, &records);
-    let reached = !outcomes
+    let all_unavailable = outcomes
         .iter()
         .all(|o| matches!(o, Err(e) if e.code() == crate::error::ErrorCode::ServiceUnavailable));
     for (reply, outcome) in replies.into_iter().zip(outcomes) {
         let _ = reply.send(outcome);
     }
-    reached
+    !all_unavailable || probe_database(pool)
 }
 
 /// Inserts one group with one statement and answers per record, in order.
-/// If PostgreSQL refuses the statement, each record is tried alone, so that
-/// only the one that caused it gets an error (a 422) and the others are
-/// stored: no record makes another request fail.
+/// If PostgreSQL refuses the statement for a reason that is not passing,
+/// each record is tried alone, so that only the one that caused it gets an
+/// error (422 when its content is at fault, see [`refused_record`]) and the
+/// others are stored: no record makes another request fail.
 fn store_group(pool: &PgPool, records: &[NewRawRecord]) -> Vec<Result<Option<i32>, ApiError>> {
     let everyone = |error: ApiError| vec![Err(error); records.len()];
     let mut conn = match pool.get() {
@@ -289,29 +293,41 @@ fn store_group(pool: &PgPool, records: &[NewRawRecord]) -> Vec<Result<Option<i32
     };
     match raw_records::insert_checked_many(&mut conn, records) {
         Ok(ids) => ids.into_iter().map(Ok).collect(),
-        Err(error) if records.len() > 1 && !etl_store::is_unavailable(&error) => {
+        Err(error) if Fault::known(&error) == Some(Fault::Transient) => {
+            everyone(ApiError::unavailable(format!("database: {error}")))
+        }
+        Err(error) if records.len() > 1 => {
             tracing::warn!(%error, records = records.len(), "a grouped store failed; storing its records one by one");
             records
                 .iter()
                 .map(|record| {
                     raw_records::insert_checked_many(&mut conn, std::slice::from_ref(record))
                         .map(|ids| ids.first().copied().flatten())
-                        .map_err(|e| refused_record(e, "raw_data"))
+                        .map_err(|e| refused_record(&mut conn, record, &e, "raw_data"))
                 })
                 .collect()
         }
-        Err(error) => everyone(refused_record(error, "raw_data")),
+        Err(error) => everyone(refused_record(&mut conn, &records[0], &error, "raw_data")),
     }
 }
 
-/// The answer for a record PostgreSQL refused to store: 503 when the
-/// database could not be reached, else a 422 naming `field` (the record's
-/// own content is the only thing that differs between a failing insert and
-/// the ones that succeed).
-pub(crate) fn refused_record(error: etl_store::QueryError, field: &str) -> ApiError {
-    if etl_store::is_unavailable(&error) {
-        return ApiError::from(error);
+/// The answer for a record whose insert failed with `error`, by whose
+/// fault it is ([`raw_records::fault_of_insert`]): a 422 naming `field`
+/// when its content is, a 503 when the database cannot take it now, else a
+/// 500. Call it outside a failed transaction (or after its savepoint
+/// rolled back).
+pub(crate) fn refused_record(
+    conn: &mut PgConnection,
+    record: &NewRawRecord,
+    error: &etl_store::QueryError,
+    field: &str,
+) -> ApiError {
+    match raw_records::fault_of_insert(conn, record, error) {
+        Fault::Content => {
+            tracing::warn!(%error, field, "PostgreSQL refused a record for its content");
+            ApiError::invalid_field(field, "PostgreSQL refused to store this value")
+        }
+        Fault::Transient => ApiError::unavailable(format!("database: {error}")),
+        Fault::Internal => ApiError::internal(format!("database: {error}")),
     }
-    tracing::warn!(%error, field, "PostgreSQL refused a record");
-    ApiError::invalid_field(field, "PostgreSQL refused to store this value")
 }

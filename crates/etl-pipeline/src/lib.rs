@@ -191,19 +191,16 @@ fn kind_of(job: &Job) -> Result<TransformerKind, JobFailure> {
         .map_err(|e| JobFailure::permanent(JobErrorCode::NoTransformer, format!("entity_type {e}")))
 }
 
-/// A row the table refuses (a constraint, a malformed value) will never
-/// load: no retry.
+/// A row the table refuses for its content (a constraint it breaks) will
+/// never load: no retry. A database that cannot take it now (SPEC §5's
+/// transient faults) or an error the kind does not tell is retried.
 fn load_error(error: QueryError) -> JobFailure {
-    use etl_store::DatabaseErrorKind as Kind;
-    match &error {
-        QueryError::DatabaseError(
-            Kind::CheckViolation | Kind::NotNullViolation | Kind::ForeignKeyViolation,
-            info,
-        ) => JobFailure::permanent(
+    match etl_store::Fault::known(&error) {
+        Some(etl_store::Fault::Content) => JobFailure::permanent(
             JobErrorCode::InvalidRow,
             "The final table refused a row of this job (a constraint it breaks).",
         )
-        .caused_by(info.message()),
+        .caused_by(error.to_string()),
         _ => database(error),
     }
 }

@@ -5,6 +5,7 @@
 //! [`QueryResult`](diesel::QueryResult); callers decide the transaction. Only
 //! this crate sees `schema.rs`: other crates get row structs and domain types.
 
+pub mod faults;
 pub mod idempotency;
 pub mod integrations;
 pub mod jobs;
@@ -24,6 +25,7 @@ pub mod test_support;
 pub use diesel::connection::SimpleConnection;
 pub use diesel::result::{DatabaseErrorKind, Error as QueryError};
 pub use diesel::{Connection, PgConnection, QueryResult};
+pub use faults::Fault;
 pub use json_text::JsonText;
 pub use pool::{
     build_pool, with_session_parameters, PgPool, PgPooled, PoolConfig, PoolError,

@@ -9,6 +9,7 @@ use etl_domain::{
     RawObject, RawRecordId, StatusChange, TenantId,
 };
 
+use crate::faults::Fault;
 use crate::json_text::JsonText;
 use crate::schema::raw_extraction_data as raw;
 
@@ -183,6 +184,64 @@ pub fn insert_checked_many(
         }
     }
     Ok(ids)
+}
+
+/// Whose fault it is that storing `record` failed with `error`: from the
+/// error itself when it tells (a kind Diesel names, a lost connection),
+/// else from the SQLSTATE of the same insert tried again in a savepoint
+/// that is rolled back ([`sqlstate_of_insert`]). A failure that does not
+/// happen again was passing ([`Fault::Transient`]). Call it outside a
+/// failed transaction, or inside one only after its savepoint rolled back.
+pub fn fault_of_insert(
+    conn: &mut PgConnection,
+    record: &NewRawRecord,
+    error: &diesel::result::Error,
+) -> Fault {
+    if let Some(fault) = Fault::known(error) {
+        return fault;
+    }
+    match sqlstate_of_insert(conn, record) {
+        Ok(Some(code)) => Fault::of_sqlstate(&code),
+        Ok(None) => Fault::Transient,
+        Err(again) => Fault::known(&again).unwrap_or(Fault::Internal),
+    }
+}
+
+/// The SQLSTATE with which inserting `record` fails now, or `None` when it
+/// succeeds; nothing is kept either way (a savepoint rolled back).
+pub fn sqlstate_of_insert(
+    conn: &mut PgConnection,
+    record: &NewRawRecord,
+) -> QueryResult<Option<String>> {
+    use diesel::sql_types::{Int4, Nullable, Text};
+
+    #[derive(QueryableByName)]
+    struct Outcome {
+        #[diesel(sql_type = Nullable<Text>)]
+        sqlstate: Option<String>,
+    }
+
+    let mut found = None;
+    let tried = conn.transaction::<(), diesel::result::Error, _>(|conn| {
+        let outcome: Outcome = diesel::sql_query(
+            "SELECT etl_raw_insert_sqlstate($1, $2, $3, $4, $5, $6, $7) AS sqlstate",
+        )
+        .bind::<Int4, _>(record.tenant_id)
+        .bind::<Int4, _>(record.integration_id)
+        .bind::<Text, _>(&record.entity_type)
+        .bind::<Nullable<Text>, _>(record.external_id.as_deref())
+        .bind::<Text, _>(record.raw_data.as_str())
+        .bind::<Nullable<Text>, _>(record.extraction_metadata.as_ref().map(JsonText::as_str))
+        .bind::<Text, _>(record.ingest_changes.as_str())
+        .get_result(conn)?;
+        found = Some(outcome.sqlstate);
+        Err(diesel::result::Error::RollbackTransaction)
+    });
+    match (tried, found) {
+        (_, Some(sqlstate)) => Ok(sqlstate),
+        (Err(error), None) => Err(error),
+        (Ok(()), None) => Ok(None),
+    }
 }
 
 /// The tenant's record with this id; another tenant's record reads as `None`,

@@ -12,7 +12,7 @@ use etl_domain::{
     StoreRawDataResponse, UpdateStatusRequest,
 };
 use etl_store::raw_records::{self, NewRawRecord, RawRecordFilter, StatusUpdate};
-use etl_store::{integrations, JsonText, PgConnection, QueryError};
+use etl_store::{integrations, Fault, JsonText, PgConnection, QueryError};
 use serde::Deserialize;
 
 use crate::blocking;
@@ -103,9 +103,13 @@ async fn store_one(state: &AppState, record: NewRawRecord) -> Result<Answer, Api
 }
 
 /// Inside a transaction (the idempotent path): the same insert and checks.
+/// The insert runs in a savepoint, so that a failure can be judged
+/// ([`refused_record`]) inside the transaction that holds the key.
 fn store_one_in(conn: &mut PgConnection, record: &NewRawRecord) -> Result<Answer, ApiError> {
-    let ids = raw_records::insert_checked_many(conn, std::slice::from_ref(record))
-        .map_err(|e| refused_record(e, "raw_data"))?;
+    use etl_store::Connection as _;
+    let ids = conn
+        .transaction(|conn| raw_records::insert_checked_many(conn, std::slice::from_ref(record)))
+        .map_err(|e| refused_record(conn, record, &e, "raw_data"))?;
     match ids.first().copied().flatten() {
         Some(id) => answer(StatusCode::CREATED, &StoreRawDataResponse::new(id)),
         None => Err(refusal(
@@ -213,32 +217,50 @@ fn store_many(
     match conn.transaction(|conn| store_many_in(conn, tenant, records)) {
         Ok(answer) => Ok(answer),
         Err(BatchFailure::Answer(error)) => Err(error),
-        Err(BatchFailure::Insert(error)) if etl_store::is_unavailable(&error) => Err(error.into()),
+        Err(BatchFailure::Insert(error)) if Fault::known(&error) == Some(Fault::Transient) => {
+            Err(ApiError::unavailable(format!("database: {error}")))
+        }
         Err(BatchFailure::Insert(error)) => {
             tracing::warn!(%error, "PostgreSQL refused a batch; finding the record");
-            Err(match first_refused(conn, records) {
-                Some(i) => refused_record(error, &format!("records[{i}].raw_data")),
-                None => refused_record(error, "records"),
+            Err(match first_failing(conn, records) {
+                Some((i, code)) => match Fault::of_sqlstate(&code) {
+                    Fault::Content => ApiError::invalid_field(
+                        format!("records[{i}].raw_data"),
+                        "PostgreSQL refused to store this value",
+                    ),
+                    Fault::Transient => {
+                        ApiError::unavailable(format!("database: {error} ({code})"))
+                    }
+                    Fault::Internal => ApiError::internal(format!("database: {error} ({code})")),
+                },
+                // No record fails alone any more: the failure was passing.
+                None => ApiError::unavailable(format!("database: {error}")),
             })
         }
     }
 }
 
-/// The index of the first record PostgreSQL refuses on its own: each is
-/// tried in a savepoint, and every trial is rolled back.
-fn first_refused(conn: &mut PgConnection, records: &[NewRawRecord]) -> Option<usize> {
-    use etl_store::Connection as _;
-    let mut refused = None;
-    let _ = conn.transaction::<(), QueryError, _>(|conn| {
-        refused = records.iter().position(|record| {
-            conn.transaction(|conn| {
-                raw_records::insert_checked_many(conn, std::slice::from_ref(record)).map(|_| ())
-            })
-            .is_err()
-        });
-        Err(QueryError::RollbackTransaction)
-    });
-    refused
+/// The index of the first record whose insert fails on its own, with the
+/// SQLSTATE it fails with; each is tried in a savepoint rolled back.
+fn first_failing(conn: &mut PgConnection, records: &[NewRawRecord]) -> Option<(usize, String)> {
+    records.iter().enumerate().find_map(|(i, record)| {
+        match raw_records::sqlstate_of_insert(conn, record) {
+            Ok(code) => code.map(|code| (i, code)),
+            // Asking failed too (the connection is gone, say): that is
+            // the answer for the batch.
+            Err(error) => Some((i, sqlstate_of_failure(&error))),
+        }
+    })
+}
+
+/// A stand-in SQLSTATE for a failure to ask for one.
+fn sqlstate_of_failure(error: &QueryError) -> String {
+    match Fault::known(error) {
+        Some(Fault::Transient) => "08006",
+        Some(Fault::Content) => "22000",
+        _ => "XX000",
+    }
+    .to_owned()
 }
 
 fn store_many_in(

@@ -1,0 +1,1 @@
+DROP FUNCTION etl_raw_insert_sqlstate(int4, int4, text, text, text, text, text);
