@@ -6,6 +6,7 @@ use std::time::Duration;
 use etl_domain::JobErrorCode;
 use etl_jobs::pruner::RetentionConfig;
 use etl_jobs::relay::{BrokerHealth, RelayConfig};
+use etl_jobs::republisher::RepublisherConfig;
 use etl_jobs::rescuer::RescuerConfig;
 use etl_jobs::runtime::{Runtime, Transport};
 use etl_jobs::worker::WorkerConfig;
@@ -121,6 +122,16 @@ impl Harness {
         .await
     }
 
+    /// Amqp mode with a republisher publishing again what stays `queued`
+    /// for `after` (other harnesses run none).
+    pub async fn start_with_republisher(after: Duration) -> Self {
+        let mut harness = Self::start(Mode::Amqp).await;
+        if let Some(runtime) = harness.runtime.as_mut() {
+            runtime.spawn_republisher(RepublisherConfig::new(after));
+        }
+        harness
+    }
+
     /// With `ETL_MAX_MESSAGE_BYTES` at `max_message_bytes`.
     pub async fn start_with_max_message_bytes(mode: Mode, max_message_bytes: usize) -> Self {
         Self::start_with(mode, None, max_message_bytes, None, None).await
@@ -215,6 +226,7 @@ impl Harness {
             })
             // Tests run the rescuer themselves (`rescue_once`).
             .rescuer(None)
+            .republisher(None)
             .janitor(None)
             .retention(retention)
             .metrics_every(Duration::from_millis(100))

@@ -6,6 +6,7 @@ mod console;
 mod containment;
 mod e2e;
 mod harness;
+mod lost;
 mod machinery;
 mod messages;
 mod stalls;

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod pruner;
 pub mod relay;
+pub mod republisher;
 pub mod rescuer;
 pub mod runtime;
 pub mod worker;

@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 
 use crate::pruner::RetentionConfig;
 use crate::relay::{BrokerHealth, Relay, RelayConfig};
+use crate::republisher::RepublisherConfig;
 use crate::rescuer::RescuerConfig;
 use crate::worker::{Worker, WorkerConfig};
 use crate::{Handlers, QueueMetrics};
@@ -41,6 +42,7 @@ pub struct RuntimeBuilder {
     worker: WorkerConfig,
     relay: RelayConfig,
     rescuer: Option<RescuerConfig>,
+    republisher: Option<RepublisherConfig>,
     janitor_every: Option<Duration>,
     retention: Option<RetentionConfig>,
     metrics_every: Duration,
@@ -64,6 +66,12 @@ impl RuntimeBuilder {
 
     pub fn relay(mut self, config: RelayConfig) -> Self {
         self.relay = config;
+        self
+    }
+
+    /// The republisher's timings (amqp mode); `None` runs no republisher.
+    pub fn republisher(mut self, config: Option<RepublisherConfig>) -> Self {
+        self.republisher = config;
         self
     }
 
@@ -147,6 +155,9 @@ impl RuntimeBuilder {
             };
             let stopping = runtime.stopping.clone();
             runtime.spawn(relay.run(stopping));
+            if let Some(config) = self.republisher {
+                runtime.spawn_republisher(config);
+            }
         }
         if !self.handlers.job_types().is_empty() {
             runtime.spawn_worker(self.handlers.clone(), self.worker);
@@ -207,6 +218,7 @@ impl Runtime {
             worker: WorkerConfig::new("etl"),
             relay: RelayConfig::default(),
             rescuer: Some(RescuerConfig::default()),
+            republisher: Some(RepublisherConfig::new(Duration::from_secs(300))),
             janitor_every: Some(Duration::from_secs(600)),
             retention: Some(RetentionConfig::default()),
             metrics_every: Duration::from_secs(5),
@@ -229,6 +241,18 @@ impl Runtime {
 
     /// Starts one more worker on this runtime's transport (a test adds
     /// workers with handlers of its own).
+    /// Starts a republisher (SPEC §8), which sends back to the relay the
+    /// jobs that stay `queued` for `config.after`.
+    pub fn spawn_republisher(&mut self, config: RepublisherConfig) {
+        let task = crate::republisher::run(
+            self.pool.clone(),
+            config,
+            self.jobs_created.clone(),
+            self.stopping.clone(),
+        );
+        self.spawn(task);
+    }
+
     pub fn spawn_worker(&mut self, handlers: Handlers, config: WorkerConfig) {
         let transport = self.transport.clone();
         self.spawn_worker_on(&transport, handlers, config);

@@ -238,13 +238,19 @@ impl Worker {
                     Ok(jobs::find(conn, etl_domain::JobId::new(job_id))?)
                 })
                 .await
-                .ok()
-                .flatten()
-                .map(|job| job.status());
-                if status == Some(etl_domain::JobStatus::Failed) && delivery.redelivered() {
-                    delivery.dead_letter().await
-                } else {
-                    delivery.ack().await
+                .map(|job| job.map(|job| job.status()));
+                match status {
+                    // A job this database does not hold: another deployment
+                    // shares the vhost, say. Acking would lose that job for
+                    // its owner; the dead-letter queue keeps the message.
+                    Ok(None) => {
+                        tracing::warn!(job_id, "a message names a job this database does not hold (another deployment on this vhost?); dead-lettering it");
+                        delivery.dead_letter().await
+                    }
+                    Ok(Some(etl_domain::JobStatus::Failed)) if delivery.redelivered() => {
+                        delivery.dead_letter().await
+                    }
+                    _ => delivery.ack().await,
                 }
             }
             Err(error) => {

@@ -17,6 +17,7 @@ use etl_http::auth::{JwtKeys, JwtSecret};
 use etl_http::{AppState, HttpConfig, ReadinessCheck};
 use etl_jobs::pruner::RetentionConfig;
 use etl_jobs::relay::RelayConfig;
+use etl_jobs::republisher::RepublisherConfig;
 use etl_jobs::runtime::{Runtime, Transport};
 use etl_jobs::worker::WorkerConfig;
 use etl_queue::AmqpConfig;
@@ -278,6 +279,7 @@ impl Background {
                 max_message_bytes: settings.max_message_bytes,
                 ..RelayConfig::default()
             })
+            .republisher(Some(RepublisherConfig::new(settings.republish_after)))
             .retention(Some(RetentionConfig {
                 policy: settings.retention,
                 ..RetentionConfig::default()

@@ -15,6 +15,7 @@
 //! | `ETL_MAX_MESSAGE_BYTES` | `8388608` | largest AMQP message published |
 //! | `ETL_TLS_CA_FILE` | (none) | PEM certificates trusted for `amqps://`, besides the system roots |
 //! | `ETL_WORKER_CONCURRENCY` | `4` | jobs run at once per process |
+//! | `ETL_REPUBLISH_AFTER_S` | `300` | a job `queued` this long without a worker starting it is published again |
 //! | `ETL_RETENTION_RAW_DAYS` | `30` | days `completed`/`skipped` raw records are kept (`0`: for ever) |
 //! | `ETL_RETENTION_JOB_DAYS` | `14` | days `completed`/`cancelled` jobs are kept (`0`: for ever) |
 //! | `ETL_LOG_FORMAT` | `pretty` | `pretty` or `json` |
@@ -78,6 +79,9 @@ pub struct Settings {
     /// PEM text of `ETL_TLS_CA_FILE`, read at start-up.
     pub tls_ca_pem: Option<String>,
     pub worker_concurrency: usize,
+    /// A job `queued` this long without a worker starting it is published
+    /// again (its message was lost, SPEC §8).
+    pub republish_after: Duration,
     /// What retention keeps (SPEC §11).
     pub retention: RetentionPolicy,
     pub log_format: LogFormat,
@@ -128,6 +132,9 @@ impl Settings {
                 .transpose()?,
             worker_concurrency: parse_or(&get, "ETL_WORKER_CONCURRENCY", "4", |v| {
                 parse_in_range(v, 1, 1024)
+            })?,
+            republish_after: parse_or(&get, "ETL_REPUBLISH_AFTER_S", "300", |v| {
+                parse_in_range(v, 1u64, 7 * 24 * 3600).map(Duration::from_secs)
             })?,
             retention: RetentionPolicy::from_days(
                 parse_or(&get, "ETL_RETENTION_RAW_DAYS", "30", |v| {

@@ -22,7 +22,7 @@ pub use lifecycle::{
 };
 pub use outbox::{
     fail_pending, find_outbox, lease_due, mark_queued, outbox_backlog, refuse_publication,
-    release_lease, Leased, OutboxJob,
+    release_lease, repend_stranded, Leased, OutboxJob,
 };
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]

@@ -242,3 +242,33 @@ pub fn fail_pending(
     }
     Ok(failed)
 }
+
+/// Jobs the broker may have lost (SPEC §8): `queued` for longer than
+/// `after` (since their last publication) with no worker having started
+/// them go back to `pending`, so that the relay publishes them again.
+/// Consumers ignore the second message of a job that runs or finished.
+/// Returns their ids.
+pub fn repend_stranded(
+    conn: &mut PgConnection,
+    job_types: &[JobType],
+    after: std::time::Duration,
+) -> QueryResult<Vec<i32>> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::Bool;
+    let types: Vec<&str> = job_types.iter().map(|t| t.as_str()).collect();
+    let ms = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
+    diesel::update(
+        jobs::table
+            .filter(jobs::status.eq(JobStatus::Queued.as_str()))
+            .filter(jobs::job_type.eq_any(&types))
+            .filter(sql::<Bool>(&format!(
+                "queued_at < (now() - interval '{ms} milliseconds')::timestamp"
+            ))),
+    )
+    .set((
+        jobs::status.eq(JobStatus::Pending.as_str()),
+        jobs::lease_until.eq(None::<NaiveDateTime>),
+    ))
+    .returning(jobs::id)
+    .get_results(conn)
+}

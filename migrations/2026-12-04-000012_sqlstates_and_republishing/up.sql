@@ -26,3 +26,7 @@ EXCEPTION WHEN OTHERS THEN
     RETURN SQLSTATE;
 END
 $$;
+
+-- The republisher (SPEC §8) looks for jobs queued long ago and never
+-- started: a partial index keeps that look small however many jobs exist.
+CREATE INDEX idx_etl_queue_queued_at ON etl_job_queue (queued_at) WHERE status = 'queued';
