@@ -1,5 +1,6 @@
 //! `cargo xtask fuzz-api`: generated API cases (schemathesis) against the
-//! release server on a fresh database. Each answer is checked for a server
+//! release server on a fresh database. The served document is first
+//! validated whole (openapi-spec-validator). Each answer is checked for a server
 //! error and against the response schema the served `openapi.json`
 //! declares; a document whose `$ref`s do not resolve fails at once.
 //!
@@ -14,8 +15,13 @@ use etl_store::migrations::{self, DatabaseUrl};
 
 use crate::bench::{build_release_server, free_port, EtlServer};
 
-/// Pinned: schemathesis 3's generator and hypothesis move in step.
-const PACKAGES: [&str; 2] = ["schemathesis==3.39.16", "hypothesis==6.112.5"];
+/// Pinned: schemathesis 3's generator and hypothesis move in step; the
+/// validator checks the whole document before any case runs.
+const PACKAGES: [&str; 3] = [
+    "schemathesis==3.39.16",
+    "hypothesis==6.112.5",
+    "openapi-spec-validator==0.7.1",
+];
 const VENV: &str = "target/fuzz-api-venv";
 
 pub fn fuzz_api(root: &Path, cases: u32) -> anyhow::Result<()> {
@@ -28,7 +34,14 @@ fn ensure_venv(root: &Path) -> anyhow::Result<std::path::PathBuf> {
     let venv = root.join(VENV);
     let python = venv.join("bin/python");
     let pinned = Command::new(&python)
-        .args(["-m", "pip", "show", "schemathesis", "hypothesis"])
+        .args([
+            "-m",
+            "pip",
+            "show",
+            "schemathesis",
+            "hypothesis",
+            "openapi-spec-validator",
+        ])
         .output()
         .map(|out| {
             let text = String::from_utf8_lossy(&out.stdout);

@@ -104,7 +104,7 @@ impl SecuredResponses {
         use utoipa::openapi::header::HeaderBuilder;
         use utoipa::openapi::schema::{ObjectBuilder, Type};
         let mut response = Self::error(
-            "PostgreSQL is unreachable, or a statement passed its lock or statement timeout; retry after Retry-After seconds",
+            "PostgreSQL is unreachable, cannot take the work now (disk full, read-only, a deadlock, too many connections), or a statement passed its lock or statement timeout; nothing was stored; retry after Retry-After seconds",
         );
         response.headers.insert(
             "Retry-After".to_owned(),
@@ -159,4 +159,45 @@ impl Modify for SecuredResponses {
 pub fn document() -> &'static Document {
     static DOCUMENT: OnceLock<Document> = OnceLock::new();
     DOCUMENT.get_or_init(ApiDoc::openapi)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn every_operation_id_is_unique() {
+        let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (path, item) in &document().paths.paths {
+            let operations = [&item.get, &item.put, &item.post, &item.delete, &item.patch];
+            for operation in operations.into_iter().flatten() {
+                let id = operation
+                    .operation_id
+                    .clone()
+                    .expect("every operation has an id");
+                seen.entry(id).or_default().push(path.clone());
+            }
+        }
+        let repeated: Vec<_> = seen.iter().filter(|(_, paths)| paths.len() > 1).collect();
+        assert!(repeated.is_empty(), "operationIds used twice: {repeated:?}");
+    }
+
+    /// The document is pinned: a change to the contract shows as a diff of
+    /// `openapi.snapshot.json` in review. `UPDATE_OPENAPI_SNAPSHOT=1 cargo
+    /// test -p etl-http openapi` writes the new one.
+    #[test]
+    fn the_document_matches_its_snapshot() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.snapshot.json");
+        let now = document().to_pretty_json().expect("document") + "\n";
+        if std::env::var_os("UPDATE_OPENAPI_SNAPSHOT").is_some() {
+            std::fs::write(path, &now).expect("writing the snapshot");
+        }
+        let pinned = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            pinned == now,
+            "the OpenAPI document changed; review it and run UPDATE_OPENAPI_SNAPSHOT=1 cargo test -p etl-http openapi"
+        );
+    }
 }

@@ -69,7 +69,7 @@ impl JobsQuery {
 
 /// `GET /jobs` → the tenant's jobs, oldest first.
 #[utoipa::path(
-    get, path = "/api/v1/etl/jobs", tag = "jobs",
+    get, path = "/api/v1/etl/jobs", tag = "jobs", operation_id = "list_jobs",
     params(
         ("status" = Option<JobStatus>, Query, description = "Only jobs in this status"),
         ("job_type" = Option<JobType>, Query, description = "extract, transform or load"),
@@ -101,7 +101,7 @@ pub async fn list(
 
 /// `GET /jobs/{id}` → the job.
 #[utoipa::path(
-    get, path = "/api/v1/etl/jobs/{id}", tag = "jobs",
+    get, path = "/api/v1/etl/jobs/{id}", tag = "jobs", operation_id = "get_job",
     params(("id" = i32, Path, description = "Job id")),
     responses(
         (status = 200, description = "The job", body = JobResponse),

@@ -342,7 +342,7 @@ impl ListQuery {
 
 /// `GET /raw-data` → the tenant's records of one type, oldest first.
 #[utoipa::path(
-    get, path = "/api/v1/etl/raw-data", tag = "raw-data",
+    get, path = "/api/v1/etl/raw-data", tag = "raw-data", operation_id = "list_raw_data",
     params(
         ("entity_type" = etl_domain::EntityType, Query, description = "Required: which kind of record"),
         ("status" = Option<ProcessingStatus>, Query, description = "Only records in this status"),
@@ -382,7 +382,7 @@ pub async fn list(
 
 /// `GET /raw-data/{id}` → one record with every detail.
 #[utoipa::path(
-    get, path = "/api/v1/etl/raw-data/{id}", tag = "raw-data",
+    get, path = "/api/v1/etl/raw-data/{id}", tag = "raw-data", operation_id = "get_raw_data",
     params(("id" = i32, Path, description = "Raw record id")),
     responses(
         (status = 200, description = "The record", body = RawDataDetail),
