@@ -318,3 +318,58 @@ async fn a_record_failing_for_want_of_disk_fails_alone_among_concurrent_stores()
     }
     assert_eq!(app.count("SELECT count(*) FROM raw_extraction_data"), 60);
 }
+
+#[tokio::test]
+async fn an_extract_payload_keeps_every_digit_in_job_answers() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme");
+    let body = format!(
+        r#"{{"entity_type":"jira_issues","integration_id":{},"payload":{{"big":1e400,"long":123456789012345678901234567890,"fine":0.10000000000000000000001}}}}"#,
+        tenant.integration
+    );
+    let response = app.post_text("/api/v1/etl/pipeline", &tenant, body).await;
+    assert_eq!(response.status(), 202);
+    let id = json(response).await["job_id"].as_i64().expect("id");
+    for path in [
+        format!("/api/v1/etl/jobs/{id}"),
+        "/api/v1/etl/jobs?job_type=extract".to_owned(),
+    ] {
+        let response = app.get_as(&path, &tenant).await;
+        assert_eq!(response.status(), 200, "{path}");
+        let text = response.text().await.expect("text");
+        for digits in [
+            "1e400",
+            "123456789012345678901234567890",
+            "0.10000000000000000000001",
+        ] {
+            // jsonb may spell a number another way, never lose a digit.
+            let kept = text.contains(digits)
+                || (digits == "1e400" && text.contains(&format!("1{}", "0".repeat(400))));
+            assert!(
+                kept,
+                "{path} lost {digits}: {}",
+                &text[..text.len().min(300)]
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_job_list_shows_large_values_truncated_and_the_job_whole() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme");
+    let big = "x".repeat(100 * 1024);
+    let body = json!({"entity_type": "jira_issues", "integration_id": tenant.integration,
+                      "payload": {"jql": big}});
+    let response = app.post_json("/api/v1/etl/pipeline", &tenant, &body).await;
+    assert_eq!(response.status(), 202);
+    let id = json(response).await["job_id"].as_i64().expect("id");
+    let listed = json(app.get_as("/api/v1/etl/jobs", &tenant).await).await;
+    assert_eq!(listed[0]["payload"]["truncated"], true);
+    assert!(listed[0]["payload"]["bytes"].as_i64().expect("bytes") > 100 * 1024);
+    let whole = json(app.get_as(&format!("/api/v1/etl/jobs/{id}"), &tenant).await).await;
+    assert_eq!(
+        whole["payload"]["payload"]["jql"].as_str().map(str::len),
+        Some(100 * 1024)
+    );
+}

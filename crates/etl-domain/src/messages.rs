@@ -10,7 +10,10 @@ use crate::values::{EntityType, JobPriority, JsonObject};
 
 /// The body of a job message. Serialised with `job_type` first:
 /// `{"job_type":"transform","job_id":…,…}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Read it with `serde_json` (an extract job's `payload` is kept as its
+/// text, which only `serde_json` can hand over).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "job_type", rename_all = "lowercase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum JobMessage {
@@ -20,8 +23,9 @@ pub enum JobMessage {
         tenant_id: i32,
         entity_type: EntityType,
         integration_id: i32,
+        /// The client's object as it sent it (every digit kept).
         #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-        payload: JsonObject,
+        payload: RawObject,
         priority: JobPriority,
         created_at: NaiveDateTime,
     },
@@ -42,6 +46,74 @@ pub enum JobMessage {
         transformed_data: Vec<JsonObject>,
         priority: JobPriority,
     },
+}
+
+impl<'de> Deserialize<'de> for JobMessage {
+    /// Serde's internally tagged enums buffer their fields, which loses the
+    /// text of `payload`; so the tag is read first, then the body again as
+    /// its variant.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Tag {
+            job_type: JobType,
+        }
+        #[derive(Deserialize)]
+        struct Extract {
+            job_id: i32,
+            tenant_id: i32,
+            entity_type: EntityType,
+            integration_id: i32,
+            payload: RawObject,
+            priority: JobPriority,
+            created_at: NaiveDateTime,
+        }
+        #[derive(Deserialize)]
+        struct Transform {
+            job_id: i32,
+            tenant_id: i32,
+            entity_type: EntityType,
+            raw_data_ids: Vec<i32>,
+            priority: JobPriority,
+        }
+        #[derive(Deserialize)]
+        struct Load {
+            job_id: i32,
+            tenant_id: i32,
+            entity_type: EntityType,
+            transformed_data: Vec<JsonObject>,
+            priority: JobPriority,
+        }
+        use serde::de::Error as _;
+        let raw = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
+        let text = raw.get();
+        let tag: Tag = serde_json::from_str(text).map_err(D::Error::custom)?;
+        let message = match tag.job_type {
+            JobType::Extract => serde_json::from_str(text).map(|m: Extract| Self::Extract {
+                job_id: m.job_id,
+                tenant_id: m.tenant_id,
+                entity_type: m.entity_type,
+                integration_id: m.integration_id,
+                payload: m.payload,
+                priority: m.priority,
+                created_at: m.created_at,
+            }),
+            JobType::Transform => serde_json::from_str(text).map(|m: Transform| Self::Transform {
+                job_id: m.job_id,
+                tenant_id: m.tenant_id,
+                entity_type: m.entity_type,
+                raw_data_ids: m.raw_data_ids,
+                priority: m.priority,
+            }),
+            JobType::Load => serde_json::from_str(text).map(|m: Load| Self::Load {
+                job_id: m.job_id,
+                tenant_id: m.tenant_id,
+                entity_type: m.entity_type,
+                transformed_data: m.transformed_data,
+                priority: m.priority,
+            }),
+        };
+        message.map_err(D::Error::custom)
+    }
 }
 
 impl JobMessage {
@@ -207,15 +279,15 @@ mod tests {
             tenant_id: 2,
             entity_type: entity("jira_issues"),
             integration_id: 3,
-            payload: json!({"jql": "x"}).as_object().cloned().unwrap_or_default(),
+            payload: RawObject::from_text(r#"{"jql":"x","n":1e400}"#.to_owned()).expect("object"),
             priority: JobPriority::default(),
             created_at,
         };
+        // The client's payload travels as its text: a number beyond f64
+        // keeps its digits.
         assert_eq!(
-            serde_json::to_value(&extract).expect("serialises"),
-            json!({"job_id": 1, "tenant_id": 2, "job_type": "extract", "entity_type": "jira_issues",
-                   "integration_id": 3, "payload": {"jql": "x"}, "priority": 5,
-                   "created_at": "2023-11-14T22:13:20"})
+            serde_json::to_string(&extract).expect("serialises"),
+            r#"{"job_type":"extract","job_id":1,"tenant_id":2,"entity_type":"jira_issues","integration_id":3,"payload":{"jql":"x","n":1e400},"priority":5,"created_at":"2023-11-14T22:13:20"}"#
         );
         let transform = JobMessage::Transform {
             job_id: 4,

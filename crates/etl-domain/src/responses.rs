@@ -195,8 +195,11 @@ pub struct JobResponse {
     pub tenant_id: i32,
     pub job_type: String,
     pub entity_type: String,
+    /// As stored (every digit kept). In a list, a load job's rows are
+    /// replaced by `transformed_rows` (their count), and a payload or
+    /// `load_options` over 64 KiB shows as `{"truncated": true, "bytes": N}`.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub payload: serde_json::Value,
+    pub payload: crate::json_text::RawObject,
     pub priority: Option<i32>,
     pub status: crate::status::JobStatus,
     pub scheduled_at: Option<DateTime<Utc>>,

@@ -1,6 +1,6 @@
 //! From a job row to its message (SPEC §6 bodies).
 
-use etl_domain::{EntityType, JobMessage, JobPayload, JobPriority, JobType, JsonObject};
+use etl_domain::{EntityType, JobMessage, JobPayload, JobPriority, JobType};
 use etl_queue::OutgoingMessage;
 use etl_store::jobs::OutboxJob;
 use serde::{Deserialize, Serialize};
@@ -40,7 +40,7 @@ pub fn message_for(job: OutboxJob) -> Result<OutgoingMessage, String> {
             tenant_id: job.tenant_id,
             entity_type,
             integration_id,
-            payload: serde_json::from_str::<JsonObject>(payload.get()).unwrap_or_default(),
+            payload,
             priority,
             created_at: job.created_at,
         },

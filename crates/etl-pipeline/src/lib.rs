@@ -307,7 +307,7 @@ impl JobHandler for TransformHandler {
 impl TransformHandler {
     /// The job's `payload.raw_data_ids`, read as a transform payload.
     fn raw_ids(job: &Job) -> Result<Vec<i32>, serde_json::Error> {
-        match JobPayload::parse(JobType::Transform, &job.payload.to_string())? {
+        match JobPayload::parse(JobType::Transform, job.payload.as_str())? {
             JobPayload::Transform { raw_data_ids } => Ok(raw_data_ids),
             _ => unreachable!("parsed as a transform payload"),
         }

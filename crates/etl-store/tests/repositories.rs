@@ -442,7 +442,7 @@ fn jobs_take_the_seed_defaults_and_filter_per_tenant() {
     assert_eq!(
         jobs::find_for_tenant(&mut conn, f.active, job.job_id())
             .expect("query")
-            .map(|j| j.payload),
+            .map(|j| serde_json::from_str::<serde_json::Value>(j.payload.as_str()).expect("json")),
         Some(json!({"raw_data_ids": [1, 2]}))
     );
 }
@@ -620,7 +620,7 @@ fn a_job_inserted_from_json_text_reads_back_like_any_other() {
     assert_eq!(job.priority, Some(3));
     assert_eq!(job.max_retries, Some(3));
     assert_eq!(
-        job.payload,
+        serde_json::from_str::<serde_json::Value>(job.payload.as_str()).expect("json"),
         json!({"transformed_data": [{"external_id": "1", "summary": "Ünïcode ✓"}]})
     );
     // Text that is not JSON is refused by the database, not stored.

@@ -12,6 +12,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use etl_domain::{EntityType, JobPriority, JobStatus, JobType, PageLimit, TenantId};
 
+use crate::json_text::JsonText;
 use crate::schema::etl_job_queue as jobs;
 
 mod lifecycle;
@@ -32,7 +33,9 @@ pub struct Job {
     pub tenant_id: i32,
     pub job_type: String,
     pub entity_type: String,
-    pub payload: serde_json::Value,
+    /// As PostgreSQL writes it back: JSON text, never a tree of binary
+    /// floats (a client's extract payload keeps every digit).
+    pub payload: JsonText,
     pub priority: Option<i32>,
     pub status: Option<String>,
     pub scheduled_at: Option<NaiveDateTime>,
@@ -82,7 +85,8 @@ impl From<Job> for etl_domain::JobResponse {
             tenant_id: job.tenant_id,
             job_type: job.job_type,
             entity_type: job.entity_type,
-            payload: job.payload,
+            payload: etl_domain::RawObject::from_text(job.payload.into_string())
+                .unwrap_or_default(),
             priority: job.priority,
             status,
             scheduled_at: job.scheduled_at.map(|t| t.and_utc()),
@@ -264,18 +268,35 @@ pub fn list_for_tenant(
     };
     query
         .limit(filter.limit.get())
-        .select(columns_with_payload(LISTED_PAYLOAD))
+        .select(columns_listed(LISTED_PAYLOAD, LISTED_ERROR_DETAILS))
         .load(conn)
 }
 
 /// A listed job's payload: a load job's rows (up to megabytes each) are
 /// replaced by `transformed_rows`, their count, so that a page stays small
-/// (SPEC §5); `GET /jobs/{id}` shows them.
+/// (SPEC §5); `GET /jobs/{id}` shows them. A payload or `load_options`
+/// over [`LISTED_VALUE_MAX_BYTES`] shows as `{"truncated": true, "bytes": N}`.
 const LISTED_PAYLOAD: &str = "CASE WHEN job_type = 'load' \
       AND jsonb_typeof(payload->'transformed_data') = 'array' \
-    THEN (payload - 'transformed_data') \
+    THEN (payload - 'transformed_data' - 'load_options') \
          || jsonb_build_object('transformed_rows', jsonb_array_length(payload->'transformed_data')) \
+         || CASE WHEN payload ? 'load_options' THEN jsonb_build_object('load_options', \
+              CASE WHEN octet_length((payload->'load_options')::text) > 65536 \
+              THEN jsonb_build_object('truncated', true, 'bytes', octet_length((payload->'load_options')::text)) \
+              ELSE payload->'load_options' END) ELSE '{}'::jsonb END \
+    WHEN octet_length(payload::text) > 65536 \
+    THEN jsonb_build_object('truncated', true, 'bytes', octet_length(payload::text)) \
     ELSE payload END";
+
+/// A listed job's `error_details` (a client's report may be large): over
+/// [`LISTED_VALUE_MAX_BYTES`] it shows as `{"truncated": true, "bytes": N}`.
+const LISTED_ERROR_DETAILS: &str = "CASE WHEN octet_length(error_details::text) > 65536 \
+    THEN jsonb_build_object('truncated', true, 'bytes', octet_length(error_details::text)) \
+    ELSE error_details END";
+
+/// The largest payload, `load_options` or `error_details` a job list shows
+/// whole (the literal in the statements above).
+pub const LISTED_VALUE_MAX_BYTES: usize = 65536;
 
 /// What a job status change requested by a client did.
 #[derive(Debug, Clone, PartialEq)]
@@ -512,6 +533,56 @@ fn columns_with_payload(
         jobs::started_at,
         jobs::completed_at,
         jobs::error_details,
+        jobs::retry_count,
+        jobs::max_retries,
+        jobs::created_at,
+        jobs::queued_at,
+        jobs::lease_until,
+        jobs::heartbeat_at,
+        jobs::worker,
+        jobs::result,
+    )
+}
+
+/// Like [`columns_with_payload`], with `error_details` computed too (a
+/// list shows large values truncated).
+#[allow(clippy::type_complexity)]
+fn columns_listed(
+    payload: &'static str,
+    error_details: &'static str,
+) -> (
+    jobs::id,
+    jobs::tenant_id,
+    jobs::job_type,
+    jobs::entity_type,
+    diesel::expression::SqlLiteral<diesel::sql_types::Jsonb>,
+    jobs::priority,
+    jobs::status,
+    jobs::scheduled_at,
+    jobs::started_at,
+    jobs::completed_at,
+    diesel::expression::SqlLiteral<diesel::sql_types::Nullable<diesel::sql_types::Jsonb>>,
+    jobs::retry_count,
+    jobs::max_retries,
+    jobs::created_at,
+    jobs::queued_at,
+    jobs::lease_until,
+    jobs::heartbeat_at,
+    jobs::worker,
+    jobs::result,
+) {
+    (
+        jobs::id,
+        jobs::tenant_id,
+        jobs::job_type,
+        jobs::entity_type,
+        diesel::dsl::sql::<diesel::sql_types::Jsonb>(payload),
+        jobs::priority,
+        jobs::status,
+        jobs::scheduled_at,
+        jobs::started_at,
+        jobs::completed_at,
+        diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Jsonb>>(error_details),
         jobs::retry_count,
         jobs::max_retries,
         jobs::created_at,
