@@ -250,8 +250,13 @@ async fn a_store_writer_that_cannot_work_shows_in_ready_answers_503_and_recovers
     assert_eq!(app.post_json(STORE, &tenant, &record).await.status(), 201);
 
     proxy.cut();
-    let ready = app.get("/ready").await;
-    assert_eq!(ready.status(), 503);
+    // The writers keep their state (checked about once a second while idle).
+    let ready = etl_tests::poll_until(Duration::from_secs(10), || async {
+        let ready = app.get("/ready").await;
+        (ready.status() == 503).then_some(ready)
+    })
+    .await
+    .expect("/ready turned 503");
     let ready = json(ready).await;
     assert_eq!(ready["checks"]["store_writer"], "down");
     assert_eq!(ready["checks"]["database"], "ok");

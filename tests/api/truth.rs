@@ -373,3 +373,45 @@ async fn a_job_list_shows_large_values_truncated_and_the_job_whole() {
         Some(100 * 1024)
     );
 }
+
+#[tokio::test]
+async fn ready_answers_from_kept_state_while_the_store_writers_are_busy() {
+    let app = TestApp::spawn().await;
+    // Each record of this test takes PostgreSQL 0.2 s to store: forty of
+    // them keep both writers busy for seconds, with records queued behind.
+    app.execute(
+        "CREATE FUNCTION slow_store() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_sleep(0.2); RETURN NEW; END $$",
+    );
+    app.execute(
+        "CREATE TRIGGER slow_store BEFORE INSERT ON raw_extraction_data
+         FOR EACH ROW EXECUTE FUNCTION slow_store()",
+    );
+    let tenant = app.tenant("acme");
+    let app = &app;
+    let tenant = &tenant;
+    let stores = futures_util::future::join_all((0..40).map(|i| async move {
+        app.post_json(STORE, tenant, &record(tenant, &format!("slow-{i}")))
+            .await
+            .status()
+            .as_u16()
+    }));
+    let readiness = async {
+        // Once records wait, /ready must not wait behind them.
+        let waiting = etl_tests::poll_until(Duration::from_secs(10), || async {
+            let stored = app.count("SELECT count(*) FROM raw_extraction_data");
+            (stored < 30).then_some(())
+        })
+        .await;
+        assert!(waiting.is_some());
+        let mut answers = Vec::new();
+        for _ in 0..5 {
+            let ready = app.get("/ready").await;
+            answers.push(ready.status().as_u16());
+        }
+        answers
+    };
+    let (stored, answers) = tokio::join!(stores, readiness);
+    assert!(stored.iter().all(|s| *s == 201), "{stored:?}");
+    assert_eq!(answers, [200; 5], "/ready while the writers were busy");
+}

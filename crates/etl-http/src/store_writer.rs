@@ -14,8 +14,9 @@
 //! [`crate::blocking`] where synchronous Diesel runs.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use etl_store::raw_records::{self, NewRawRecord};
 use etl_store::{Fault, PgConnection, PgPool};
@@ -44,8 +45,66 @@ impl Pending {
 /// What the writer threads are asked to do.
 enum Work {
     Store(Pending),
-    /// `/ready` asks whether a writer takes work and reaches PostgreSQL.
-    Probe(oneshot::Sender<bool>),
+}
+
+/// What `/ready` reads of the writers, kept by the writers themselves (a
+/// probe queued behind every waiting record would answer late exactly when
+/// the service is busiest).
+#[derive(Debug)]
+struct Health {
+    /// Writer threads inside their loop.
+    running: AtomicUsize,
+    /// Whether the last group reached PostgreSQL.
+    reached: AtomicBool,
+    /// Per writer: milliseconds since `epoch` at which its current group
+    /// began, 0 while it waits for work.
+    busy_since_ms: Vec<AtomicU64>,
+    /// When a group last ended (ms since `epoch`).
+    last_group_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl Health {
+    fn new(writers: usize) -> Self {
+        Self {
+            running: AtomicUsize::new(0),
+            reached: AtomicBool::new(true),
+            busy_since_ms: (0..writers).map(|_| AtomicU64::new(0)).collect(),
+            last_group_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    fn busy(&self, writer: usize, busy: bool) {
+        if let Some(slot) = self.busy_since_ms.get(writer) {
+            slot.store(if busy { self.now_ms() } else { 0 }, Ordering::Relaxed);
+        }
+    }
+
+    fn group_ended(&self, writer: usize, reached: bool) {
+        self.reached.store(reached, Ordering::Relaxed);
+        self.last_group_ms.store(self.now_ms(), Ordering::Relaxed);
+        self.busy(writer, false);
+    }
+
+    /// Up when a writer runs, the last group reached PostgreSQL, and some
+    /// writer is free or has been busy for less than `stalled_after`.
+    fn is_up(&self, stalled_after: Duration) -> bool {
+        let bound = u64::try_from(stalled_after.as_millis()).unwrap_or(u64::MAX);
+        let now = self.now_ms();
+        self.running.load(Ordering::Relaxed) > 0
+            && self.reached.load(Ordering::Relaxed)
+            && self.busy_since_ms.iter().any(|slot| {
+                let since = slot.load(Ordering::Relaxed);
+                since == 0 || now.saturating_sub(since) < bound
+            })
+    }
 }
 
 /// Handle to the writer threads. Cloning shares them; they stop once every
@@ -53,6 +112,7 @@ enum Work {
 #[derive(Clone)]
 pub struct StoreWriter {
     queue: mpsc::Sender<Work>,
+    health: Arc<Health>,
     /// Longest a request waits for its answer (a bound should the threads
     /// ever stall; an outage is answered sooner, see `write_batches`).
     answer_timeout: Duration,
@@ -90,18 +150,35 @@ impl StoreWriter {
     pub fn start(pool: PgPool, config: StoreWriterConfig) -> Self {
         let (queue, receiver) = mpsc::channel(config.queue_capacity.max(1));
         let receiver = Arc::new(Mutex::new(receiver));
-        for n in 0..config.writers.max(1) {
+        let writers = config.writers.max(1);
+        let health = Arc::new(Health::new(writers));
+        for n in 0..writers {
             let pool = pool.clone();
             let receiver = receiver.clone();
+            let health = health.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("etl-store-writer-{n}"))
-                .spawn(move || supervise(&pool, &receiver, config));
+                .spawn(move || supervise(n, &pool, &receiver, &health, config));
             if let Err(error) = spawned {
                 tracing::error!(%error, "could not start a store writer thread");
             }
         }
+        // While the writers have no work, their state would grow stale: this
+        // thread asks PostgreSQL, through the writers' pool, about once a
+        // second. It ends when the queue's last sender is gone.
+        let watched = queue.downgrade();
+        let watcher = {
+            let health = health.clone();
+            std::thread::Builder::new()
+                .name("etl-store-writer-health".to_owned())
+                .spawn(move || watch_while_idle(&pool, &health, &watched))
+        };
+        if let Err(error) = watcher {
+            tracing::error!(%error, "could not start the store writer's health thread");
+        }
         Self {
             queue,
+            health,
             answer_timeout: config.answer_timeout,
         }
     }
@@ -129,54 +206,84 @@ impl StoreWriter {
         })
     }
 
-    /// Whether a writer thread takes work and reaches PostgreSQL within
-    /// `timeout` (for `/ready`).
-    pub async fn probe(&self, timeout: Duration) -> bool {
-        let (reply, answer) = oneshot::channel();
-        let asked = tokio::time::timeout(timeout, async {
-            self.queue.send(Work::Probe(reply)).await.ok()?;
-            answer.await.ok()
-        })
-        .await;
-        matches!(asked, Ok(Some(true)))
+    /// Whether the writers take work and their last group reached
+    /// PostgreSQL (for `/ready`): read from what they keep, at once.
+    pub fn is_up(&self) -> bool {
+        self.health.is_up(self.answer_timeout)
     }
 }
 
 /// Runs a writer thread's loop, starting it again should it panic: a bug
 /// in one group costs that group's answers (500), never the writer.
-fn supervise(pool: &PgPool, receiver: &Mutex<mpsc::Receiver<Work>>, config: StoreWriterConfig) {
+fn supervise(
+    writer: usize,
+    pool: &PgPool,
+    receiver: &Mutex<mpsc::Receiver<Work>>,
+    health: &Health,
+    config: StoreWriterConfig,
+) {
+    health.running.fetch_add(1, Ordering::Relaxed);
     loop {
         let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            write_batches(pool, receiver, config);
+            write_batches(writer, pool, receiver, health, config);
         }));
+        health.busy(writer, false);
         match ran {
             // The queue closed: the server is shutting down.
-            Ok(()) => return,
+            Ok(()) => break,
             Err(_) => {
                 tracing::error!("a store writer thread panicked; starting it again");
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
     }
+    health.running.fetch_sub(1, Ordering::Relaxed);
 }
 
-fn write_batches(pool: &PgPool, receiver: &Mutex<mpsc::Receiver<Work>>, config: StoreWriterConfig) {
+fn write_batches(
+    writer: usize,
+    pool: &PgPool,
+    receiver: &Mutex<mpsc::Receiver<Work>>,
+    health: &Health,
+    config: StoreWriterConfig,
+) {
     let mut carried: Option<Pending> = None;
     loop {
-        let Some((batch, probes)) = take_batch(receiver, &mut carried, config) else {
+        let Some(batch) = take_batch(receiver, &mut carried, config) else {
             return;
         };
-        if !batch.is_empty() {
-            let span = tracing::debug_span!("store_batch", records = batch.len());
-            let reached = span.in_scope(|| write_group(pool, batch));
-            if !reached {
-                // PostgreSQL cannot be reached: what waits now would wait a
-                // checkout timeout each. It is answered 503 at once instead.
-                fail_queued(receiver, &mut carried);
-            }
+        if batch.is_empty() {
+            continue;
         }
-        for probe in probes {
-            let _ = probe.send(probe_database(pool));
+        health.busy(writer, true);
+        let span = tracing::debug_span!("store_batch", records = batch.len());
+        let reached = span.in_scope(|| write_group(pool, batch));
+        health.group_ended(writer, reached);
+        if !reached {
+            // PostgreSQL cannot be reached: what waits now would wait a
+            // checkout timeout each. It is answered 503 at once instead.
+            fail_queued(receiver, &mut carried);
+        }
+    }
+}
+
+/// How often an idle writer's reach of PostgreSQL is checked.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+fn watch_while_idle(pool: &PgPool, health: &Health, queue: &mpsc::WeakSender<Work>) {
+    while queue.upgrade().is_some() {
+        std::thread::sleep(IDLE_CHECK);
+        let idle_for = health
+            .now_ms()
+            .saturating_sub(health.last_group_ms.load(Ordering::Relaxed));
+        let all_free = health
+            .busy_since_ms
+            .iter()
+            .all(|slot| slot.load(Ordering::Relaxed) == 0);
+        if all_free && u128::from(idle_for) >= IDLE_CHECK.as_millis() {
+            health
+                .reached
+                .store(probe_database(pool), Ordering::Relaxed);
         }
     }
 }
@@ -189,12 +296,11 @@ fn take_batch(
     receiver: &Mutex<mpsc::Receiver<Work>>,
     carried: &mut Option<Pending>,
     config: StoreWriterConfig,
-) -> Option<(Vec<Pending>, Vec<oneshot::Sender<bool>>)> {
+) -> Option<Vec<Pending>> {
     let mut queue = receiver
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut batch = Vec::new();
-    let mut probes = Vec::new();
     let mut bytes = 0;
     let mut add = |pending: Pending, batch: &mut Vec<Pending>, carried: &mut Option<Pending>| {
         if pending.reply.is_closed() {
@@ -213,12 +319,8 @@ fn take_batch(
         add(pending, &mut batch, carried);
     }
     if batch.is_empty() {
-        match queue.blocking_recv()? {
-            Work::Store(pending) => {
-                add(pending, &mut batch, carried);
-            }
-            Work::Probe(reply) => probes.push(reply),
-        }
+        let Work::Store(pending) = queue.blocking_recv()?;
+        add(pending, &mut batch, carried);
     }
     while batch.len() < config.max_batch.max(1) && carried.is_none() {
         match queue.try_recv() {
@@ -227,11 +329,10 @@ fn take_batch(
                     break;
                 }
             }
-            Ok(Work::Probe(reply)) => probes.push(reply),
             Err(_) => break,
         }
     }
-    Some((batch, probes))
+    Some(batch)
 }
 
 /// Answers 503 to every record queued now (PostgreSQL is unreachable).
@@ -243,15 +344,8 @@ fn fail_queued(receiver: &Mutex<mpsc::Receiver<Work>>, carried: &mut Option<Pend
     let mut queue = receiver
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    while let Ok(work) = queue.try_recv() {
-        match work {
-            Work::Store(pending) => {
-                let _ = pending.reply.send(Err(unavailable()));
-            }
-            Work::Probe(reply) => {
-                let _ = reply.send(false);
-            }
-        }
+    while let Ok(Work::Store(pending)) = queue.try_recv() {
+        let _ = pending.reply.send(Err(unavailable()));
     }
 }
 
