@@ -26,15 +26,125 @@ pub struct MigrationState {
     pub applied: bool,
 }
 
+/// How long a migration waits for a table lock before it gives up and
+/// tries again (SPEC §8): a migration waiting for a lock queues every later
+/// statement on that table behind it, so ingest stalls at most this long.
+pub const MIGRATION_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Longest pause between two tries of a migration that could not get its
+/// locks.
+const MIGRATION_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Applies every pending migration, holding an advisory lock. Returns the
 /// versions applied (empty when the schema was up to date).
+///
+/// Migrations run without the session's statement timeout (they may take
+/// long on a big database), and wait for each table lock at most
+/// [`MIGRATION_LOCK_TIMEOUT`]; a migration that could not get its locks is
+/// rolled back and tried again after a pause (doubling, at most 10 s),
+/// for as long as it takes.
 pub fn run_pending(conn: &mut PgConnection) -> Result<Vec<String>, StoreError> {
-    with_migration_lock(conn, |conn| {
-        let applied = conn
-            .run_pending_migrations(MIGRATIONS)
-            .map_err(StoreError::Migration)?;
-        Ok(applied.iter().map(ToString::to_string).collect())
-    })
+    run_pending_with(conn, MIGRATION_LOCK_TIMEOUT)
+}
+
+/// [`run_pending`] with another lock timeout.
+pub fn run_pending_with(
+    conn: &mut PgConnection,
+    lock_timeout: std::time::Duration,
+) -> Result<Vec<String>, StoreError> {
+    let before = session_limits(conn)?;
+    conn.batch_execute(&format!(
+        "SET statement_timeout = 0; SET lock_timeout = {}",
+        lock_timeout.as_millis().max(1)
+    ))?;
+    let mut pause = std::time::Duration::from_millis(100);
+    let mut retry = |error: &dyn std::fmt::Display| {
+        tracing::warn!(%error, retry_in_ms = pause.as_millis() as u64, "migrations could not get a lock in time; trying again");
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(MIGRATION_RETRY_MAX);
+    };
+    let result = loop {
+        // Another process migrating holds the advisory lock: wait for it in
+        // bounded steps too.
+        match with_migration_lock(conn, |conn| run_each(conn, &mut retry)) {
+            Err(StoreError::Query(error)) if is_lock_timeout(&error) => retry(&error),
+            done => break done,
+        }
+    };
+    conn.batch_execute(&before)?;
+    result
+}
+
+/// Runs the pending migrations one by one, calling `retry` (which pauses)
+/// before trying again one that could not get its locks.
+fn run_each(
+    conn: &mut PgConnection,
+    retry: &mut impl FnMut(&dyn std::fmt::Display),
+) -> Result<Vec<String>, StoreError> {
+    let mut applied = Vec::new();
+    loop {
+        match conn.run_next_migration_if_pending() {
+            Ok(Some(version)) => applied.push(version),
+            Ok(None) => return Ok(applied),
+            Err(error) if is_lock_timeout(&*error) => retry(&error),
+            Err(error) => return Err(StoreError::Migration(error)),
+        }
+    }
+}
+
+/// Statements that put the session's statement and lock timeouts back.
+fn session_limits(conn: &mut PgConnection) -> Result<String, StoreError> {
+    #[derive(QueryableByName)]
+    struct Limits {
+        #[diesel(sql_type = Text)]
+        statement_timeout: String,
+        #[diesel(sql_type = Text)]
+        lock_timeout: String,
+    }
+    let limits: Limits = diesel::sql_query(
+        "SELECT current_setting('statement_timeout') AS statement_timeout,
+                current_setting('lock_timeout') AS lock_timeout",
+    )
+    .get_result(conn)?;
+    Ok(format!(
+        "SET statement_timeout = '{}'; SET lock_timeout = '{}'",
+        limits.statement_timeout.replace('\'', ""),
+        limits.lock_timeout.replace('\'', "")
+    ))
+}
+
+/// Whether a migration failed because a lock wait passed `lock_timeout`
+/// (SQLSTATE 55P03, which Diesel reports by its message only).
+fn is_lock_timeout(error: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = next {
+        let text = error.to_string();
+        if text.contains("lock timeout") || text.contains("could not obtain lock") {
+            return true;
+        }
+        next = error.source();
+    }
+    false
+}
+
+/// One pending migration at a time, so that a lock timeout costs only the
+/// migration that hit it.
+trait RunNext {
+    fn run_next_migration_if_pending(
+        &mut self,
+    ) -> Result<Option<String>, Box<dyn std::error::Error + Send + Sync>>;
+}
+
+impl RunNext for PgConnection {
+    fn run_next_migration_if_pending(
+        &mut self,
+    ) -> Result<Option<String>, Box<dyn std::error::Error + Send + Sync>> {
+        let pending = self.pending_migrations(MIGRATIONS)?;
+        match pending.first() {
+            None => Ok(None),
+            Some(migration) => Ok(Some(self.run_migration(migration)?.to_string())),
+        }
+    }
 }
 
 /// Reverts the newest applied migration; `None` when none is applied.

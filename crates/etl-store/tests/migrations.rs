@@ -1,6 +1,7 @@
 //! The migrations against a real PostgreSQL: they round-trip, and the seed's
 //! tables come out exactly as SPEC §2.1 says.
 
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Text};
 use etl_store::migrations;
@@ -445,4 +446,71 @@ fn raw_records_fill_their_pages_and_jobs_keep_room_for_updates() {
         options,
         ["etl_job_queue=fillfactor=70", "raw_extraction_data="]
     );
+}
+
+/// SPEC §8: migrations at start run without the request timeouts, wait for
+/// their locks in bounded, retried steps, and so never stall ingest longer
+/// than that bound.
+#[test]
+fn a_migration_waiting_for_a_lock_retries_without_stalling_ingest() {
+    let db = TestDatabase::empty();
+    let mut setup = db.connect();
+    migrations::run_pending(&mut setup).expect("apply");
+    let newest = migrations::revert_last(&mut setup)
+        .expect("revert")
+        .expect("a migration");
+    setup
+        .batch_execute("INSERT INTO tenants (name) VALUES ('acme')")
+        .expect("tenant");
+    // An open transaction that wrote to the job table, as a slow ingest
+    // would: the newest migration's index on it must wait for it.
+    let mut holder = db.connect();
+    holder
+        .batch_execute(
+            "BEGIN; INSERT INTO etl_job_queue (tenant_id, job_type, entity_type, payload)
+             SELECT id, 'extract', 'jira_issues', '{}' FROM tenants",
+        )
+        .expect("holder");
+    let url = db.url().to_owned();
+    let migrator = std::thread::spawn(move || {
+        let mut conn = etl_store::connect(&url).expect("connect");
+        // A request's statement timeout on this session: migrations ignore it.
+        conn.batch_execute("SET statement_timeout = '100ms'")
+            .expect("set");
+        let applied =
+            migrations::run_pending_with(&mut conn, std::time::Duration::from_millis(200))
+                .expect("applied once the lock is free");
+        #[derive(QueryableByName)]
+        struct Setting {
+            #[diesel(sql_type = Text)]
+            statement_timeout: String,
+        }
+        let restored: Setting =
+            diesel::sql_query("SELECT current_setting('statement_timeout') AS statement_timeout")
+                .get_result(&mut conn)
+                .expect("setting");
+        (applied, restored.statement_timeout)
+    });
+    // While the migration waits and retries, ingest goes on: each insert
+    // waits at most one lock timeout behind it (its own bound is 5 s).
+    let mut ingest = db.connect();
+    ingest
+        .batch_execute("SET statement_timeout = '5s'")
+        .expect("set");
+    for _ in 0..10 {
+        ingest
+            .batch_execute(
+                "INSERT INTO etl_job_queue (tenant_id, job_type, entity_type, payload)
+                 SELECT id, 'extract', 'jira_issues', '{}' FROM tenants",
+            )
+            .expect("ingest is not stalled by the waiting migration");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!migrator.is_finished(), "the migration waits for the lock");
+    holder.batch_execute("COMMIT").expect("commit");
+    let (applied, restored) = migrator.join().expect("migrator");
+    assert_eq!(applied, [newest]);
+    assert_eq!(restored, "100ms");
+    let status = migrations::status(&mut setup).expect("status");
+    assert!(status.iter().all(|m| m.applied));
 }
