@@ -6,6 +6,7 @@
 
 pub mod auth;
 mod blocking;
+pub mod bounded;
 pub mod error;
 mod extract;
 mod idempotent;

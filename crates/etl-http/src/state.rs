@@ -37,6 +37,8 @@ pub struct AppState {
     /// `ETL_MAX_MESSAGE_BYTES`: a `POST /load` whose rows cannot fit one
     /// message is refused (413).
     pub max_message_bytes: usize,
+    /// `ETL_MAX_RESPONSE_BYTES`: the largest list answer (SPEC §5).
+    pub max_response_bytes: usize,
 }
 
 impl AppState {
@@ -50,11 +52,17 @@ impl AppState {
             checks: Vec::new(),
             ready_timeout: Duration::from_secs(2),
             max_message_bytes: etl_domain::DEFAULT_MAX_MESSAGE_BYTES,
+            max_response_bytes: crate::bounded::DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 
     pub fn with_max_message_bytes(mut self, max: usize) -> Self {
         self.max_message_bytes = max;
+        self
+    }
+
+    pub fn with_max_response_bytes(mut self, max: usize) -> Self {
+        self.max_response_bytes = max;
         self
     }
 

@@ -196,7 +196,8 @@ async fn run_server(
     let mut state = AppState::new(pool, JwtKeys::new(&secret))
         .with_metrics(background.metrics.clone())
         .with_jobs_notifier(background.runtime.jobs_created())
-        .with_max_message_bytes(settings.max_message_bytes);
+        .with_max_message_bytes(settings.max_message_bytes)
+        .with_max_response_bytes(settings.max_response_bytes);
     if let Some(health) = background.runtime.broker_health() {
         state = state.with_check(ReadinessCheck {
             name: "rabbitmq",

@@ -13,6 +13,7 @@
 //! | `ETL_DB_LOCK_TIMEOUT_MS` | `5000` | longest lock wait of an HTTP request (then 503) |
 //! | `ETL_MAX_BODY_BYTES` | `16777216` | largest request body (then 413) |
 //! | `ETL_MAX_MESSAGE_BYTES` | `8388608` | largest AMQP message published |
+//! | `ETL_MAX_RESPONSE_BYTES` | `33554432` | largest list answer (a page ends early) |
 //! | `ETL_TLS_CA_FILE` | (none) | PEM certificates trusted for `amqps://`, besides the system roots |
 //! | `ETL_WORKER_CONCURRENCY` | `4` | jobs run at once per process |
 //! | `ETL_REPUBLISH_AFTER_S` | `300` | a job `queued` this long without a worker starting it is published again |
@@ -76,6 +77,8 @@ pub struct Settings {
     pub db_lock_timeout: Duration,
     pub max_body_bytes: usize,
     pub max_message_bytes: usize,
+    /// The largest list answer: a page ends early rather than pass it.
+    pub max_response_bytes: usize,
     /// PEM text of `ETL_TLS_CA_FILE`, read at start-up.
     pub tls_ca_pem: Option<String>,
     pub worker_concurrency: usize,
@@ -126,6 +129,9 @@ impl Settings {
             max_message_bytes: parse_or(&get, "ETL_MAX_MESSAGE_BYTES", "8388608", |v| {
                 // RabbitMQ refuses messages over 512 MiB whatever its settings.
                 parse_in_range(v, 4096, 512 << 20)
+            })?,
+            max_response_bytes: parse_or(&get, "ETL_MAX_RESPONSE_BYTES", "33554432", |v| {
+                parse_in_range(v, 4096, 1 << 30)
             })?,
             tls_ca_pem: get("ETL_TLS_CA_FILE")
                 .map(|path| read_ca_file(path.trim()))

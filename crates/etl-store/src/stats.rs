@@ -118,7 +118,7 @@ pub fn for_tenant(conn: &mut PgConnection, tenant: ActiveTenant) -> QueryResult<
                       ORDER BY 3 DESC, 1, 2
                       LIMIT 100) AS g
                LEFT JOIN LATERAL (
-                    SELECT r.error_details->>'message' AS sample
+                    SELECT left(r.error_details->>'message', 500) AS sample
                       FROM raw_extraction_data r
                      WHERE r.tenant_id = $1 AND r.processing_status = 'failed'
                        AND r.entity_type = g.entity_type

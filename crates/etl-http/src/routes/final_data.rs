@@ -1,7 +1,6 @@
 //! Final tables, read-only (SPEC §5): `GET /work-items`, `GET /pull-requests`.
 
 use actix_web::{web, HttpResponse};
-use etl_domain::json_text::push_array;
 use etl_domain::PageLimit;
 use etl_store::{loaders, JsonText};
 use serde::Deserialize;
@@ -79,7 +78,10 @@ pub async fn work_items(
         )?)
     })
     .await?;
-    Ok(json_array(rows))
+    Ok(crate::bounded::text_list(
+        rows.iter().map(JsonText::as_str),
+        state.max_response_bytes,
+    ))
 }
 
 /// `GET /pull-requests` → the tenant's pull requests, oldest first.
@@ -126,15 +128,8 @@ pub async fn pull_requests(
         )?)
     })
     .await?;
-    Ok(json_array(rows))
-}
-
-/// The rows' own JSON text as one array: nothing is parsed or rebuilt.
-fn json_array(rows: Vec<JsonText>) -> HttpResponse {
-    let mut body =
-        String::with_capacity(rows.iter().map(|r| r.as_str().len() + 1).sum::<usize>() + 2);
-    push_array(&mut body, rows.iter().map(JsonText::as_str));
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(body)
+    Ok(crate::bounded::text_list(
+        rows.iter().map(JsonText::as_str),
+        state.max_response_bytes,
+    ))
 }

@@ -95,8 +95,10 @@ pub async fn list(
         Ok(jobs::list_for_tenant(conn, tenant, &filter)?)
     })
     .await?;
-    let body: Vec<JobResponse> = rows.into_iter().map(Into::into).collect();
-    Ok(HttpResponse::Ok().json(body))
+    crate::bounded::json_list(
+        rows.into_iter().map(JobResponse::from),
+        state.max_response_bytes,
+    )
 }
 
 /// `GET /jobs/{id}` → the job.

@@ -353,7 +353,22 @@ pub async fn transform(
             )?)
         })
         .await?;
-        return Ok(HttpResponse::Ok().json(transformed));
+        // Not a list to page through: an answer past ETL_MAX_RESPONSE_BYTES
+        // is refused, saying so, rather than cut.
+        let body = serde_json::to_string(&transformed).map_err(ApiError::internal)?;
+        if body.len() > state.max_response_bytes {
+            return Err(ApiError::invalid_field(
+                "raw_data_ids",
+                format!(
+                    "the dry run's answer would be {} bytes, over this server's {} (ETL_MAX_RESPONSE_BYTES); ask for fewer records",
+                    body.len(),
+                    state.max_response_bytes
+                ),
+            ));
+        }
+        return Ok(HttpResponse::Ok()
+            .content_type("application/json")
+            .body(body));
     }
     let created = create_jobs(&state, &tenant, move |conn, tenant| {
         checked_records(conn, tenant, kind, &ids)?;

@@ -377,7 +377,7 @@ pub async fn list(
         .map(|row| row.into_response())
         .collect::<Result<Vec<RawDataResponse>, String>>()
         .map_err(ApiError::internal)?;
-    Ok(HttpResponse::Ok().json(body))
+    crate::bounded::json_list(body, state.max_response_bytes)
 }
 
 /// `GET /raw-data/{id}` → one record with every detail.
