@@ -25,6 +25,12 @@ use crate::rescuer::RescuerConfig;
 use crate::worker::{Worker, WorkerConfig};
 use crate::{Handlers, QueueMetrics};
 
+/// How long workers have, once the grace ran out, to hand their jobs back.
+pub const HAND_BACK_WAIT: Duration = Duration::from_secs(4);
+
+/// The default grace for running jobs at shutdown (`ETL_SHUTDOWN_GRACE_S`).
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+
 /// How jobs travel between processes.
 #[derive(Debug, Clone)]
 pub enum Transport {
@@ -50,9 +56,17 @@ pub struct RuntimeBuilder {
     migrated: Option<watch::Receiver<bool>>,
     jobs_created: Arc<Notify>,
     broker_health: BrokerHealth,
+    grace: Duration,
 }
 
 impl RuntimeBuilder {
+    /// How long running jobs may finish after a shutdown signal before they
+    /// are handed back (`ETL_SHUTDOWN_GRACE_S`).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
     /// What the workers run (none: this process only relays).
     pub fn handlers(mut self, handlers: Handlers) -> Self {
         self.handlers = handlers;
@@ -140,6 +154,8 @@ impl RuntimeBuilder {
             migrated,
             stopping,
             shutdown,
+            abandon: watch::channel(false).0,
+            grace: self.grace,
             tasks: JoinSet::new(),
         };
         if let Transport::Amqp(amqp) = &runtime.transport {
@@ -204,6 +220,11 @@ pub struct Runtime {
     migrated: watch::Receiver<bool>,
     stopping: watch::Receiver<bool>,
     shutdown: watch::Sender<bool>,
+    /// Turns true when the shutdown grace ran out: workers hand their
+    /// running jobs back.
+    abandon: watch::Sender<bool>,
+    /// How long running jobs may finish after a shutdown signal.
+    grace: Duration,
     tasks: JoinSet<()>,
 }
 
@@ -226,6 +247,7 @@ impl Runtime {
             migrated: None,
             jobs_created: Arc::new(Notify::new()),
             broker_health: BrokerHealth::default(),
+            grace: DEFAULT_SHUTDOWN_GRACE,
         }
     }
 
@@ -267,11 +289,12 @@ impl Runtime {
         handlers: Handlers,
         config: WorkerConfig,
     ) {
-        let worker = Worker::with_notifier(
+        let worker = Worker::for_runtime(
             self.pool.clone(),
             handlers,
             config,
             self.jobs_created.clone(),
+            self.abandon.subscribe(),
         );
         let stopping = self.stopping.clone();
         match transport {
@@ -301,9 +324,28 @@ impl Runtime {
         });
     }
 
-    /// Signals every task to stop and waits for them (running jobs finish).
+    /// Signals every task to stop and waits for them: no job is taken any
+    /// more, running jobs may finish for the grace, then the unfinished ones
+    /// are handed back (`queued` again, their attempt not counted, their
+    /// message returned), and the tasks are given up [`HAND_BACK_WAIT`]
+    /// after that at the latest (SPEC §8: exit within the grace plus 5 s).
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
-        while self.tasks.join_next().await.is_some() {}
+        let finished = tokio::time::timeout(self.grace, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if finished.is_ok() {
+            return;
+        }
+        let _ = self.abandon.send(true);
+        let handed_back = tokio::time::timeout(HAND_BACK_WAIT, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if handed_back.is_err() {
+            tracing::warn!("background tasks did not stop in time; leaving them (the rescuer covers their jobs)");
+            self.tasks.abort_all();
+        }
     }
 }

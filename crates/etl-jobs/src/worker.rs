@@ -53,6 +53,10 @@ pub enum Execution {
     Failed,
     /// The job stopped being ours (rescued meanwhile); nothing committed.
     Lost,
+    /// The process is shutting down and the grace ran out: the job's
+    /// transaction was cancelled and the job is `queued` again, its attempt
+    /// not counted; its message goes back to the broker.
+    HandedBack,
 }
 
 pub struct Worker {
@@ -63,6 +67,11 @@ pub struct Worker {
     /// transform writes its load job), which the relay in this process then
     /// publishes at once instead of at its next poll.
     jobs_created: Option<Arc<Notify>>,
+    /// Turns true when a shutdown's grace has run out: running jobs are
+    /// cancelled and handed back.
+    abandon: watch::Receiver<bool>,
+    /// The backend of each running job's transaction, to cancel it.
+    backends: std::sync::Mutex<std::collections::HashMap<i32, i32>>,
 }
 
 enum RunError {
@@ -79,27 +88,70 @@ impl From<etl_store::QueryError> for RunError {
 
 impl Worker {
     pub fn new(pool: PgPool, handlers: Handlers, config: WorkerConfig) -> Arc<Self> {
-        Arc::new(Self {
-            pool,
-            handlers,
-            config,
-            jobs_created: None,
-        })
+        Self::build(pool, handlers, config, None, watch::channel(false).1)
     }
 
-    /// Like [`Worker::new`], poking `jobs_created` after each completed job.
-    pub fn with_notifier(
+    /// Like [`Worker::new`], poking `jobs_created` after each completed job
+    /// and handing its running jobs back when `abandon` turns true (a
+    /// shutdown's grace ran out).
+    pub fn for_runtime(
         pool: PgPool,
         handlers: Handlers,
         config: WorkerConfig,
         jobs_created: Arc<Notify>,
+        abandon: watch::Receiver<bool>,
+    ) -> Arc<Self> {
+        Self::build(pool, handlers, config, Some(jobs_created), abandon)
+    }
+
+    fn build(
+        pool: PgPool,
+        handlers: Handlers,
+        config: WorkerConfig,
+        jobs_created: Option<Arc<Notify>>,
+        abandon: watch::Receiver<bool>,
     ) -> Arc<Self> {
         Arc::new(Self {
             pool,
             handlers,
             config,
-            jobs_created: Some(jobs_created),
+            jobs_created,
+            abandon,
+            backends: Default::default(),
         })
+    }
+
+    fn abandoned(&self) -> bool {
+        *self.abandon.borrow()
+    }
+
+    /// Waits for the grace to run out, then cancels the statement of every
+    /// running job (a job blocked on a lock would otherwise hold its
+    /// transaction, and the process, for up to its lock timeout).
+    async fn cancel_when_abandoned(self: Arc<Self>) {
+        let mut abandon = self.abandon.clone();
+        if abandon.wait_for(|abandon| *abandon).await.is_err() {
+            return;
+        }
+        let pids: Vec<i32> = self
+            .backends
+            .lock()
+            .map(|b| b.values().copied().collect())
+            .unwrap_or_default();
+        if pids.is_empty() {
+            return;
+        }
+        tracing::warn!(
+            jobs = pids.len(),
+            "shutdown grace ran out; handing running jobs back"
+        );
+        let cancelled = db(&self.pool, move |conn| {
+            Ok(jobs::cancel_backends(conn, &pids)?)
+        })
+        .await;
+        if let Err(error) = cancelled {
+            tracing::warn!(%error, "could not cancel running jobs");
+        }
     }
 
     pub fn job_types(&self) -> Vec<JobType> {
@@ -127,6 +179,7 @@ impl Worker {
                 return Execution::Completed;
             }
             Ok(Err(RunError::Lost)) => return Execution::Lost,
+            Ok(Err(_)) | Err(_) if self.abandoned() => return self.hand_back(id).await,
             Ok(Err(RunError::Failure(failure))) => failure,
             Ok(Err(RunError::Database(error))) => JobFailure::database(error),
             // The handler panicked or the pool failed: retry, the cause may pass.
@@ -165,28 +218,87 @@ impl Worker {
         }
     }
 
-    async fn run_in_transaction(&self, job: Job) -> Result<Result<(), RunError>, JobsError> {
+    /// Gives a job whose run was cancelled by a shutdown back: `queued`
+    /// again, its attempt not counted.
+    async fn hand_back(&self, id: i32) -> Execution {
+        let worker = self.config.name.clone();
+        let handed = db(&self.pool, move |conn| {
+            Ok(jobs::hand_back(conn, etl_domain::JobId::new(id), &worker)?)
+        })
+        .await;
+        match handed {
+            Ok(true) => {
+                tracing::info!(
+                    job_id = id,
+                    "handed back at shutdown; it runs again after restart"
+                );
+                Execution::HandedBack
+            }
+            Ok(false) => Execution::Lost,
+            Err(error) => {
+                // The row says running: the rescuer retries it once its
+                // heartbeat is stale (an attempt, but nothing is lost).
+                tracing::warn!(job_id = id, %error, "could not hand a job back");
+                Execution::Lost
+            }
+        }
+    }
+
+    async fn run_in_transaction(
+        self: &Arc<Self>,
+        job: Job,
+    ) -> Result<Result<(), RunError>, JobsError> {
         let handler = job.job_type().and_then(|t| self.handlers.get(t));
         let worker = self.config.name.clone();
+        let this = self.clone();
         db(&self.pool, move |conn| {
-            let Some(handler) = handler else {
-                return Ok(Err(RunError::Failure(JobFailure::permanent(
-                    JobErrorCode::NoHandler,
-                    format!("this worker runs no {} jobs", job.job_type),
-                ))));
-            };
-            Ok(conn.transaction(|conn| {
-                // A job may run longer than an HTTP request, but not forever.
-                conn.batch_execute(etl_store::JOB_SESSION_LIMITS)?;
-                let result = handler.run(conn, &job).map_err(RunError::Failure)?;
-                if jobs::complete(conn, job.job_id(), &worker, &result)? {
-                    Ok(())
-                } else {
-                    Err(RunError::Lost)
-                }
-            }))
+            let job_id = job.id;
+            this.register_backend(conn, job_id);
+            let outcome = this.run_job(conn, job, handler, &worker);
+            if let Ok(mut backends) = this.backends.lock() {
+                backends.remove(&job_id);
+            }
+            outcome
         })
         .await
+    }
+
+    /// Notes the backend running a job's transaction, so that a shutdown
+    /// whose grace ran out can cancel it.
+    fn register_backend(&self, conn: &mut etl_store::PgConnection, job_id: i32) {
+        match jobs::backend_pid(conn) {
+            Ok(pid) => {
+                if let Ok(mut backends) = self.backends.lock() {
+                    backends.insert(job_id, pid);
+                }
+            }
+            Err(error) => tracing::warn!(job_id, %error, "could not read the job's backend"),
+        }
+    }
+
+    fn run_job(
+        &self,
+        conn: &mut etl_store::PgConnection,
+        job: Job,
+        handler: Option<Arc<dyn JobHandler>>,
+        worker: &str,
+    ) -> Result<Result<(), RunError>, JobsError> {
+        let Some(handler) = handler else {
+            return Ok(Err(RunError::Failure(JobFailure::permanent(
+                JobErrorCode::NoHandler,
+                format!("this worker runs no {} jobs", job.job_type),
+            ))));
+        };
+        Ok(conn.transaction(|conn| {
+            // A job may run longer than an HTTP request, but not forever.
+            conn.batch_execute(etl_store::JOB_SESSION_LIMITS)?;
+            let result = handler.run(conn, &job).map_err(RunError::Failure)?;
+            if jobs::complete(conn, job.job_id(), worker, &result)? {
+                Ok(())
+            } else {
+                Err(RunError::Lost)
+            }
+        }))
     }
 
     fn heartbeat(self: &Arc<Self>, id: i32) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
@@ -226,6 +338,8 @@ impl Worker {
         let settled = match claimed {
             Ok(Some(job)) => match self.execute(job).await {
                 Execution::Failed => delivery.dead_letter().await,
+                // Back to the broker for whoever runs next.
+                Execution::HandedBack => delivery.requeue().await,
                 Execution::Completed | Execution::Retrying | Execution::Lost => {
                     delivery.ack().await
                 }
@@ -275,6 +389,7 @@ impl Worker {
             .unwrap_or(u16::MAX)
             .max(1);
         amqp.connection_name = format!("{} worker", self.config.name);
+        tokio::spawn(self.clone().cancel_when_abandoned());
         let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
         let mut reconnect = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
         while !*shutdown.borrow() {
@@ -345,6 +460,7 @@ impl Worker {
     /// PostgreSQL mode: claims due jobs from the table (`FOR UPDATE SKIP
     /// LOCKED`) until `shutdown`, woken early by `wake`.
     pub async fn run_postgres(self: Arc<Self>, wake: Arc<Notify>, shutdown: watch::Receiver<bool>) {
+        tokio::spawn(self.clone().cancel_when_abandoned());
         let mut loops = tokio::task::JoinSet::new();
         for _ in 0..self.config.concurrency.max(1) {
             let this = self.clone();

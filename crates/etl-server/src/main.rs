@@ -206,6 +206,7 @@ async fn run_server(
     }
     let config = HttpConfig {
         max_body_bytes: settings.max_body_bytes,
+        shutdown_timeout: settings.shutdown_grace,
         ..HttpConfig::default()
     };
     let server = etl_http::serve(listener, state, &config)?;
@@ -213,10 +214,14 @@ async fn run_server(
     tracing::info!(%addr, "listening on http://{addr}");
     let server_task = tokio::spawn(server);
     shutdown_signal().await;
-    tracing::info!("shutting down: finishing in-flight requests and jobs");
-    handle.stop(true).await;
+    tracing::info!(
+        grace_s = settings.shutdown_grace.as_secs(),
+        "shutting down: finishing in-flight requests and jobs"
+    );
+    // Both within the grace, side by side: jobs still running then are
+    // handed back (SPEC §8), so the process exits within the grace + 5 s.
+    tokio::join!(handle.stop(true), background.stop());
     server_task.await??;
-    background.stop().await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -233,7 +238,10 @@ fn worker(settings: &Settings) -> anyhow::Result<()> {
         let background = Background::start(settings, &pool, migrated);
         tracing::info!("worker running");
         shutdown_signal().await;
-        tracing::info!("shutting down: finishing running jobs");
+        tracing::info!(
+            grace_s = settings.shutdown_grace.as_secs(),
+            "shutting down: finishing running jobs"
+        );
         background.stop().await;
         tracing::info!("stopped");
         Ok(())
@@ -281,6 +289,7 @@ impl Background {
                 ..RelayConfig::default()
             })
             .republisher(Some(RepublisherConfig::new(settings.republish_after)))
+            .shutdown_grace(settings.shutdown_grace)
             .retention(Some(RetentionConfig {
                 policy: settings.retention,
                 ..RetentionConfig::default()
@@ -291,7 +300,8 @@ impl Background {
         Self { metrics, runtime }
     }
 
-    /// Signals every task to stop and waits for them (running jobs finish).
+    /// Signals every task to stop and waits for them (running jobs finish
+    /// within the grace, or are handed back).
     async fn stop(self) {
         self.runtime.stop().await;
     }

@@ -16,6 +16,7 @@
 //! | `ETL_MAX_RESPONSE_BYTES` | `33554432` | largest list answer (a page ends early) |
 //! | `ETL_TLS_CA_FILE` | (none) | PEM certificates trusted for `amqps://`, besides the system roots |
 //! | `ETL_WORKER_CONCURRENCY` | `4` | jobs run at once per process |
+//! | `ETL_SHUTDOWN_GRACE_S` | `25` | how long running jobs and requests may finish after SIGTERM before jobs are handed back |
 //! | `ETL_REPUBLISH_AFTER_S` | `300` | a job `queued` this long without a worker starting it is published again |
 //! | `ETL_RETENTION_RAW_DAYS` | `30` | days `completed`/`skipped` raw records are kept (`0`: for ever) |
 //! | `ETL_RETENTION_JOB_DAYS` | `14` | days `completed`/`cancelled` jobs are kept (`0`: for ever) |
@@ -82,6 +83,9 @@ pub struct Settings {
     /// PEM text of `ETL_TLS_CA_FILE`, read at start-up.
     pub tls_ca_pem: Option<String>,
     pub worker_concurrency: usize,
+    /// How long running jobs (and in-flight requests) may finish after a
+    /// shutdown signal; then unfinished jobs are handed back.
+    pub shutdown_grace: Duration,
     /// A job `queued` this long without a worker starting it is published
     /// again (its message was lost, SPEC §8).
     pub republish_after: Duration,
@@ -138,6 +142,9 @@ impl Settings {
                 .transpose()?,
             worker_concurrency: parse_or(&get, "ETL_WORKER_CONCURRENCY", "4", |v| {
                 parse_in_range(v, 1, 1024)
+            })?,
+            shutdown_grace: parse_or(&get, "ETL_SHUTDOWN_GRACE_S", "25", |v| {
+                parse_in_range(v, 0u64, 3600).map(Duration::from_secs)
             })?,
             republish_after: parse_or(&get, "ETL_REPUBLISH_AFTER_S", "300", |v| {
                 parse_in_range(v, 1u64, 7 * 24 * 3600).map(Duration::from_secs)

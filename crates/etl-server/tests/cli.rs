@@ -575,3 +575,55 @@ fn amqp_mode_is_not_ready_while_rabbitmq_is_unreachable() {
     let health = reqwest::blocking::get(format!("{address}/health")).expect("health");
     assert_eq!(health.status(), 200);
 }
+
+/// SPEC §8: SIGTERM with a job blocked on a lock: the process exits within
+/// the grace plus 5 s, the job is `queued` again with its attempt not
+/// counted and its message back on the broker, and it completes after a
+/// restart.
+#[test]
+fn sigterm_hands_a_blocked_job_back_within_the_grace() {
+    use etl_store::SimpleConnection as _;
+    let db = TestDatabase::migrated();
+    let vhost = etl_tests::rabbit::TestVhost::create();
+    let ids = load_jobs(&db, 1);
+    // The load's upsert needs a lock this session holds.
+    let mut blocker = db.connect();
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE pull_requests IN SHARE MODE")
+        .expect("lock");
+    let start_worker = || {
+        Running::start(
+            etl_server(&["worker"])
+                .env("DATABASE_URL", db.url())
+                .env("RABBITMQ_URL", vhost.url())
+                .env("ETL_SHUTDOWN_GRACE_S", "2"),
+        )
+    };
+    let mut worker = start_worker();
+    let job = |db: &TestDatabase| {
+        etl_store::jobs::find(&mut db.connect(), etl_domain::JobId::new(ids[0]))
+            .expect("query")
+            .expect("job")
+    };
+    let running = etl_store::test_support::poll_blocking(Duration::from_secs(30), || {
+        (job(&db).status() == etl_domain::JobStatus::Running).then_some(())
+    });
+    assert!(running.is_some(), "the worker took the job");
+    let asked = Instant::now();
+    let status = worker.terminate();
+    let took = asked.elapsed();
+    assert!(status.success(), "exit 0, got {status}");
+    assert!(took < Duration::from_secs(7), "stopped after {took:?}");
+    let handed = job(&db);
+    assert_eq!(handed.status(), etl_domain::JobStatus::Queued);
+    assert_eq!(handed.retry_count, Some(0), "the attempt is not counted");
+    let returned = etl_store::test_support::poll_blocking(Duration::from_secs(10), || {
+        (vhost.depth("etl.load") == 1).then_some(())
+    });
+    assert!(returned.is_some(), "the message is back on the broker");
+    blocker.batch_execute("ROLLBACK").expect("unlock");
+    drop(worker);
+    let _again = start_worker();
+    let done = wait_completed(&db, &ids);
+    assert_eq!(done[0].retry_count, Some(0));
+}

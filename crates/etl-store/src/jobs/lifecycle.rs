@@ -217,3 +217,55 @@ pub fn stale_running(
         .select(jobs::id)
         .load(conn)
 }
+
+/// Gives a job `worker` runs back, as a shutdown does when its grace ran
+/// out (SPEC §8): `queued` again (its message is returned to the broker;
+/// in PostgreSQL mode workers claim `queued` rows too), with its attempt
+/// not counted. `false` when the job is no longer the worker's.
+pub fn hand_back(
+    conn: &mut PgConnection,
+    id: etl_domain::JobId,
+    worker: &str,
+) -> QueryResult<bool> {
+    let updated = diesel::update(
+        jobs::table
+            .filter(jobs::id.eq(id.get()))
+            .filter(jobs::status.eq(JobStatus::Running.as_str()))
+            .filter(jobs::worker.eq(worker)),
+    )
+    .set((
+        jobs::status.eq(JobStatus::Queued.as_str()),
+        jobs::started_at.eq(None::<NaiveDateTime>),
+        jobs::heartbeat_at.eq(None::<NaiveDateTime>),
+        jobs::worker.eq(None::<String>),
+        jobs::queued_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)?;
+    Ok(updated == 1)
+}
+
+/// The backend process id of this session (to cancel its statement from
+/// another session).
+pub fn backend_pid(conn: &mut PgConnection) -> QueryResult<i32> {
+    diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
+        "pg_backend_pid()",
+    ))
+    .get_result(conn)
+}
+
+/// Cancels the running statement of each backend (`pg_cancel_backend`);
+/// how many were signalled.
+pub fn cancel_backends(conn: &mut PgConnection, pids: &[i32]) -> QueryResult<usize> {
+    use diesel::sql_types::{Array, Integer};
+    #[derive(QueryableByName)]
+    struct Cancelled {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let cancelled: Cancelled = diesel::sql_query(
+        "SELECT count(*) FILTER (WHERE pg_cancel_backend(pid)) AS n FROM unnest($1::int4[]) AS pid",
+    )
+    .bind::<Array<Integer>, _>(pids)
+    .get_result(conn)?;
+    Ok(usize::try_from(cancelled.n).unwrap_or(0))
+}

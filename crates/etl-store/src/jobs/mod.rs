@@ -19,7 +19,8 @@ mod lifecycle;
 mod outbox;
 
 pub use lifecycle::{
-    claim, claim_next, complete, fail_attempt, heartbeat, stale_running, AttemptBy,
+    backend_pid, cancel_backends, claim, claim_next, complete, fail_attempt, hand_back, heartbeat,
+    stale_running, AttemptBy,
 };
 pub use outbox::{
     fail_pending, find_outbox, lease_due, mark_queued, outbox_backlog, refuse_publication,
