@@ -34,7 +34,14 @@ enum Task {
     },
     /// Create (or find) the demo tenant with a Jira and a GitHub integration.
     Seed,
-    /// Print an API token for a tenant, signed with ETL_JWT_SECRET.
+    /// Tenants of DATABASE_URL.
+    Tenant {
+        #[command(subcommand)]
+        action: TenantAction,
+    },
+    /// Print an API token for a tenant of DATABASE_URL, signed with
+    /// ETL_JWT_SECRET (a tenant that does not exist or is inactive is
+    /// refused: the server would refuse the token).
     Token {
         /// The tenant the token acts for.
         #[arg(long)]
@@ -156,11 +163,23 @@ enum MigrateAction {
     Reset,
 }
 
+#[derive(Debug, Subcommand)]
+enum TenantAction {
+    /// Create a tenant with a Jira and a GitHub integration; prints its id.
+    Add {
+        /// The tenant's name (unique).
+        name: String,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Task::Migrate { action } => migrate(action),
         Task::Seed => seed(),
+        Task::Tenant {
+            action: TenantAction::Add { name },
+        } => add_tenant(&name),
         Task::Token { tenant, ttl, sub } => token(tenant, ttl, &sub),
         Task::Check => check(),
         Task::Bench {
@@ -317,6 +336,35 @@ fn seed() -> anyhow::Result<()> {
     Ok(())
 }
 
+fn add_tenant(name: &str) -> anyhow::Result<()> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 200 || name.contains('\0') {
+        bail!("NAME must be 1–200 characters without NUL");
+    }
+    let mut conn = connect_creating()?;
+    if migrations::has_pending(&mut conn)? {
+        print_applied(migrations::run_pending(&mut conn)?);
+    }
+    if let Some(existing) = etl_store::tenants::find_by_name(&mut conn, name)? {
+        bail!(
+            "a tenant called `{name}` exists already (id {})",
+            existing.id
+        );
+    }
+    let made = etl_store::seed::ensure_tenant(
+        &mut conn,
+        name,
+        &format!("{name} Jira"),
+        &format!("{name} GitHub"),
+    )?;
+    eprintln!(
+        "tenant {name} created; integrations: jira {}, github {}; a token: cargo xtask token --tenant {}",
+        made.jira.id, made.github.id, made.tenant.id
+    );
+    println!("{}", made.tenant.id);
+    Ok(())
+}
+
 fn token(tenant: i32, ttl: i64, sub: &str) -> anyhow::Result<()> {
     let secret = std::env::var("ETL_JWT_SECRET")
         .ok()
@@ -324,6 +372,19 @@ fn token(tenant: i32, ttl: i64, sub: &str) -> anyhow::Result<()> {
         .context("ETL_JWT_SECRET: is not set; tokens are signed with the server's secret")?;
     if ttl <= 0 {
         bail!("--ttl must be a positive number of seconds");
+    }
+    let url = database_url()?;
+    let mut conn = etl_store::connect(url.as_str())
+        .with_context(|| format!("connecting to DATABASE_URL to find tenant {tenant}"))?;
+    match etl_store::tenants::find(&mut conn, tenant)? {
+        None => bail!(
+            "tenant {tenant} does not exist in database `{}` (cargo xtask tenant add NAME creates one)",
+            url.database_name()
+        ),
+        Some(found) if !found.active => {
+            bail!("tenant {tenant} ({}) is inactive: the server refuses its tokens", found.name)
+        }
+        Some(_) => {}
     }
     let keys = JwtKeys::new(&JwtSecret::new(secret));
     println!(

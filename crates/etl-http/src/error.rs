@@ -112,6 +112,12 @@ impl ApiError {
         }
     }
 
+    /// The same error with another sentence for people.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
     pub fn not_found(what: &str) -> Self {
         Self::new(ErrorCode::NotFound, format!("{what} not found"))
     }

@@ -117,6 +117,10 @@ pub(crate) fn parse_json<T: DeserializeOwned + CleanBody>(bytes: &[u8]) -> Resul
         return Err(ApiError::validation(refused));
     }
     let clean = scan.clean(bytes);
+    if !is_object_text(&clean) && serde_json::from_slice::<serde::de::IgnoredAny>(&clean).is_ok() {
+        return Err(ApiError::invalid_field("body", "must be a JSON object")
+            .with_detail("The body must be a JSON object"));
+    }
     let mut value: T = parse_shape(&clean)?;
     if !scan.nul_places.is_empty() {
         value.removed(&scan.nul_places);
@@ -136,6 +140,14 @@ fn abbreviate_path(path: String) -> String {
         cut -= 1;
     }
     format!("{}… ({} characters)", &path[..cut], path.len())
+}
+
+/// Whether JSON text is an object (its first character, past white space).
+fn is_object_text(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'{')
 }
 
 /// Parses JSON into `T`, telling malformed JSON (400) from JSON of the wrong
@@ -349,12 +361,21 @@ mod tests {
                 "raw_data",
             ),
             ("[]", "body"),
+            ("[{\"integration_id\":1}]", "body"),
+            ("\"text\"", "body"),
         ];
         for (body, field) in cases {
             let error = parse_json::<StoreRawDataRequest>(body.as_bytes()).expect_err(body);
             assert_eq!(error.code(), ErrorCode::ValidationError, "{body}");
             assert_eq!(fields(&error), [field], "{body}");
         }
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_says_so() {
+        let error = parse_json::<StoreRawDataRequest>(b"[1, 2]").expect_err("array");
+        assert_eq!(error.to_string(), "The body must be a JSON object");
+        assert_eq!(error.field_errors()[0].message, "must be a JSON object");
     }
 
     #[test]

@@ -214,6 +214,34 @@ impl Broker {
         })
     }
 
+    /// How many consumers read each work queue now (`serve --dev` warns when
+    /// another deployment on the same vhost would take its jobs).
+    pub async fn consumer_counts(&self) -> Result<Vec<(&'static str, u32)>, QueueError> {
+        let channel = self
+            .connection
+            .create_channel()
+            .await
+            .map_err(QueueError::Channel)?;
+        let mut counts = Vec::new();
+        for job_type in [JobType::Transform, JobType::Load] {
+            let name = queue_name(job_type);
+            let queue = channel
+                .queue_declare(
+                    name,
+                    lapin::options::QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(QueueError::Channel)?;
+            counts.push((name, queue.consumer_count()));
+        }
+        let _ = channel.close(200, "consumers counted").await;
+        Ok(counts)
+    }
+
     /// Closes the connection, then waits (a few seconds at most) for its
     /// I/O thread to end: a thread that outlived the tokio runtime it uses
     /// would log I/O errors after a clean shutdown.

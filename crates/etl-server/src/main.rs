@@ -192,6 +192,9 @@ async fn run_server(
     };
     let addr = listener.local_addr()?;
     log_start(settings);
+    if dev && settings.queue == QueueMode::Amqp {
+        warn_of_other_consumers(settings).await;
+    }
     let background = Background::start(settings, &pool, migrated);
     let mut state = AppState::new(pool, JwtKeys::new(&secret))
         .with_metrics(background.metrics.clone())
@@ -246,6 +249,35 @@ fn worker(settings: &Settings) -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// `serve --dev`: says so when something already reads this server's work
+/// queues (another developer's server on the same vhost would take its
+/// jobs, and this one theirs). Quiet when RabbitMQ cannot be asked now.
+async fn warn_of_other_consumers(settings: &Settings) {
+    let amqp =
+        AmqpConfig::new(settings.rabbitmq_url.clone()).with_tls_ca(settings.tls_ca_pem.clone());
+    let asked = tokio::time::timeout(Duration::from_secs(5), async {
+        let broker = amqp.connect().await.ok()?;
+        let counts = broker.consumer_counts().await.ok();
+        broker.close().await;
+        counts
+    })
+    .await;
+    let Ok(Some(counts)) = asked else { return };
+    let taken: Vec<String> = counts
+        .iter()
+        .filter(|(_, consumers)| *consumers > 0)
+        .map(|(queue, consumers)| format!("{queue} ({consumers})"))
+        .collect();
+    if !taken.is_empty() {
+        println!(
+            "WARNING: another consumer already reads {} on {}: it would take this server's jobs. \
+             Give this server a vhost of its own (rabbitmqctl add_vhost NAME; RABBITMQ_URL=amqp://…/NAME).\n",
+            taken.join(", "),
+            settings.rabbitmq_host()
+        );
+    }
 }
 
 fn log_start(settings: &Settings) {
@@ -407,13 +439,14 @@ fn prepare_dev_database(
     println!(
         "\nDevelopment mode
   database     {db}
+  DATABASE_URL {database_url}
   tenant       {tenant} (id {tenant_id}); integrations: jira {jira}, github {github}
   jwt secret   {secret_note}
   token        {token}
                (tenant {tenant_id}, valid 24 h)
 
 Dashboard: http://{addr}/dashboard (paste the token)
-Demo data: cargo xtask demo --url http://{addr} --token {token}
+Demo data (another terminal): DATABASE_URL='{database_url}' cargo xtask demo --url http://{addr} --token {token}
 
 Try it:
   curl -s http://{addr}/ready
@@ -422,6 +455,7 @@ Try it:
        -d '{{\"integration_id\": {jira}, \"entity_type\": \"jira_issues\", \"external_id\": \"10001\", \"raw_data\": {{\"id\": \"10001\", \"key\": \"DEMO-1\", \"fields\": {{\"summary\": \"Hello\"}}}}}}'
 ",
         db = url.database_name(),
+        database_url = url.as_str(),
         tenant = seed.tenant.name,
         tenant_id = seed.tenant.id,
         jira = seed.jira.id,

@@ -271,6 +271,14 @@ impl Running {
         );
     }
 
+    /// Every line read so far.
+    fn all_lines_so_far(&self) -> Vec<String> {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.borrow_mut().push(line);
+        }
+        self.seen.borrow().clone()
+    }
+
     /// Every output line, once the process has closed its output (it has
     /// exited): those seen so far and the rest.
     fn all_output(&self) -> Vec<String> {
@@ -327,9 +335,11 @@ impl Drop for Running {
 #[test]
 fn serve_answers_health_and_ready_and_stops_gracefully_on_sigterm() {
     let db = TestDatabase::empty();
+    let vhost = etl_tests::rabbit::TestVhost::create();
     let mut server = Running::start(
         etl_server(&["serve"])
             .env("DATABASE_URL", db.url())
+            .env("RABBITMQ_URL", vhost.url())
             .env("ETL_JWT_SECRET", LONG_SECRET),
     );
     let address = server.address();
@@ -388,12 +398,29 @@ fn token_from(line: &str) -> String {
 #[test]
 fn serve_dev_creates_the_database_seeds_it_and_prints_a_working_token() {
     let db = TestDatabase::reserved();
-    let server = Running::start(etl_server(&["serve", "--dev"]).env("DATABASE_URL", db.url()));
+    // A vhost of its own: on the default one it would take others' jobs.
+    let vhost = etl_tests::rabbit::TestVhost::create();
+    let server = Running::start(
+        etl_server(&["serve", "--dev"])
+            .env("DATABASE_URL", db.url())
+            .env("RABBITMQ_URL", vhost.url()),
+    );
     server.wait_for_line(&format!("created database {}", db.name()));
     token_from(&server.wait_for_line("token "));
     server.wait_for_line("curl");
+    // What a second terminal needs.
+    assert!(server
+        .wait_for_line("DATABASE_URL")
+        .contains(&db.name().to_string()));
     let address = server.address();
     wait_until_ready(&address);
+    assert!(
+        !server
+            .all_lines_so_far()
+            .iter()
+            .any(|l| l.contains("WARNING: another consumer")),
+        "no other consumer on a fresh vhost"
+    );
 
     let mut conn = db.connect();
     assert!(!etl_store::migrations::has_pending(&mut conn).expect("status"));
@@ -408,9 +435,11 @@ fn serve_dev_creates_the_database_seeds_it_and_prints_a_working_token() {
 #[test]
 fn serve_dev_with_a_secret_signs_the_token_for_the_demo_tenant_with_it() {
     let db = TestDatabase::reserved();
+    let vhost = etl_tests::rabbit::TestVhost::create();
     let server = Running::start(
         etl_server(&["serve", "--dev"])
             .env("DATABASE_URL", db.url())
+            .env("RABBITMQ_URL", vhost.url())
             .env("ETL_JWT_SECRET", LONG_SECRET),
     );
     server.wait_for_line("from ETL_JWT_SECRET");
@@ -626,4 +655,30 @@ fn sigterm_hands_a_blocked_job_back_within_the_grace() {
     let _again = start_worker();
     let done = wait_completed(&db, &ids);
     assert_eq!(done[0].retry_count, Some(0));
+}
+
+#[test]
+fn serve_dev_warns_when_another_consumer_reads_its_queues() {
+    let db = TestDatabase::reserved();
+    let vhost = etl_tests::rabbit::TestVhost::create();
+    // Another deployment's worker on the same vhost.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (_broker, _consumer) = runtime.block_on(async {
+        let broker = etl_queue::AmqpConfig::new(vhost.url())
+            .connect()
+            .await
+            .expect("broker");
+        let consumer = broker
+            .consume(etl_domain::JobType::Transform, "someone-else")
+            .await
+            .expect("consumer");
+        (broker, consumer)
+    });
+    let server = Running::start(
+        etl_server(&["serve", "--dev"])
+            .env("DATABASE_URL", db.url())
+            .env("RABBITMQ_URL", vhost.url()),
+    );
+    let warning = server.wait_for_line("WARNING: another consumer");
+    assert!(warning.contains("etl.transform"), "{warning}");
 }

@@ -17,16 +17,22 @@ pub struct DemoSeed {
 }
 
 pub fn ensure_demo(conn: &mut PgConnection) -> QueryResult<DemoSeed> {
+    ensure_tenant(conn, DEMO_TENANT, "Demo Jira", "Demo GitHub")
+}
+
+/// Finds or creates the tenant called `name`, with an active Jira (story
+/// points in `customfield_10016`) and GitHub integration
+/// (`cargo xtask tenant add`, the demo seed).
+pub fn ensure_tenant(
+    conn: &mut PgConnection,
+    name: &str,
+    jira_name: &str,
+    github_name: &str,
+) -> QueryResult<DemoSeed> {
     conn.transaction(|conn| {
-        let tenant = match tenants::find_by_name(conn, DEMO_TENANT)? {
+        let tenant = match tenants::find_by_name(conn, name)? {
             Some(tenant) => tenant,
-            None => tenants::insert(
-                conn,
-                &NewTenant {
-                    name: DEMO_TENANT,
-                    active: true,
-                },
-            )?,
+            None => tenants::insert(conn, &NewTenant { name, active: true })?,
         };
         let existing = integrations::list_for_tenant(conn, etl_domain::TenantId::new(tenant.id))?;
         let mut find_or_insert = |provider: &str, name: &str, settings| match existing
@@ -47,10 +53,10 @@ pub fn ensure_demo(conn: &mut PgConnection) -> QueryResult<DemoSeed> {
         };
         let jira = find_or_insert(
             "jira",
-            "Demo Jira",
+            jira_name,
             json!({"custom_field_mappings": {"story_points": "customfield_10016"}}),
         )?;
-        let github = find_or_insert("github", "Demo GitHub", json!({}))?;
+        let github = find_or_insert("github", github_name, json!({}))?;
         Ok(DemoSeed {
             tenant,
             jira,

@@ -20,10 +20,12 @@ pub use rows::{Oversized, PrState, PullRequestRow, WorkItemRow};
 /// Why one record could not be transformed; stored in the raw row's
 /// `error_details` as `{code, message, field}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("{field}: {message}")]
+#[error("{message}")]
 pub struct TransformError {
     /// `missing_field`, `wrong_type` or `invalid_value`.
     pub code: String,
+    /// A sentence that names the field (`fields.summary is required`): it
+    /// is read alone, on the dashboard's failure samples say.
     pub message: String,
     /// Path of the offending field in the raw object, e.g. `fields.summary`.
     pub field: String,
@@ -33,7 +35,7 @@ impl TransformError {
     pub fn missing(field: &str) -> Self {
         Self {
             code: "missing_field".to_owned(),
-            message: "is required".to_owned(),
+            message: format!("{field} is required"),
             field: field.to_owned(),
         }
     }
@@ -41,7 +43,7 @@ impl TransformError {
     pub fn wrong_type(field: &str, expected: &str) -> Self {
         Self {
             code: "wrong_type".to_owned(),
-            message: format!("must be {expected}"),
+            message: format!("{field} must be {expected}"),
             field: field.to_owned(),
         }
     }
@@ -49,7 +51,7 @@ impl TransformError {
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         Self {
             code: "invalid_value".to_owned(),
-            message: message.into(),
+            message: format!("{field}: {}", message.into()),
             field: field.to_owned(),
         }
     }
@@ -225,5 +227,26 @@ mod tests {
         );
         assert_eq!(parse_time("yesterday"), None);
         assert_eq!(parse_time(""), None);
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::TransformError;
+
+    #[test]
+    fn every_message_names_its_field() {
+        assert_eq!(
+            TransformError::missing("fields.summary").message,
+            "fields.summary is required"
+        );
+        assert_eq!(
+            TransformError::wrong_type("fields.labels", "an array").message,
+            "fields.labels must be an array"
+        );
+        assert_eq!(
+            TransformError::invalid("fields.created", "`x` is not a timestamp").message,
+            "fields.created: `x` is not a timestamp"
+        );
     }
 }
