@@ -245,3 +245,53 @@ async fn every_secured_operation_documents_the_shared_error_answers() {
     // The 16 of SPEC §5 before the console, `/raw-data/replay` and `/stats`.
     assert_eq!(secured, 18, "every secured route");
 }
+
+#[tokio::test]
+async fn docs_and_its_assets_answer_without_a_token_and_name_no_other_host() {
+    let app = TestApp::spawn().await;
+    let page = app.get("/docs").await;
+    assert_eq!(page.status(), 200);
+    let csp = page
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    let html = page.text().await.expect("html");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "{html}"
+    );
+    let mut assets = 0;
+    for part in html.split(['"', '\'']) {
+        if !part.starts_with("/docs/") {
+            continue;
+        }
+        let asset = app.get(part).await;
+        assert_eq!(asset.status(), 200, "{part}");
+        let kind = asset
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let expected = match part.rsplit('.').next() {
+            Some("js") => "javascript",
+            Some("css") => "text/css",
+            _ => "image/png",
+        };
+        assert!(kind.contains(expected), "{part}: {kind}");
+        assert!(!asset.bytes().await.expect("body").is_empty());
+        assets += 1;
+    }
+    assert_eq!(assets, 4, "icon, style, bundle and starter script");
+    let init = app.get("/docs/init.js").await.text().await.expect("js");
+    assert!(init.contains("/api/v1/etl/openapi.json") && !init.contains("http"));
+    let missing = app.get("/docs/swagger-ui-bundle.js.map").await;
+    assert_eq!(missing.status(), 404);
+    assert_eq!(etl_tests::json(missing).await["code"], "not_found");
+}

@@ -372,3 +372,43 @@ async fn the_dashboard_says_when_the_token_is_wrong_or_expired() {
     browser.close().await.expect("close");
     app.stop().await;
 }
+
+/// SPEC §5: `GET /docs` is interactive documentation of the served
+/// document, and loads nothing from another host.
+#[tokio::test]
+async fn the_docs_page_lists_every_operation_and_loads_nothing_from_elsewhere() {
+    let app = TestApp::spawn().await;
+    let driver = Driver::start();
+    let browser = driver.browser().await;
+    browser.goto(&app.url("/docs")).await.expect("open /docs");
+    // Swagger UI renders one block per operation of the document.
+    let operations = poll_js(
+        &browser,
+        "const n = document.querySelectorAll('.opblock').length; return n > 20 ? n : null;",
+    )
+    .await;
+    let document: Value = etl_tests::json(app.get("/api/v1/etl/openapi.json").await).await;
+    let declared: usize = document["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .map(|item| item.as_object().map_or(0, |ops| ops.len()))
+        .sum();
+    assert_eq!(operations.as_u64(), Some(declared as u64));
+    let origin = app.url("");
+    let elsewhere = browser
+        .execute(
+            "return performance.getEntriesByType('resource').map(e => e.name)
+                 .filter(u => !u.startsWith(arguments[0]));",
+            vec![json!(origin.trim_end_matches('/'))],
+        )
+        .await
+        .expect("resources");
+    assert_eq!(elsewhere, json!([]), "loaded from another host");
+    let _ = std::fs::write(
+        screenshot_path("docs.png"),
+        browser.screenshot().await.expect("screenshot"),
+    );
+    browser.close().await.expect("close");
+    app.stop().await;
+}

@@ -2,6 +2,7 @@
 //! any other method answers a JSON 405.
 
 pub(crate) mod console;
+pub(crate) mod docs;
 pub(crate) mod final_data;
 pub(crate) mod jobs;
 pub(crate) mod ops;
@@ -32,6 +33,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             Method::GET,
             web::get().to(console::dashboard_css),
         ))
+        .service(at("/docs", Method::GET, web::get().to(docs::page)))
+        .service(at("/docs/{file}", Method::GET, web::get().to(docs::asset)))
         .service(
             web::scope("/api/v1/etl")
                 .service(at(
