@@ -6,7 +6,9 @@
 //!   transaction at the same N;
 //! - batch store: 1000-record batches over one connection, against `psql`
 //!   `\copy` of the same 1000 rows over one connection;
-//! - the server's peak RSS (VmHWM) under that load.
+//! - the server's peak RSS (VmHWM) under that load;
+//! - hostile bodies of 16 MiB (many NULs, deep nesting): how long each is
+//!   answered, and `/health` p50/p99 alone and while four are in flight.
 //!
 //! Needs `wrk`, `pgbench` and `psql` on PATH (Debian: `apt-get install wrk
 //! postgresql-client`).
@@ -190,6 +192,8 @@ fn run_ingest(root: &Path, options: &IngestOptions, db_url: &DatabaseUrl) -> any
     )?;
 
     let peak_rss_kib = server.peak_rss_kib();
+    let hostile = hostile_bodies(&base, &token, integration, db_url)?;
+    let hostile_rss_kib = server.peak_rss_kib();
     server.stop();
     let _ = std::fs::remove_dir_all(&work);
 
@@ -225,7 +229,211 @@ fn run_ingest(root: &Path, options: &IngestOptions, db_url: &DatabaseUrl) -> any
         ),
         None => println!("server peak RSS: unavailable"),
     }
+    println!(
+        "\nhostile bodies of {:.1} MiB (SPEC §5: checked in linear time, off the HTTP workers)",
+        HOSTILE_BYTES as f64 / (1024.0 * 1024.0)
+    );
+    println!(
+        "  NUL-heavy ({} NUL strings), stored: answered in {:.2} s (target < 2 s); \
+         PostgreSQL parsing the same body without its NULs as jsonb: {:.2} s",
+        hostile.nul_strings,
+        hostile.nul_answer.as_secs_f64(),
+        hostile.pg_parse.as_secs_f64()
+    );
+    println!(
+        "  nested {} levels deep, refused: answered in {:.2} s (target < 2 s)",
+        hostile.depth,
+        hostile.deep_answer.as_secs_f64()
+    );
+    println!(
+        "  GET /health while 4 such bodies are in flight: {} answers, p50 {:.1} ms, p99 {:.1} ms (target < 100 ms); \
+         alone: p99 {:.1} ms",
+        hostile.health_during.len(),
+        percentile_ms(&hostile.health_during, 50.0),
+        percentile_ms(&hostile.health_during, 99.0),
+        percentile_ms(&hostile.health_alone, 99.0)
+    );
+    if let Some(kib) = hostile_rss_kib {
+        println!(
+            "  server peak RSS after them: {:.1} MiB (four bodies of 16 MiB are in memory at once)",
+            kib as f64 / 1024.0
+        );
+    }
     Ok(())
+}
+
+/// The size of each hostile body: just under the default
+/// `ETL_MAX_BODY_BYTES`.
+const HOSTILE_BYTES: usize = 16 * 1024 * 1024 - 1024;
+
+struct Hostile {
+    nul_strings: usize,
+    nul_answer: Duration,
+    pg_parse: Duration,
+    depth: usize,
+    deep_answer: Duration,
+    health_alone: Vec<Duration>,
+    health_during: Vec<Duration>,
+}
+
+/// A store body whose `raw_data` holds as many `"\u0000"` strings as fit.
+fn nul_heavy_body(integration: i32) -> (String, usize) {
+    let mut body = format!(
+        r#"{{"integration_id":{integration},"entity_type":"jira_issues","raw_data":{{"labels":["#
+    );
+    let mut count = 0;
+    while body.len() + 20 < HOSTILE_BYTES {
+        body.push_str(r#""\u0000","#);
+        count += 1;
+    }
+    body.push_str(r#""end"]}}"#);
+    (body, count)
+}
+
+/// A store body whose `raw_data` nests arrays as deep as the size allows.
+fn deeply_nested_body(integration: i32) -> (String, usize) {
+    let head = format!(
+        r#"{{"integration_id":{integration},"entity_type":"jira_issues","raw_data":{{"a":"#
+    );
+    let depth = (HOSTILE_BYTES - head.len()) / 2;
+    (
+        format!("{head}{}{}}}}}", "[".repeat(depth), "]".repeat(depth)),
+        depth,
+    )
+}
+
+fn percentile_ms(samples: &[Duration], p: f64) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    let mut sorted: Vec<Duration> = samples.to_vec();
+    sorted.sort();
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1000.0
+}
+
+/// Times one NUL-heavy and one deeply nested store, PostgreSQL's own parse
+/// of the NUL-heavy body's JSON, then `/health` alone and while four such
+/// bodies are in flight at once.
+fn hostile_bodies(
+    base: &str,
+    token: &str,
+    integration: i32,
+    db: &DatabaseUrl,
+) -> anyhow::Result<Hostile> {
+    let (nul_body, nul_strings) = nul_heavy_body(integration);
+    let (deep_body, depth) = deeply_nested_body(integration);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime
+        .block_on(async {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()?;
+            let store = format!("{base}/api/v1/etl/raw-data/store");
+            let post = |body: String| {
+                client
+                    .post(&store)
+                    .bearer_auth(token)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+            };
+            let started = Instant::now();
+            let answer = post(nul_body.clone()).await?;
+            let nul_answer = started.elapsed();
+            if answer.status() != 201 {
+                bail!("the NUL-heavy body was answered {}", answer.status());
+            }
+            let started = Instant::now();
+            let answer = post(deep_body.clone()).await?;
+            let deep_answer = started.elapsed();
+            if answer.status() != 422 {
+                bail!("the deeply nested body was answered {}", answer.status());
+            }
+            let health = |n: usize| {
+                let client = client.clone();
+                let url = format!("{base}/health");
+                async move {
+                    let mut samples = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        let started = Instant::now();
+                        let answer = client.get(&url).send().await?;
+                        if !answer.status().is_success() {
+                            bail!("/health answered {}", answer.status());
+                        }
+                        samples.push(started.elapsed());
+                    }
+                    Ok::<_, anyhow::Error>(samples)
+                }
+            };
+            let health_alone = health(200).await?;
+            // Four bodies in flight for the whole of the sampling: each sender
+            // sends again as soon as it is answered.
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let mut senders = Vec::new();
+            for n in 0..4 {
+                let body = if n % 2 == 0 {
+                    nul_body.clone()
+                } else {
+                    deep_body.clone()
+                };
+                let (client, store, token, stop) = (
+                    client.clone(),
+                    store.clone(),
+                    token.to_owned(),
+                    stop.clone(),
+                );
+                senders.push(tokio::spawn(async move {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let _ = client
+                            .post(&store)
+                            .bearer_auth(&token)
+                            .header("content-type", "application/json")
+                            .body(body.clone())
+                            .send()
+                            .await;
+                    }
+                }));
+            }
+            // Let all four reach the server before sampling.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let health_during = health(500).await;
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            for sender in senders {
+                let _ = sender.await;
+            }
+            Ok::<_, anyhow::Error>((nul_answer, deep_answer, health_alone, health_during?))
+        })
+        .and_then(|(nul_answer, deep_answer, health_alone, health_during)| {
+            let clean = nul_body.replace(r#""\u0000""#, r#""""#);
+            let raw_data_start = clean.find(r#""raw_data":"#).map_or(0, |i| i + 11);
+            let raw_data = &clean[raw_data_start..clean.len() - 1];
+            let pg_parse = time_jsonb_parse(db, raw_data)?;
+            Ok(Hostile {
+                nul_strings,
+                nul_answer,
+                pg_parse,
+                depth,
+                deep_answer,
+                health_alone,
+                health_during,
+            })
+        })
+}
+
+/// How long PostgreSQL takes to parse `json` as `jsonb` and write it
+/// back (a bound parameter, no table).
+fn time_jsonb_parse(db: &DatabaseUrl, json: &str) -> anyhow::Result<Duration> {
+    use diesel::RunQueryDsl as _;
+    let mut conn = etl_store::connect(db.as_str())?;
+    let started = Instant::now();
+    diesel::sql_query("SELECT length(($1::jsonb)::text) IS NULL")
+        .bind::<diesel::sql_types::Text, _>(json)
+        .execute(&mut conn)?;
+    Ok(started.elapsed())
 }
 
 /// Records the read comparison lists from (an entity type of its own).
