@@ -269,6 +269,22 @@ impl Harness {
         ids
     }
 
+    /// Publishes `message` straight to this test's vhost, as another relay
+    /// (or another deployment) would, and waits for the broker's confirm.
+    pub async fn publish(&self, message: etl_queue::OutgoingMessage) {
+        let vhost = self.vhost.as_ref().expect("amqp mode");
+        let broker = AmqpConfig::new(vhost.url())
+            .connect()
+            .await
+            .expect("broker");
+        assert!(broker
+            .publish(&[message])
+            .await
+            .into_iter()
+            .all(|r| r.is_ok()));
+        broker.close().await;
+    }
+
     /// Tells the relay jobs were written behind the API's back.
     pub fn wake(&self) {
         self.wake.notify_one();

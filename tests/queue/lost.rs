@@ -48,18 +48,9 @@ async fn a_message_for_a_job_this_database_lacks_is_dead_lettered() {
         created_at: chrono::Utc::now().naive_utc(),
         payload: r#"{"transformed_data": [], "load_options": {}}"#.to_owned(),
     };
-    let message = etl_jobs::outbox::message_for(foreign).expect("message");
+    h.publish(etl_jobs::outbox::message_for(foreign).expect("message"))
+        .await;
     let vhost = h.vhost.as_ref().expect("amqp");
-    let broker = etl_queue::AmqpConfig::new(vhost.url())
-        .connect()
-        .await
-        .expect("broker");
-    assert!(broker
-        .publish(&[message])
-        .await
-        .into_iter()
-        .all(|r| r.is_ok()));
-    broker.close().await;
     let dead = poll_until(Duration::from_secs(20), || async {
         (h.vhost.as_ref().map(|v| v.depth("etl.failed")) == Some(1)).then_some(())
     })

@@ -233,18 +233,9 @@ async fn a_duplicate_delivery_of_a_finished_job_changes_nothing() {
         .expect("query")
         .expect("job")
     };
-    let message = etl_jobs::outbox::message_for(job).expect("message");
+    h.publish(etl_jobs::outbox::message_for(job).expect("message"))
+        .await;
     let vhost = h.vhost.as_ref().expect("amqp");
-    let broker = etl_queue::AmqpConfig::new(vhost.url())
-        .connect()
-        .await
-        .expect("broker");
-    assert!(broker
-        .publish(&[message])
-        .await
-        .into_iter()
-        .all(|r| r.is_ok()));
-    broker.close().await;
     let drained = poll_until(Duration::from_secs(10), || async {
         (vhost.depth("etl.load") == 0).then_some(())
     })

@@ -80,14 +80,7 @@ const DASHBOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-src 's
      frame-ancestors 'none'";
 
 fn dashboard_file(content_type: &str, body: &'static str) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(content_type)
-        .insert_header(("Content-Security-Policy", DASHBOARD_CSP))
-        .insert_header(("X-Content-Type-Options", "nosniff"))
-        .insert_header(("Referrer-Policy", "no-referrer"))
-        .insert_header(("X-Frame-Options", "DENY"))
-        .insert_header(("Cache-Control", "no-cache"))
-        .body(body)
+    super::page_file(content_type, DASHBOARD_CSP, body)
 }
 
 /// `GET /dashboard`: the page. It needs no token to load; it asks for one

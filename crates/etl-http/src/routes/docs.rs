@@ -28,14 +28,7 @@ const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 
      form-action 'none'; frame-ancestors 'none'";
 
 fn file(content_type: &str, body: impl actix_web::body::MessageBody + 'static) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(content_type)
-        .insert_header(("Content-Security-Policy", DOCS_CSP))
-        .insert_header(("X-Content-Type-Options", "nosniff"))
-        .insert_header(("Referrer-Policy", "no-referrer"))
-        .insert_header(("X-Frame-Options", "DENY"))
-        .insert_header(("Cache-Control", "no-cache"))
-        .body(body)
+    super::page_file(content_type, DOCS_CSP, body)
 }
 
 /// `GET /docs`: the page (no token; "Authorize" takes one for the calls).

@@ -140,6 +140,24 @@ fn at(path: &str, method: actix_web::http::Method, route: actix_web::Route) -> a
         }))
 }
 
+/// A file of a page the service serves itself (the dashboard, the docs):
+/// its content security policy, no sniffing, no referrer, no framing, and
+/// checked again on every load (the files change with the binary).
+fn page_file(
+    content_type: &str,
+    csp: &'static str,
+    body: impl actix_web::body::MessageBody + 'static,
+) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header(("Content-Security-Policy", csp))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .insert_header(("X-Frame-Options", "DENY"))
+        .insert_header(("Cache-Control", "no-cache"))
+        .body(body)
+}
+
 /// Any path no route matches.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found(&format!(

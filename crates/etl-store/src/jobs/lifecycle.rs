@@ -5,9 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use etl_domain::{JobStatus, JobType};
 
-use super::{
-    columns_with_payload, covered_records_to, now_plus, AttemptOutcome, CoveredRecords, Job,
-};
+use super::{columns_with, covered_records_to, now_plus, AttemptOutcome, CoveredRecords, Job};
 use crate::schema::etl_job_queue as jobs;
 
 /// Claims a job for `worker`: `queued` (or still `pending`, when its
@@ -32,8 +30,9 @@ pub fn claim(
         jobs::worker.eq(worker),
         jobs::lease_until.eq(None::<NaiveDateTime>),
     ))
-    .returning(columns_with_payload(
+    .returning(columns_with(
         "CASE WHEN job_type = 'load' THEN '{}'::jsonb ELSE payload END",
+        "error_details",
     ))
     .get_result(conn)
     .optional()

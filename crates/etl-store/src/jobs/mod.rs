@@ -269,7 +269,7 @@ pub fn list_for_tenant(
     };
     query
         .limit(filter.limit.get())
-        .select(columns_listed(LISTED_PAYLOAD, LISTED_ERROR_DETAILS))
+        .select(columns_with(LISTED_PAYLOAD, LISTED_ERROR_DETAILS))
         .load(conn)
 }
 
@@ -493,62 +493,14 @@ pub fn report(
     Ok(JobChange::Changed(Box::new(job)))
 }
 
-/// A job's columns, in `Job`'s order, with `payload` computed by `payload`
-/// (SQL over the row). A claimed load job leaves its payload behind: its
-/// rows are loaded from the row itself (`loaders::load_job_rows`), so
-/// shipping them to the worker would only cost a large transfer and parse;
-/// a listed one shows the count of its rows instead of them.
+/// A job's columns, in `Job`'s order, with `payload` and `error_details`
+/// computed by the SQL given (over the row). A claimed load job leaves its
+/// payload behind: its rows are loaded from the row itself
+/// (`loaders::load_job_rows`), so shipping them to the worker would only
+/// cost a large transfer and parse; a listed one shows the count of its
+/// rows instead of them, and large values truncated.
 #[allow(clippy::type_complexity)]
-fn columns_with_payload(
-    payload: &'static str,
-) -> (
-    jobs::id,
-    jobs::tenant_id,
-    jobs::job_type,
-    jobs::entity_type,
-    diesel::expression::SqlLiteral<diesel::sql_types::Jsonb>,
-    jobs::priority,
-    jobs::status,
-    jobs::scheduled_at,
-    jobs::started_at,
-    jobs::completed_at,
-    jobs::error_details,
-    jobs::retry_count,
-    jobs::max_retries,
-    jobs::created_at,
-    jobs::queued_at,
-    jobs::lease_until,
-    jobs::heartbeat_at,
-    jobs::worker,
-    jobs::result,
-) {
-    (
-        jobs::id,
-        jobs::tenant_id,
-        jobs::job_type,
-        jobs::entity_type,
-        diesel::dsl::sql::<diesel::sql_types::Jsonb>(payload),
-        jobs::priority,
-        jobs::status,
-        jobs::scheduled_at,
-        jobs::started_at,
-        jobs::completed_at,
-        jobs::error_details,
-        jobs::retry_count,
-        jobs::max_retries,
-        jobs::created_at,
-        jobs::queued_at,
-        jobs::lease_until,
-        jobs::heartbeat_at,
-        jobs::worker,
-        jobs::result,
-    )
-}
-
-/// Like [`columns_with_payload`], with `error_details` computed too (a
-/// list shows large values truncated).
-#[allow(clippy::type_complexity)]
-fn columns_listed(
+fn columns_with(
     payload: &'static str,
     error_details: &'static str,
 ) -> (
