@@ -202,3 +202,49 @@ async fn a_load_row_of_the_wrong_shape_fails_its_raw_record_and_the_job_complete
     assert_eq!(record["error_details"]["code"], "invalid_row");
     h.stop().await;
 }
+
+/// SPEC §8 with a refusal nothing in the service can see ahead: a trigger
+/// of this test's own database refuses two rows for their content; they
+/// are found and fail alone, the other rows load.
+#[tokio::test]
+async fn load_rows_a_trigger_refuses_fail_alone_and_the_others_load() {
+    let mut h = Harness::start(Mode::Amqp).await;
+    h.app.execute(
+        "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF NEW.external_id LIKE 'poison%' THEN
+             RAISE EXCEPTION 'poisoned row' USING ERRCODE = '22023';
+           END IF;
+           RETURN NEW;
+         END $$",
+    );
+    h.app.execute(
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON pull_requests
+         FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+    );
+    h.pipeline_worker("containment");
+    let integration = h.tenant.integration;
+    let ids = ["1", "poison-a", "3", "4", "5", "poison-b", "7"];
+    let rows: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"integration_id": integration, "external_id": id, "state": "open"}))
+        .collect();
+    let job_id = h
+        .load_job_with(json!({"entity_type": "github_prs", "transformed_data": rows}))
+        .await;
+    let job = h.wait_for_status(job_id, "completed").await;
+    let refused: Vec<i64> = job["result"]["errors"]
+        .as_array()
+        .expect("errors listed")
+        .iter()
+        .map(|e| e["index"].as_i64().unwrap_or(-1))
+        .collect();
+    assert_eq!(refused, [1, 5], "{job}");
+    assert_eq!(job["result"]["inserted"], 5, "{job}");
+    assert_eq!(job["retry_count"], 0, "content is not retried");
+    assert_eq!(
+        loaded_keys(&h, "pull-requests").await,
+        ["1", "3", "4", "5", "7"]
+    );
+    h.stop().await;
+}

@@ -336,10 +336,30 @@ impl JobHandler for LoadHandler {
         });
         let (loaded, errors) = match fast {
             Ok(loaded) => (loaded, Vec::new()),
-            Err(error) if etl_store::is_unavailable(&error) => return Err(database(error)),
+            // The database cannot take it now: the whole job is retried.
+            Err(error) if etl_store::Fault::known(&error) == Some(etl_store::Fault::Transient) => {
+                return Err(database(error))
+            }
             Err(error) => {
                 let rows = loaders::job_rows(conn, job.job_id()).map_err(database)?;
-                let refused = refused_rows(kind, &rows);
+                let mut refused = refused_rows(kind, &rows);
+                if refused.is_empty() {
+                    // Nothing we can see ahead (a trigger, say): the rows
+                    // the table refuses on their own are found by trying
+                    // halves, each in a savepoint rolled back.
+                    let alone = rows_refused_alone(conn, table, job, rows.len())?;
+                    refused = alone
+                        .into_iter()
+                        .map(|index| RefusedRow {
+                            index,
+                            raw_data_id: raw_data_id_of(&rows[index]),
+                            error: TransformError::invalid(
+                                "row",
+                                "the final table refused this row (a value or constraint it does not take)",
+                            ),
+                        })
+                        .collect();
+                }
                 if refused.is_empty() {
                     return Err(load_error(error));
                 }
@@ -385,6 +405,66 @@ impl JobHandler for LoadHandler {
             "errors": errors,
         }))
     }
+}
+
+/// The positions of the rows of a load job that the final table refuses
+/// when loaded on their own; the others load together. Halves are tried in
+/// savepoints that are rolled back: a few statements for a few bad rows.
+fn rows_refused_alone(
+    conn: &mut PgConnection,
+    table: loaders::FinalTable,
+    job: &Job,
+    count: usize,
+) -> Result<Vec<usize>, JobFailure> {
+    use etl_store::Connection as _;
+    // Whether the rows in `range` load when every other row is skipped.
+    let loads = |conn: &mut PgConnection, range: std::ops::Range<usize>| {
+        let skip: Vec<i64> = (0..count)
+            .filter(|i| !range.contains(i))
+            .filter_map(|i| i64::try_from(i + 1).ok())
+            .collect();
+        let mut loaded = false;
+        let tried = conn.transaction::<(), QueryError, _>(|conn| {
+            loaders::load_job_rows(conn, table, job.tenant(), job.job_id(), &skip)?;
+            loaded = true;
+            Err(QueryError::RollbackTransaction)
+        });
+        match tried {
+            Err(error) if etl_store::Fault::known(&error) == Some(etl_store::Fault::Transient) => {
+                Err(database(error))
+            }
+            _ => Ok(loaded),
+        }
+    };
+    let mut refused = Vec::new();
+    // Ranges still to try (a stack: the first half is tried first).
+    let mut ranges = Vec::new();
+    ranges.push(0..count);
+    while let Some(range) = ranges.pop() {
+        if range.is_empty() || loads(conn, range.clone())? {
+            continue;
+        }
+        if range.len() == 1 {
+            refused.push(range.start);
+            continue;
+        }
+        let middle = range.start + range.len() / 2;
+        ranges.push(middle..range.end);
+        ranges.push(range.start..middle);
+    }
+    refused.sort_unstable();
+    Ok(refused)
+}
+
+/// The raw record a stored row came from (`raw_data_id`), if any.
+fn raw_data_id_of(row: &etl_store::JsonText) -> Option<i32> {
+    #[derive(serde::Deserialize)]
+    struct Provenance {
+        raw_data_id: Option<i32>,
+    }
+    serde_json::from_str::<Provenance>(row.as_str())
+        .ok()
+        .and_then(|p| p.raw_data_id)
 }
 
 /// A row of a load job that its final table would refuse.
