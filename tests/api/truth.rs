@@ -478,3 +478,71 @@ async fn a_small_response_bound_ends_pages_early_and_paging_collects_everything_
     assert_eq!(jobs.len(), 30);
     assert!(pages >= 3, "pages ended early: {pages}");
 }
+
+#[tokio::test]
+async fn stats_samples_are_at_most_500_characters() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme");
+    let stored = app
+        .post_json(STORE, &tenant, &record(&tenant, "long-message"))
+        .await;
+    let id = json(stored).await["record_id"].as_i64().expect("id");
+    let long = "é".repeat(2000);
+    let failed = app
+        .authed(
+            Method::PUT,
+            &format!("/api/v1/etl/raw-data/{id}/status"),
+            &tenant,
+        )
+        .json(&json!({"status": "failed", "error_details": {"code": "custom", "message": long}}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(failed.status(), 200);
+    let figures = json(app.get_as("/api/v1/etl/stats", &tenant).await).await;
+    let sample = figures["failures"][0]["sample"].as_str().expect("sample");
+    assert_eq!(sample.chars().count(), 500);
+    assert!(long.starts_with(sample));
+}
+
+#[tokio::test]
+async fn a_dry_run_whose_answer_would_pass_the_bound_is_a_422_saying_so() {
+    let app = TestApp::builder()
+        .state(|state| state.with_max_response_bytes(4096))
+        .spawn()
+        .await;
+    let tenant = app.tenant("acme");
+    let issue = json!({"integration_id": tenant.integration, "entity_type": "jira_issues",
+        "raw_data": {"id": "1", "key": "K-1", "fields": {"summary": "s".repeat(8000),
+                     "project": {"key": "K"}}}});
+    let id = json(app.post_json(STORE, &tenant, &issue).await).await["record_id"]
+        .as_i64()
+        .expect("id");
+    let body = json!({"entity_type": "jira_issues", "raw_data_ids": [id],
+                      "transform_options": {"dry_run": true}});
+    let response = app.post_json("/api/v1/etl/transform", &tenant, &body).await;
+    assert_eq!(response.status(), 422);
+    let error = json(response).await;
+    assert_eq!(error["errors"][0]["field"], "raw_data_ids");
+    assert!(error["detail"]
+        .as_str()
+        .is_some_and(|d| d.contains("ETL_MAX_RESPONSE_BYTES")));
+}
+
+#[tokio::test]
+async fn final_table_pages_end_early_under_a_small_response_bound() {
+    let app = TestApp::builder()
+        .state(|state| state.with_max_response_bytes(4096))
+        .spawn()
+        .await;
+    let tenant = app.tenant("acme");
+    app.execute(&format!(
+        "INSERT INTO work_items (tenant_id, integration_id, external_id, key, summary)
+         SELECT {}, {}, g::text, 'K-' || g, repeat('s', 300) FROM generate_series(1, 40) AS g",
+        tenant.id, tenant.integration
+    ));
+    let (ids, pages) = page_through(&app, &tenant, "/api/v1/etl/work-items").await;
+    assert_eq!(ids.len(), 40);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    assert!(pages >= 4, "pages ended early: {pages}");
+}
