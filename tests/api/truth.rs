@@ -546,3 +546,37 @@ async fn final_table_pages_end_early_under_a_small_response_bound() {
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
     assert!(pages >= 4, "pages ended early: {pages}");
 }
+
+#[tokio::test]
+async fn large_bodies_wait_for_room_and_give_it_back() {
+    // Room for one 600 KiB body at a time.
+    let app = TestApp::builder()
+        .http(etl_http::HttpConfig {
+            max_body_bytes: 1024 * 1024,
+            max_large_bodies_bytes: 1024 * 1024,
+            ..etl_http::HttpConfig::default()
+        })
+        .spawn()
+        .await;
+    let tenant = app.tenant("acme");
+    let big = |i: usize| {
+        json!({"integration_id": tenant.integration, "entity_type": "jira_issues",
+               "external_id": format!("big-{i}"), "raw_data": {"pad": "p".repeat(600 * 1024)}})
+    };
+    // One after another: each gives its room back when answered.
+    for i in 0..3 {
+        assert_eq!(app.post_json(STORE, &tenant, &big(i)).await.status(), 201);
+    }
+    // At once: they take turns, and small stores never wait for them.
+    let app = &app;
+    let tenant = &tenant;
+    let bigs = futures_util::future::join_all(
+        (3..7).map(|i| async move { app.post_json(STORE, tenant, &big(i)).await.status() }),
+    );
+    let small_record = record(tenant, "small");
+    let small = app.post_json(STORE, tenant, &small_record);
+    let (bigs, small) = tokio::join!(bigs, small);
+    assert_eq!(small.status(), 201);
+    assert!(bigs.iter().all(|s| *s == 201), "{bigs:?}");
+    assert_eq!(app.count("SELECT count(*) FROM raw_extraction_data"), 8);
+}

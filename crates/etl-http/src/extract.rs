@@ -3,13 +3,16 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
 use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage as _, HttpRequest};
 use etl_domain::{CleanBody, IdempotencyKey};
 use serde::de::DeserializeOwned;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::state::AppState;
@@ -27,12 +30,20 @@ impl<T: DeserializeOwned + CleanBody + Send + 'static> FromRequest for JsonBody<
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let content_type_ok = is_json(req);
         let body = web::Bytes::from_request(req, payload);
+        let req = req.clone();
         Box::pin(async move {
             if !content_type_ok {
                 return Err(ApiError::new(
                     ErrorCode::UnsupportedMediaType,
                     "The body must be sent with Content-Type: application/json",
                 ));
+            }
+            // Room for a large body before it is read; held until the
+            // request is answered (it is stored by then).
+            if let Some(budget) = req.app_data::<web::Data<BodyBudget>>() {
+                if let Some(permit) = budget.room_for(declared_length(&req)).await? {
+                    req.extensions_mut().insert(permit);
+                }
             }
             let bytes = body.await.map_err(|e| payload_error(&e))?;
             if bytes.len() <= INLINE_CHECK_BYTES {
@@ -50,8 +61,68 @@ impl<T: DeserializeOwned + CleanBody + Send + 'static> FromRequest for JsonBody<
 }
 
 /// Bodies up to this size are checked on the HTTP worker itself; larger
-/// ones on the blocking pool.
+/// ones on the blocking pool, and only with room in the [`BodyBudget`].
 const INLINE_CHECK_BYTES: usize = 64 * 1024;
+
+/// How many bytes of large bodies the server holds at once (SPEC: every
+/// buffer has a bound in bytes). A large body takes its room before it is
+/// read (its `Content-Length`, or the largest body when it has none) and
+/// gives it back when its request is answered: with a body, its cleaned
+/// copy, its parsed text and its stored record in flight, the memory of
+/// hostile bodies stays a small multiple of this. Small bodies never wait.
+#[derive(Debug)]
+pub struct BodyBudget {
+    room: Arc<Semaphore>,
+    /// Room in KiB (the semaphore's unit).
+    total_kib: u32,
+    max_body_bytes: usize,
+}
+
+/// A large body's room, given back when its request ends.
+pub(crate) struct BodyRoom(#[allow(dead_code)] OwnedSemaphorePermit);
+
+/// Longest a large body waits for room before it is answered 503.
+const BODY_ROOM_WAIT: Duration = Duration::from_secs(10);
+
+impl BodyBudget {
+    pub fn new(total_bytes: usize, max_body_bytes: usize) -> Self {
+        let total_kib = u32::try_from(total_bytes.div_ceil(1024)).unwrap_or(u32::MAX >> 4);
+        Self {
+            room: Arc::new(Semaphore::new(total_kib as usize)),
+            total_kib,
+            max_body_bytes,
+        }
+    }
+
+    /// Room for a body of `declared` bytes (`None`: not declared); `None`
+    /// for a small one, which needs none.
+    async fn room_for(&self, declared: Option<usize>) -> Result<Option<BodyRoom>, ApiError> {
+        let bytes = declared
+            .unwrap_or(self.max_body_bytes)
+            .min(self.max_body_bytes);
+        if bytes <= INLINE_CHECK_BYTES {
+            return Ok(None);
+        }
+        let kib = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .min(self.total_kib);
+        match tokio::time::timeout(BODY_ROOM_WAIT, self.room.clone().acquire_many_owned(kib)).await
+        {
+            Ok(Ok(permit)) => Ok(Some(BodyRoom(permit))),
+            _ => Err(ApiError::unavailable(
+                "no room for another large body now (large bodies in flight)",
+            )),
+        }
+    }
+}
+
+/// The body's declared length, when it declares one.
+fn declared_length(req: &HttpRequest) -> Option<usize> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
 
 fn is_json(req: &HttpRequest) -> bool {
     req.headers()

@@ -38,6 +38,10 @@ pub struct HttpConfig {
     pub shutdown_timeout: Duration,
     /// HTTP worker threads; `None` uses one per core.
     pub workers: Option<usize>,
+    /// Most bytes of large bodies (over 64 KiB) held at once, from reading
+    /// to answer; a body that finds no room within 10 s is a 503. Small
+    /// bodies never wait for it.
+    pub max_large_bodies_bytes: usize,
 }
 
 impl Default for HttpConfig {
@@ -46,6 +50,7 @@ impl Default for HttpConfig {
             max_body_bytes: 16 * 1024 * 1024,
             shutdown_timeout: Duration::from_secs(30),
             workers: None,
+            max_large_bodies_bytes: 128 * 1024 * 1024,
         }
     }
 }
@@ -65,9 +70,14 @@ pub fn serve(
 ) -> std::io::Result<Server> {
     let state = web::Data::new(state);
     let max_body = config.max_body_bytes;
+    let budget = web::Data::new(extract::BodyBudget::new(
+        config.max_large_bodies_bytes.max(max_body),
+        max_body,
+    ));
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(budget.clone())
             .app_data(error::query_config())
             .app_data(error::path_config())
             .app_data(web::PayloadConfig::new(max_body))

@@ -209,6 +209,8 @@ async fn run_server(
     }
     let config = HttpConfig {
         max_body_bytes: settings.max_body_bytes,
+        // Eight of the largest bodies at once; more wait their turn.
+        max_large_bodies_bytes: settings.max_body_bytes.saturating_mul(8),
         shutdown_timeout: settings.shutdown_grace,
         ..HttpConfig::default()
     };
