@@ -497,15 +497,20 @@ fn a_migration_waiting_for_a_lock_retries_without_stalling_ingest() {
     ingest
         .batch_execute("SET statement_timeout = '5s'")
         .expect("set");
-    for _ in 0..10 {
+    // Inserts for a second, while the migration asks for its lock several
+    // times (every 200 ms and more).
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    let mut inserted = 0;
+    while std::time::Instant::now() < until {
         ingest
             .batch_execute(
                 "INSERT INTO etl_job_queue (tenant_id, job_type, entity_type, payload)
                  SELECT id, 'extract', 'jira_issues', '{}' FROM tenants",
             )
             .expect("ingest is not stalled by the waiting migration");
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        inserted += 1;
     }
+    assert!(inserted > 1);
     assert!(!migrator.is_finished(), "the migration waits for the lock");
     holder.batch_execute("COMMIT").expect("commit");
     let (applied, restored) = migrator.join().expect("migrator");
