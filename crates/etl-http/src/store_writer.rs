@@ -42,11 +42,6 @@ impl Pending {
     }
 }
 
-/// What the writer threads are asked to do.
-enum Work {
-    Store(Pending),
-}
-
 /// What `/ready` reads of the writers, kept by the writers themselves (a
 /// probe queued behind every waiting record would answer late exactly when
 /// the service is busiest).
@@ -111,7 +106,7 @@ impl Health {
 /// handle is dropped and the queue is drained.
 #[derive(Clone)]
 pub struct StoreWriter {
-    queue: mpsc::Sender<Work>,
+    queue: mpsc::Sender<Pending>,
     health: Arc<Health>,
     /// Longest a request waits for its answer (a bound should the threads
     /// ever stall; an outage is answered sooner, see `write_batches`).
@@ -189,7 +184,7 @@ impl StoreWriter {
         let (reply, outcome) = oneshot::channel();
         let answered = tokio::time::timeout(self.answer_timeout, async {
             self.queue
-                .send(Work::Store(Pending { record, reply }))
+                .send(Pending { record, reply })
                 .await
                 .map_err(|_| ApiError::unavailable("the store writer has stopped"))?;
             outcome
@@ -218,7 +213,7 @@ impl StoreWriter {
 fn supervise(
     writer: usize,
     pool: &PgPool,
-    receiver: &Mutex<mpsc::Receiver<Work>>,
+    receiver: &Mutex<mpsc::Receiver<Pending>>,
     health: &Health,
     config: StoreWriterConfig,
 ) {
@@ -243,7 +238,7 @@ fn supervise(
 fn write_batches(
     writer: usize,
     pool: &PgPool,
-    receiver: &Mutex<mpsc::Receiver<Work>>,
+    receiver: &Mutex<mpsc::Receiver<Pending>>,
     health: &Health,
     config: StoreWriterConfig,
 ) {
@@ -270,7 +265,7 @@ fn write_batches(
 /// How often an idle writer's reach of PostgreSQL is checked.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
-fn watch_while_idle(pool: &PgPool, health: &Health, queue: &mpsc::WeakSender<Work>) {
+fn watch_while_idle(pool: &PgPool, health: &Health, queue: &mpsc::WeakSender<Pending>) {
     while queue.upgrade().is_some() {
         std::thread::sleep(IDLE_CHECK);
         let idle_for = health
@@ -293,7 +288,7 @@ fn watch_while_idle(pool: &PgPool, health: &Health, queue: &mpsc::WeakSender<Wor
 /// next batch). Records whose request gave up are dropped. `None` once the
 /// queue closed.
 fn take_batch(
-    receiver: &Mutex<mpsc::Receiver<Work>>,
+    receiver: &Mutex<mpsc::Receiver<Pending>>,
     carried: &mut Option<Pending>,
     config: StoreWriterConfig,
 ) -> Option<Vec<Pending>> {
@@ -319,12 +314,12 @@ fn take_batch(
         add(pending, &mut batch, carried);
     }
     if batch.is_empty() {
-        let Work::Store(pending) = queue.blocking_recv()?;
+        let pending = queue.blocking_recv()?;
         add(pending, &mut batch, carried);
     }
     while batch.len() < config.max_batch.max(1) && carried.is_none() {
         match queue.try_recv() {
-            Ok(Work::Store(pending)) => {
+            Ok(pending) => {
                 if !add(pending, &mut batch, carried) {
                     break;
                 }
@@ -336,7 +331,7 @@ fn take_batch(
 }
 
 /// Answers 503 to every record queued now (PostgreSQL is unreachable).
-fn fail_queued(receiver: &Mutex<mpsc::Receiver<Work>>, carried: &mut Option<Pending>) {
+fn fail_queued(receiver: &Mutex<mpsc::Receiver<Pending>>, carried: &mut Option<Pending>) {
     let unavailable = || ApiError::unavailable("database unreachable (store writer)");
     if let Some(pending) = carried.take() {
         let _ = pending.reply.send(Err(unavailable()));
@@ -344,7 +339,7 @@ fn fail_queued(receiver: &Mutex<mpsc::Receiver<Work>>, carried: &mut Option<Pend
     let mut queue = receiver
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    while let Ok(Work::Store(pending)) = queue.try_recv() {
+    while let Ok(pending) = queue.try_recv() {
         let _ = pending.reply.send(Err(unavailable()));
     }
 }
