@@ -280,6 +280,27 @@ pub enum FinalTable {
     PullRequests,
 }
 
+impl FinalTable {
+    fn table(self) -> &'static Table {
+        match self {
+            Self::WorkItems => &WORK_ITEMS,
+            Self::PullRequests => &PULL_REQUESTS,
+        }
+    }
+
+    /// The table's name in the database.
+    pub fn name(self) -> &'static str {
+        self.table().name
+    }
+
+    /// The columns a load writes, with their types as rows are unpacked
+    /// (`jsonb_to_record`): declared once, here; a test holds them to the
+    /// migrated table and to the domain's row type.
+    pub fn loaded_columns(self) -> &'static [(&'static str, &'static str)] {
+        self.table().columns
+    }
+}
+
 #[derive(QueryableByName)]
 struct Listed {
     #[diesel(sql_type = Jsonb)]

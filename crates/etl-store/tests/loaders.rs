@@ -423,3 +423,83 @@ fn trees(rows: Vec<etl_store::JsonText>) -> Vec<serde_json::Value> {
         .map(|r| serde_json::from_str(r.as_str()).expect("listed rows are JSON"))
         .collect()
 }
+
+/// Each final table's loaded columns are declared once (`FinalTable::
+/// loaded_columns`): they must be the migrated table's columns, with
+/// matching types, and exactly the fields of the domain's row type.
+#[test]
+fn declared_columns_match_the_migrated_tables_and_the_domain_rows() {
+    use diesel::sql_types::Text;
+    use diesel::{QueryableByName, RunQueryDsl as _};
+    use etl_store::loaders::FinalTable;
+    #[derive(QueryableByName)]
+    struct Column {
+        #[diesel(sql_type = Text)]
+        column_name: String,
+        #[diesel(sql_type = Text)]
+        udt_name: String,
+    }
+    let db = TestDatabase::migrated();
+    let mut conn = db.connect();
+    // Columns the database fills itself, or the tenant from the job.
+    let own = ["id", "tenant_id", "loaded_at"];
+    let work_item = serde_json::to_value(item(1, "1", "s", 1)).expect("row");
+    let pull_request = serde_json::to_value(
+        serde_json::from_value::<PullRequestRow>(
+            serde_json::json!({"integration_id": 1, "external_id": "1", "state": "open"}),
+        )
+        .expect("row"),
+    )
+    .expect("row");
+    for (table, row) in [
+        (FinalTable::WorkItems, work_item),
+        (FinalTable::PullRequests, pull_request),
+    ] {
+        let columns: Vec<Column> = diesel::sql_query(
+            "SELECT column_name::text, udt_name::text FROM information_schema.columns
+              WHERE table_schema = 'public' AND table_name = $1",
+        )
+        .bind::<Text, _>(table.name())
+        .load(&mut conn)
+        .expect("columns");
+        let declared = table.loaded_columns();
+        for (name, kind) in declared {
+            let column = columns
+                .iter()
+                .find(|c| c.column_name == *name)
+                .unwrap_or_else(|| {
+                    panic!("{}.{name} is declared but not in the table", table.name())
+                });
+            let fits = match *kind {
+                "text" => ["text", "varchar"].contains(&column.udt_name.as_str()),
+                "text[]" => column.udt_name == "_text",
+                other => column.udt_name == other,
+            };
+            assert!(
+                fits,
+                "{}.{name}: declared {kind}, migrated {}",
+                table.name(),
+                column.udt_name
+            );
+        }
+        for column in &columns {
+            assert!(
+                own.contains(&column.column_name.as_str())
+                    || declared.iter().any(|(name, _)| *name == column.column_name),
+                "{}.{} is in the table but not declared",
+                table.name(),
+                column.column_name
+            );
+        }
+        let mut fields: Vec<&str> = row
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        fields.sort_unstable();
+        let mut names: Vec<&str> = declared.iter().map(|(name, _)| *name).collect();
+        names.sort_unstable();
+        assert_eq!(fields, names, "{}: the domain row's fields", table.name());
+    }
+}
