@@ -411,7 +411,18 @@ pub(crate) fn refused_record(
     error: &etl_store::QueryError,
     field: &str,
 ) -> ApiError {
-    match raw_records::fault_of_insert(conn, record, error) {
+    fault_answer(
+        raw_records::fault_of_insert(conn, record, error),
+        field,
+        error,
+    )
+}
+
+/// The answer for a store that failed with `error`, by whose fault it is:
+/// a 422 naming `field` for the record's content, a 503 when the database
+/// cannot take it now, else a 500 (the cause logged, never shown).
+pub(crate) fn fault_answer(fault: Fault, field: &str, error: &impl std::fmt::Display) -> ApiError {
+    match fault {
         Fault::Content => {
             tracing::warn!(%error, field, "PostgreSQL refused a record for its content");
             ApiError::invalid_field(field, "PostgreSQL refused to store this value")

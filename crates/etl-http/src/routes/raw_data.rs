@@ -21,7 +21,7 @@ use crate::extract::{IdempotencyHeader, JsonBody, Tenant};
 use crate::idempotent::{answer, idempotent, Answer};
 use crate::query::{self, parse_with, Fields};
 use crate::state::AppState;
-use crate::store_writer::refused_record;
+use crate::store_writer::{fault_answer, refused_record};
 use crate::tenancy::{activate, activate_id, blocking_as, unusable_integration};
 
 /// The row to insert: the request's JSON text as it came (after the NUL
@@ -223,16 +223,7 @@ fn store_many(
         Err(BatchFailure::Insert(error)) => {
             tracing::warn!(%error, "PostgreSQL refused a batch; finding the record");
             Err(match first_failing(conn, records) {
-                Some((i, code)) => match Fault::of_sqlstate(&code) {
-                    Fault::Content => ApiError::invalid_field(
-                        format!("records[{i}].raw_data"),
-                        "PostgreSQL refused to store this value",
-                    ),
-                    Fault::Transient => {
-                        ApiError::unavailable(format!("database: {error} ({code})"))
-                    }
-                    Fault::Internal => ApiError::internal(format!("database: {error} ({code})")),
-                },
+                Some((i, fault)) => fault_answer(fault, &format!("records[{i}].raw_data"), &error),
                 // No record fails alone any more: the failure was passing.
                 None => ApiError::unavailable(format!("database: {error}")),
             })
@@ -240,27 +231,18 @@ fn store_many(
     }
 }
 
-/// The index of the first record whose insert fails on its own, with the
-/// SQLSTATE it fails with; each is tried in a savepoint rolled back.
-fn first_failing(conn: &mut PgConnection, records: &[NewRawRecord]) -> Option<(usize, String)> {
+/// The index of the first record whose insert fails on its own, with whose
+/// fault that is (by its SQLSTATE); each is tried in a savepoint rolled
+/// back.
+fn first_failing(conn: &mut PgConnection, records: &[NewRawRecord]) -> Option<(usize, Fault)> {
     records.iter().enumerate().find_map(|(i, record)| {
         match raw_records::sqlstate_of_insert(conn, record) {
-            Ok(code) => code.map(|code| (i, code)),
+            Ok(code) => code.map(|code| (i, Fault::of_sqlstate(&code))),
             // Asking failed too (the connection is gone, say): that is
             // the answer for the batch.
-            Err(error) => Some((i, sqlstate_of_failure(&error))),
+            Err(error) => Some((i, Fault::known(&error).unwrap_or(Fault::Internal))),
         }
     })
-}
-
-/// A stand-in SQLSTATE for a failure to ask for one.
-fn sqlstate_of_failure(error: &QueryError) -> String {
-    match Fault::known(error) {
-        Some(Fault::Transient) => "08006",
-        Some(Fault::Content) => "22000",
-        _ => "XX000",
-    }
-    .to_owned()
 }
 
 fn store_many_in(
