@@ -261,8 +261,6 @@ impl Runtime {
         self.broker_health.clone()
     }
 
-    /// Starts one more worker on this runtime's transport (a test adds
-    /// workers with handlers of its own).
     /// Starts a republisher (SPEC §8), which sends back to the relay the
     /// jobs that stay `queued` for `config.after`.
     pub fn spawn_republisher(&mut self, config: RepublisherConfig) {
@@ -275,6 +273,8 @@ impl Runtime {
         self.spawn(task);
     }
 
+    /// Starts one more worker on this runtime's transport (a test adds
+    /// workers with handlers of its own).
     pub fn spawn_worker(&mut self, handlers: Handlers, config: WorkerConfig) {
         let transport = self.transport.clone();
         self.spawn_worker_on(&transport, handlers, config);
