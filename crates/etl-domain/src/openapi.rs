@@ -64,7 +64,7 @@ schema!(IdempotencyKey => string(
     .into());
 schema!(TransformerKind => one_of(
     "An entity type that has a transformer",
-    TransformerKind::ALL.map(TransformerKind::as_str),
+    TransformerKind::names(),
 ));
 schema!(ProcessingStatus => one_of(
     "Where a raw record is in its processing",

@@ -36,7 +36,7 @@ macro_rules! named_enum {
                     $($text => Ok($name::$variant),)+
                     other => Err(ValueError::Unknown {
                         value: other.to_owned(),
-                        expected: Self::EXPECTED.trim_end(),
+                        expected: Self::EXPECTED.trim_end().to_owned(),
                     }),
                 }
             }

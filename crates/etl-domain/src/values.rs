@@ -34,7 +34,7 @@ pub enum ValueError {
     #[error("`{value}` is not one of: {expected}")]
     Unknown {
         value: String,
-        expected: &'static str,
+        expected: String,
     },
 }
 
@@ -171,41 +171,64 @@ impl IdempotencyKey {
     }
 }
 
-/// An entity type that has a transformer and a final table (SPEC §7). The
-/// transform, load and pipeline routes accept only these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// An entity type that has a transformer (SPEC §7): one of
+/// [`crate::transform::ENTITIES`]. The transform, load and pipeline routes
+/// accept only these.
+#[derive(Clone, Copy, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub enum TransformerKind {
-    /// Jira issues (REST v2 or v3) → `work_items`.
-    JiraIssues,
-    /// GitHub pull requests → `pull_requests`.
-    GithubPrs,
-}
+pub struct TransformerKind(&'static dyn crate::transform::Entity);
 
 impl TransformerKind {
-    pub const ALL: [TransformerKind; 2] = [TransformerKind::JiraIssues, TransformerKind::GithubPrs];
-    const EXPECTED: &'static str = "jira_issues, github_prs";
+    /// Every registered entity type, in the registry's order.
+    pub fn all() -> impl Iterator<Item = TransformerKind> {
+        crate::transform::ENTITIES.iter().map(|e| TransformerKind(*e))
+    }
+
+    /// The registered names, for messages and the OpenAPI document.
+    pub fn names() -> Vec<&'static str> {
+        Self::all().map(Self::as_str).collect()
+    }
 
     pub fn parse(value: &str) -> Result<Self, ValueError> {
-        match value {
-            "jira_issues" => Ok(Self::JiraIssues),
-            "github_prs" => Ok(Self::GithubPrs),
-            other => Err(ValueError::Unknown {
-                value: other.to_owned(),
-                expected: Self::EXPECTED,
-            }),
-        }
+        Self::all()
+            .find(|kind| kind.as_str() == value)
+            .ok_or_else(|| ValueError::Unknown {
+                value: value.to_owned(),
+                expected: Self::names().join(", "),
+            })
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::JiraIssues => "jira_issues",
-            Self::GithubPrs => "github_prs",
-        }
+        self.0.name()
+    }
+
+    /// How its records are transformed.
+    pub fn entity(self) -> &'static dyn crate::transform::Entity {
+        self.0
     }
 
     pub fn entity_type(self) -> EntityType {
         EntityType(self.as_str().to_owned())
+    }
+}
+
+impl PartialEq for TransformerKind {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for TransformerKind {}
+
+impl std::hash::Hash for TransformerKind {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl fmt::Debug for TransformerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TransformerKind({})", self.as_str())
     }
 }
 
@@ -394,7 +417,7 @@ mod tests {
     #[test]
     fn entity_type_knows_its_transformer() {
         let jira = EntityType::parse("jira_issues").expect("valid");
-        assert_eq!(jira.transformer(), Some(TransformerKind::JiraIssues));
+        assert_eq!(jira.transformer().map(TransformerKind::as_str), Some("jira_issues"));
         let other = EntityType::parse("confluence_pages").expect("valid");
         assert_eq!(other.transformer(), None);
     }
@@ -428,7 +451,7 @@ mod tests {
 
     #[test]
     fn transformer_kind_round_trips_and_names_the_choices() {
-        for kind in TransformerKind::ALL {
+        for kind in TransformerKind::all() {
             let json = serde_json::to_string(&kind).expect("serialises");
             assert_eq!(
                 serde_json::from_str::<TransformerKind>(&json).expect("parses"),
@@ -439,7 +462,7 @@ mod tests {
         let err = TransformerKind::parse("gitlab_mrs").expect_err("unknown");
         assert_eq!(
             err.to_string(),
-            "`gitlab_mrs` is not one of: jira_issues, github_prs"
+            "`gitlab_mrs` is not one of: jira_issues, jira_issue_changelogs, jira_statuses, github_prs"
         );
     }
 

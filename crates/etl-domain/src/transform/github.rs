@@ -3,7 +3,9 @@
 
 use serde_json::Value;
 
-use super::{PrState, PullRequestRow, Raw, TransformError};
+use super::rows::PULL_REQUESTS;
+use super::tables::{Row, Table};
+use super::{Entity, PrState, PullRequestRow, Raw, Source, TransformError};
 
 pub fn transform(raw_data: &Value, integration_id: i32) -> Result<PullRequestRow, TransformError> {
     let raw = Raw::new(raw_data)?;
@@ -69,6 +71,25 @@ pub fn transform_text(text: &str, integration_id: i32) -> Result<PullRequestRow,
     let raw: Value = serde_json::from_str(text)
         .map_err(|_| TransformError::wrong_type("raw_data", "an object"))?;
     transform(&raw, integration_id)
+}
+
+/// `github_prs`: a pull request → its `pull_requests` row.
+pub struct GithubPrs;
+
+impl Entity for GithubPrs {
+    fn name(&self) -> &'static str {
+        "github_prs"
+    }
+
+    fn table(&self) -> &'static Table {
+        &PULL_REQUESTS
+    }
+
+    fn transform(&self, source: &Source<'_>) -> Result<Vec<Row>, TransformError> {
+        let mut row = transform_text(source.raw_data, source.integration_id)?;
+        row.raw_data_id = source.raw_data_id;
+        Ok(vec![Row::of(&row)?])
+    }
 }
 
 #[cfg(test)]

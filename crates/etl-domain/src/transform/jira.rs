@@ -4,7 +4,10 @@ use serde::de::{DeserializeSeed, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::{adf, Raw, TransformError, WorkItemRow};
+use super::jira_history::history_rows;
+use super::rows::WORK_ITEMS;
+use super::tables::{Row, Table};
+use super::{adf, Entity, Raw, Source, TransformError, WorkItemRow};
 use crate::json_text::RawObject;
 use crate::values::JsonObject;
 
@@ -179,6 +182,71 @@ fn parse_issue(text: &str) -> Result<IssueText<'_>, TransformError> {
         .map_err(|_| TransformError::wrong_type("raw_data", "an object"))
 }
 
+/// `jira_issues`: an issue → its `work_items` row and, when it came with
+/// its changelog (`expand=changelog`), a `work_item_histories` row per
+/// history and a `work_item_changes` row per item.
+pub struct JiraIssues;
+
+impl Entity for JiraIssues {
+    fn name(&self) -> &'static str {
+        "jira_issues"
+    }
+
+    fn table(&self) -> &'static Table {
+        &WORK_ITEMS
+    }
+
+    fn transform(&self, source: &Source<'_>) -> Result<Vec<Row>, TransformError> {
+        let issue = parse_issue(source.raw_data)?;
+        let mut item = build(
+            &issue.doc,
+            issue.custom,
+            source.integration_id,
+            &source.settings.custom_fields,
+        )?;
+        item.raw_data_id = source.raw_data_id;
+        let mut rows = vec![Row::of(&item)?];
+        if let Some(histories) = issue.doc.pointer("/changelog/histories") {
+            let Value::Array(histories) = histories else {
+                return Err(TransformError::wrong_type(
+                    "changelog.histories",
+                    "a list",
+                ));
+            };
+            for (i, history) in histories.iter().enumerate() {
+                let path = format!("changelog.histories[{i}]");
+                history_rows(history, &path, &item.external_id, source, &mut rows)?;
+            }
+        }
+        Ok(rows)
+    }
+}
+
+/// The embedded changelog's `total` (how many histories the issue has),
+/// or as many as it holds when it says none; `None` without a changelog.
+fn changelog_total(raw: &Raw<'_>) -> Result<Option<i32>, TransformError> {
+    let Some(changelog) = raw.get("changelog") else {
+        return Ok(None);
+    };
+    if !changelog.is_object() {
+        return Err(TransformError::wrong_type("changelog", "an object"));
+    }
+    let held = match raw.get("changelog.histories") {
+        None => 0,
+        Some(Value::Array(histories)) => histories.len(),
+        Some(_) => {
+            return Err(TransformError::wrong_type(
+                "changelog.histories",
+                "a list",
+            ))
+        }
+    };
+    let total = raw.int("changelog.total")?;
+    let held = i32::try_from(held)
+        .map_err(|_| TransformError::invalid("changelog.histories", "holds too many histories"))?;
+    Ok(Some(total.unwrap_or(held).max(held)))
+}
+
 /// Transforms an issue from its stored JSON text (the worker's way in):
 /// custom fields keep every digit.
 pub fn transform_text(
@@ -269,6 +337,7 @@ fn build(
         issue_type: raw.string("fields.issuetype.name")?,
         status: raw.string("fields.status.name")?,
         status_category: raw.string("fields.status.statusCategory.key")?,
+        status_id: raw.optional_id("fields.status.id")?,
         priority: raw.string("fields.priority.name")?,
         assignee: user_id(&raw, "fields.assignee")?,
         assignee_name: raw.string("fields.assignee.displayName")?,
@@ -283,6 +352,7 @@ fn build(
         resolved_at: raw.time("fields.resolutiondate")?,
         story_points,
         custom_fields,
+        changelog_total: changelog_total(&raw)?,
         raw_data_id: None,
     };
     // A value its column cannot hold fails this record, not the load.

@@ -9,13 +9,82 @@
 mod adf;
 pub mod github;
 pub mod jira;
+pub mod jira_history;
 mod rows;
+pub mod tables;
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use rows::{Oversized, PrState, PullRequestRow, WorkItemRow};
+pub use jira_history::{
+    WorkItemChangeRow, WorkItemHistoryRow, WorkItemStatusRow, WORK_ITEM_CHANGES,
+    WORK_ITEM_HISTORIES, WORK_ITEM_STATUSES,
+};
+pub use rows::{Oversized, PrState, PullRequestRow, WorkItemRow, PULL_REQUESTS, WORK_ITEMS};
+pub use tables::{CheckedRow, Feeds, FinalRow, Row, Table};
+
+/// Every entity type the service transforms, each registered once. The
+/// rest of the service finds an entity type here by name
+/// ([`crate::TransformerKind`]) and never matches on names.
+pub static ENTITIES: &[&dyn Entity] = &[
+    &jira::JiraIssues,
+    &jira_history::JiraIssueChangelogs,
+    &jira_history::JiraStatuses,
+    &github::GithubPrs,
+];
+
+/// Every final table a registered entity type loads.
+pub static TABLES: &[&Table] = &[
+    &WORK_ITEMS,
+    &WORK_ITEM_CHANGES,
+    &WORK_ITEM_HISTORIES,
+    &WORK_ITEM_STATUSES,
+    &PULL_REQUESTS,
+];
+
+/// One entity type: how a raw record of it becomes rows of the final
+/// tables. A record may give no row, one, or many in several tables; they
+/// load together or not at all.
+pub trait Entity: Send + Sync + 'static {
+    /// Its `entity_type`.
+    fn name(&self) -> &'static str;
+    /// The table whose rows `POST /load` takes for this entity type and a
+    /// dry run shows.
+    fn table(&self) -> &'static Table;
+    /// The rows of one raw record, or why it cannot be transformed.
+    fn transform(&self, source: &Source<'_>) -> Result<Vec<Row>, TransformError>;
+}
+
+/// What a transformer reads: one raw record and its integration's
+/// settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// The stored `raw_data` text.
+    pub raw_data: &'a str,
+    /// The stored `extraction_metadata` text, if any (where a child record
+    /// names its parent).
+    pub extraction_metadata: Option<&'a str>,
+    pub integration_id: i32,
+    /// The raw record's id, which every row carries.
+    pub raw_data_id: Option<i32>,
+    pub settings: &'a IntegrationSettings,
+}
+
+/// What transformers read from an integration's `settings`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IntegrationSettings {
+    pub custom_fields: jira::CustomFieldMappings,
+}
+
+impl IntegrationSettings {
+    /// Reads an integration's `settings`; anything malformed maps nothing.
+    pub fn from_settings(settings: &Value) -> Self {
+        Self {
+            custom_fields: jira::CustomFieldMappings::from_settings(settings),
+        }
+    }
+}
 
 /// Why one record could not be transformed; stored in the raw row's
 /// `error_details` as `{code, message, field}`.
@@ -104,6 +173,14 @@ impl<'a> Raw<'a> {
                 path,
                 "a non-empty string or an integer",
             )),
+        }
+    }
+
+    /// An id that may be absent: a string or an integer, as text.
+    pub fn optional_id(&self, path: &str) -> Result<Option<String>, TransformError> {
+        match self.get(path) {
+            None => Ok(None),
+            Some(_) => self.id(path).map(Some),
         }
     }
 

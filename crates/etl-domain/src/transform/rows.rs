@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::tables::{check_row, Feeds, FinalRow, Table};
 use super::TransformError;
 use crate::json_text::RawObject;
 
@@ -23,6 +24,8 @@ pub struct WorkItemRow {
     pub status: Option<String>,
     /// `new`, `indeterminate` or `done` (statusCategory.key).
     pub status_category: Option<String>,
+    /// `fields.status.id`: the status, whatever the site calls it.
+    pub status_id: Option<String>,
     pub priority: Option<String>,
     /// accountId (Cloud) or name (Server); null when unassigned.
     pub assignee: Option<String>,
@@ -39,9 +42,69 @@ pub struct WorkItemRow {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub custom_fields: RawObject,
+    /// The embedded changelog's `total` (null when the issue came without
+    /// one): the changelog is complete once that many histories are known.
+    pub changelog_total: Option<i32>,
     /// The raw record it came from, when it came from one.
     #[serde(default)]
     pub raw_data_id: Option<i32>,
+}
+
+/// `work_items` (SPEC §7, §7.1).
+pub static WORK_ITEMS: Table = Table {
+    name: "work_items",
+    key: &["integration_id", "external_id"],
+    columns: &[
+        ("integration_id", "int4"),
+        ("external_id", "text"),
+        ("key", "text"),
+        ("project_key", "text"),
+        ("summary", "text"),
+        ("description", "text"),
+        ("issue_type", "text"),
+        ("status", "text"),
+        ("status_category", "text"),
+        ("status_id", "text"),
+        ("priority", "text"),
+        ("assignee", "text"),
+        ("assignee_name", "text"),
+        ("reporter", "text"),
+        ("labels", "text[]"),
+        ("parent_key", "text"),
+        ("source_created_at", "timestamptz"),
+        ("source_updated_at", "timestamptz"),
+        ("resolved_at", "timestamptz"),
+        ("story_points", "float8"),
+        ("custom_fields", "jsonb"),
+        ("changelog_total", "int4"),
+        ("raw_data_id", "int4"),
+    ],
+    defaults: &[("labels", "'{}'::text[]"), ("custom_fields", "'{}'::jsonb")],
+    version: Some("source_updated_at"),
+    derived: &[
+        ("first_in_progress_at", "timestamptz"),
+        ("changelog_complete", "bool"),
+        ("lead_time_s", "int8"),
+        ("cycle_time_s", "int8"),
+    ],
+    feeds: Feeds {
+        work_item: Some("external_id"),
+        status: Some("status_id"),
+    },
+    check: check_row::<WorkItemRow>,
+};
+
+impl FinalRow for WorkItemRow {
+    const TABLE: &'static Table = &WORK_ITEMS;
+    fn integration_id(&self) -> i32 {
+        self.integration_id
+    }
+    fn raw_data_id(&self) -> Option<i32> {
+        self.raw_data_id
+    }
+    fn oversized(&self) -> Option<Oversized> {
+        WorkItemRow::oversized(self)
+    }
 }
 
 /// `open`, `closed` or `merged` (merged when `merged_at` is set).
@@ -99,6 +162,55 @@ pub struct PullRequestRow {
     pub raw_data_id: Option<i32>,
 }
 
+/// `pull_requests` (SPEC §7).
+pub static PULL_REQUESTS: Table = Table {
+    name: "pull_requests",
+    key: &["integration_id", "external_id"],
+    columns: &[
+        ("integration_id", "int4"),
+        ("external_id", "text"),
+        ("repository", "text"),
+        ("number", "int4"),
+        ("title", "text"),
+        ("state", "text"),
+        ("draft", "bool"),
+        ("author", "text"),
+        ("base_ref", "text"),
+        ("head_ref", "text"),
+        ("head_sha", "text"),
+        ("labels", "text[]"),
+        ("source_created_at", "timestamptz"),
+        ("source_updated_at", "timestamptz"),
+        ("closed_at", "timestamptz"),
+        ("merged_at", "timestamptz"),
+        ("additions", "int4"),
+        ("deletions", "int4"),
+        ("changed_files", "int4"),
+        ("commits", "int4"),
+        ("comments", "int4"),
+        ("review_comments", "int4"),
+        ("raw_data_id", "int4"),
+    ],
+    defaults: &[("labels", "'{}'::text[]")],
+    version: Some("source_updated_at"),
+    derived: &[],
+    feeds: Feeds::NOTHING,
+    check: check_row::<PullRequestRow>,
+};
+
+impl FinalRow for PullRequestRow {
+    const TABLE: &'static Table = &PULL_REQUESTS;
+    fn integration_id(&self) -> i32 {
+        self.integration_id
+    }
+    fn raw_data_id(&self) -> Option<i32> {
+        self.raw_data_id
+    }
+    fn oversized(&self) -> Option<Oversized> {
+        PullRequestRow::oversized(self)
+    }
+}
+
 /// A value longer than its final-table column holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Oversized {
@@ -125,7 +237,7 @@ impl Oversized {
 }
 
 /// The first of `(column, source, limit, value)` whose value is too long.
-fn first_oversized(
+pub(crate) fn first_oversized(
     checks: &[(&'static str, &'static str, usize, Option<&str>)],
 ) -> Option<Oversized> {
     checks.iter().find_map(|&(column, source, max, value)| {
@@ -156,6 +268,12 @@ impl WorkItemRow {
                 "fields.status.statusCategory.key",
                 50,
                 self.status_category.as_deref(),
+            ),
+            (
+                "status_id",
+                "fields.status.id",
+                255,
+                self.status_id.as_deref(),
             ),
             (
                 "parent_key",

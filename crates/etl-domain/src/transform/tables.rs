@@ -1,0 +1,117 @@
+//! The final tables as the pipeline sees them: each is declared once, next
+//! to its row type, as a [`Table`] (its loaded columns, key and what its
+//! rows feed). The store generates its load statements from these
+//! declarations; a test of `etl-store` holds them to the migrated database
+//! and to the row types.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{Oversized, TransformError};
+
+/// A final table.
+#[derive(Debug)]
+pub struct Table {
+    /// Its name in the database.
+    pub name: &'static str,
+    /// The columns that identify a row within a tenant (the unique key
+    /// without `tenant_id`).
+    pub key: &'static [&'static str],
+    /// The columns a load writes, with their types as rows are unpacked
+    /// (`jsonb_to_record`). `tenant_id`, `id`, `loaded_at` and the derived
+    /// columns are the database's.
+    pub columns: &'static [(&'static str, &'static str)],
+    /// Columns with a NOT NULL default that a row may leave null.
+    pub defaults: &'static [(&'static str, &'static str)],
+    /// The column that tells a newer copy of a row from an older one
+    /// (an older copy changes nothing); `None`: the last copy wins.
+    pub version: Option<&'static str>,
+    /// Columns the database derives (generated, or recomputed from other
+    /// tables), with their types; never written by a load.
+    pub derived: &'static [(&'static str, &'static str)],
+    /// The derived figures its rows are inputs of.
+    pub feeds: Feeds,
+    /// Reads one row of this table as `POST /load` sends it.
+    pub check: fn(&str) -> Result<CheckedRow, TransformError>,
+}
+
+impl PartialEq for Table {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Table {}
+
+/// What a table's rows are inputs of: the columns naming the work item
+/// whose derived figures a row changes, and the status whose category it
+/// gives (SPEC §7.1's `first_in_progress_at` depends on both).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Feeds {
+    /// The column holding the work item's `external_id`.
+    pub work_item: Option<&'static str>,
+    /// The column holding a status id whose category the row tells.
+    pub status: Option<&'static str>,
+}
+
+impl Feeds {
+    pub const NOTHING: Feeds = Feeds {
+        work_item: None,
+        status: None,
+    };
+}
+
+/// A row of a final table, as transformers produce it and load jobs carry
+/// it.
+pub trait FinalRow: Serialize + DeserializeOwned {
+    const TABLE: &'static Table;
+    fn integration_id(&self) -> i32;
+    fn raw_data_id(&self) -> Option<i32>;
+    /// The first value longer than its column holds.
+    fn oversized(&self) -> Option<Oversized>;
+}
+
+/// A row that fits its table: the integration it names and the raw record
+/// it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckedRow {
+    pub integration_id: i32,
+    pub raw_data_id: Option<i32>,
+}
+
+/// [`Table::check`] for the table of `R`: the row parses as `R` and each
+/// value fits its column (an error names the column).
+pub fn check_row<R: FinalRow>(text: &str) -> Result<CheckedRow, TransformError> {
+    let row: R = serde_json::from_str(text).map_err(|e| TransformError {
+        code: "invalid_row".to_owned(),
+        message: e.to_string(),
+        field: "transformed_data".to_owned(),
+    })?;
+    if let Some(over) = row.oversized() {
+        return Err(over.error(over.column));
+    }
+    Ok(CheckedRow {
+        integration_id: row.integration_id(),
+        raw_data_id: row.raw_data_id(),
+    })
+}
+
+/// One transformed row, serialised, with its table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub table: &'static Table,
+    /// The row as a JSON object.
+    pub text: String,
+}
+
+impl Row {
+    /// Serialises a typed row.
+    pub fn of<R: FinalRow>(row: &R) -> Result<Self, TransformError> {
+        let text = serde_json::to_string(row)
+            .map_err(|e| TransformError::invalid("raw_data", format!("cannot be written: {e}")))?;
+        Ok(Self {
+            table: R::TABLE,
+            text,
+        })
+    }
+}
