@@ -57,7 +57,8 @@ CREATE INDEX idx_work_item_changes_item
 CREATE INDEX idx_work_item_changes_to_status
     ON work_item_changes (tenant_id, integration_id, to_value)
     WHERE field = 'status';
-CREATE INDEX idx_work_item_changes_tenant_field ON work_item_changes (tenant_id, field, id);
+-- GET /work-item-changes pages a tenant's changes by id.
+CREATE INDEX idx_work_item_changes_tenant ON work_item_changes (tenant_id, id);
 
 -- Every history seen, items or not: an issue's changelog is complete when
 -- as many of its histories are known as its embedded changelog's total.

@@ -242,8 +242,9 @@ async fn every_secured_operation_documents_the_shared_error_answers() {
             assert!(operation["responses"]["503"]["headers"]["Retry-After"].is_object());
         }
     }
-    // The 16 of SPEC §5 before the console, `/raw-data/replay` and `/stats`.
-    assert_eq!(secured, 18, "every secured route");
+    // The 16 of SPEC §5 before the console, `/raw-data/replay`, `/stats`,
+    // and §7.4's `/work-items/{id}` and `/work-item-changes`.
+    assert_eq!(secured, 20, "every secured route");
 }
 
 #[tokio::test]

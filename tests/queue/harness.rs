@@ -95,8 +95,6 @@ pub struct Harness {
     pub app: TestApp,
     pub tenant: TestTenant,
     pub vhost: Option<TestVhost>,
-    /// `ETL_MAX_MESSAGE_BYTES` of the server, its relay and workers.
-    max_message_bytes: usize,
     /// How the relay and workers reach the broker (amqp mode).
     amqp: Option<AmqpConfig>,
     wake: Arc<Notify>,
@@ -238,7 +236,6 @@ impl Harness {
             app,
             tenant,
             vhost,
-            max_message_bytes,
             amqp,
             wake,
             runtime: Some(runtime),
@@ -292,7 +289,7 @@ impl Harness {
 
     /// Starts a worker running the real transform and load handlers.
     pub fn pipeline_worker(&mut self, name: &str) {
-        let handlers = etl_pipeline::handlers_for(self.max_message_bytes);
+        let handlers = etl_pipeline::handlers();
         self.spawn_worker(name, handlers, 2);
     }
 
@@ -300,9 +297,7 @@ impl Harness {
     pub fn transform_worker(&mut self, name: &str) {
         let handlers = Handlers::default().with(
             etl_domain::JobType::Transform,
-            etl_pipeline::TransformHandler {
-                max_message_bytes: self.max_message_bytes,
-            },
+            etl_pipeline::TransformHandler,
         );
         self.spawn_worker(name, handlers, 2);
     }

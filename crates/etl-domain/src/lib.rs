@@ -37,7 +37,7 @@ pub use requests::{
 pub use responses::{
     FailureStats, JobQueuedResponse, JobResponse, JobsQueuedResponse, MinuteStats, OutboxStats,
     RawDataDetail, RawDataResponse, StatsResponse, StatusUpdatedResponse, StoreBatchResponse,
-    StoreRawDataResponse,
+    StoreRawDataResponse, WorkItem, WorkItemChange, WorkItemDetail,
 };
 pub use status::{
     JobErrorCode, JobStatus, JobType, ProcessingStatus, ReportedJobStatus, StatusChange,

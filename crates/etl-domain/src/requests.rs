@@ -326,7 +326,10 @@ mod tests {
         let err =
             parse::<TransformRequest>(json!({"raw_data_ids": [1], "entity_type": "confluence"}))
                 .expect_err("no transformer");
-        assert!(err.contains("jira_issues, jira_issue_changelogs, jira_statuses, github_prs"), "{err}");
+        assert!(
+            err.contains("jira_issues, jira_issue_changelogs, jira_statuses, github_prs"),
+            "{err}"
+        );
     }
 
     #[test]

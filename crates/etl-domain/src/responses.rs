@@ -84,6 +84,87 @@ pub struct RawDataDetail {
     pub ingest_changes: Vec<IngestChange>,
 }
 
+/// A row of `work_items` as `GET /work-items` and `GET /work-items/{id}`
+/// answer it: every column but `tenant_id` (SPEC §7, §7.1). Answered from
+/// the database's own JSON (custom fields keep every digit); this type
+/// describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WorkItem {
+    pub id: i32,
+    pub integration_id: i32,
+    pub external_id: String,
+    pub key: Option<String>,
+    pub project_key: Option<String>,
+    pub summary: String,
+    pub description: Option<String>,
+    pub issue_type: Option<String>,
+    pub status: Option<String>,
+    pub status_category: Option<String>,
+    pub status_id: Option<String>,
+    pub priority: Option<String>,
+    pub assignee: Option<String>,
+    pub assignee_name: Option<String>,
+    pub reporter: Option<String>,
+    pub labels: Vec<String>,
+    pub parent_key: Option<String>,
+    pub source_created_at: Option<DateTime<Utc>>,
+    pub source_updated_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub story_points: Option<f64>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub custom_fields: RawObject,
+    /// The embedded changelog's `total`; null when the issue came without
+    /// its changelog.
+    pub changelog_total: Option<i32>,
+    /// `resolved_at − source_created_at`, whole seconds rounded down; null
+    /// until resolved.
+    pub lead_time_s: Option<i64>,
+    /// The earliest change of `status` into a status of category
+    /// `indeterminate`.
+    pub first_in_progress_at: Option<DateTime<Utc>>,
+    /// `resolved_at − first_in_progress_at`, whole seconds rounded down;
+    /// null unless both are set and it is not negative.
+    pub cycle_time_s: Option<i64>,
+    /// False while the embedded changelog holds fewer histories than its
+    /// `total` and the missing ones have not arrived.
+    pub changelog_complete: bool,
+    pub raw_data_id: Option<i32>,
+    pub loaded_at: DateTime<Utc>,
+}
+
+/// `200` of `GET /work-items/{id}`: the work item and its `status`
+/// changes, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WorkItemDetail {
+    #[serde(flatten)]
+    pub work_item: WorkItem,
+    pub changes: Vec<WorkItemChange>,
+}
+
+/// One item of a Jira changelog history (`GET /work-item-changes`, and
+/// each of a work item's `changes`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WorkItemChange {
+    pub id: i64,
+    /// The work item's `key`; null while its issue has not been loaded.
+    pub work_item_key: Option<String>,
+    pub changelog_id: String,
+    /// The item's place in its history, from 0.
+    pub item_index: i32,
+    pub field: String,
+    pub field_type: Option<String>,
+    pub from_value: Option<String>,
+    pub from_string: Option<String>,
+    pub to_value: Option<String>,
+    pub to_string: Option<String>,
+    pub author: Option<String>,
+    pub author_name: Option<String>,
+    pub changed_at: Option<DateTime<Utc>>,
+}
+
 /// `200` of the status routes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -32,10 +32,7 @@ pub enum ValueError {
     #[error("must not contain U+0000 (NUL)")]
     Nul,
     #[error("`{value}` is not one of: {expected}")]
-    Unknown {
-        value: String,
-        expected: String,
-    },
+    Unknown { value: String, expected: String },
 }
 
 fn check_length(value: &str, min: usize, max: usize) -> Result<(), ValueError> {
@@ -181,7 +178,9 @@ pub struct TransformerKind(&'static dyn crate::transform::Entity);
 impl TransformerKind {
     /// Every registered entity type, in the registry's order.
     pub fn all() -> impl Iterator<Item = TransformerKind> {
-        crate::transform::ENTITIES.iter().map(|e| TransformerKind(*e))
+        crate::transform::ENTITIES
+            .iter()
+            .map(|e| TransformerKind(*e))
     }
 
     /// The registered names, for messages and the OpenAPI document.
@@ -417,7 +416,10 @@ mod tests {
     #[test]
     fn entity_type_knows_its_transformer() {
         let jira = EntityType::parse("jira_issues").expect("valid");
-        assert_eq!(jira.transformer().map(TransformerKind::as_str), Some("jira_issues"));
+        assert_eq!(
+            jira.transformer().map(TransformerKind::as_str),
+            Some("jira_issues")
+        );
         let other = EntityType::parse("confluence_pages").expect("valid");
         assert_eq!(other.transformer(), None);
     }

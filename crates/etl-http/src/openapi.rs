@@ -39,6 +39,8 @@ use crate::routes::{console, final_data, jobs, ops, pipeline, raw_data};
         jobs::report,
         pipeline::transform,
         final_data::work_items,
+        final_data::work_item,
+        final_data::work_item_changes,
         final_data::pull_requests,
         console::stats,
     ),

@@ -72,3 +72,8 @@ pub fn id(text: Option<String>) -> Option<Result<i32, String>> {
             .and_then(|n| i32::try_from(n).map_err(|_| format!("must be at most {}", i32::MAX)))
     })
 }
+
+/// An id of a table whose ids are `bigint` (`after_id` of changes).
+pub fn long_id(text: Option<String>) -> Option<Result<i64, String>> {
+    text.map(|t| parse_int(&t))
+}

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! Runtime::builder(pool, Transport::Amqp(amqp))
-//!     .handlers(etl_pipeline::handlers_for(max_message_bytes))
+//!     .handlers(etl_pipeline::handlers())
 //!     .worker(worker_config)
 //!     .start()
 //! ```

@@ -4,24 +4,21 @@
 //! machinery (`etl-jobs`) runs these handlers without knowing any entity
 //! type; this crate links no AMQP client.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use etl_domain::json_text::{jsonb_text_len_bound, push_array};
-use etl_domain::transform::{
-    self, jira::CustomFieldMappings, PullRequestRow, TransformError, WorkItemRow,
-};
+use etl_domain::json_text::push_array;
+use etl_domain::transform::{self, IntegrationSettings, Row, Source, Table, TransformError};
 use etl_domain::{
-    IntegrationId, JobErrorCode, JobPayload, JobPriority, JobType, RawRecordId, TenantId,
-    TransformerKind,
+    IntegrationId, JobErrorCode, JobPayload, JobType, RawRecordId, TenantId, TransformerKind,
 };
-use etl_store::jobs::{self, Job};
-use etl_store::raw_records::{self, RawRecord, RawRecordOutline};
-use etl_store::{integrations, loaders, PgConnection, QueryError};
-use serde::Serialize;
-use serde_json::{json, Value};
-
-use etl_domain::DEFAULT_MAX_MESSAGE_BYTES;
 use etl_handlers::{Handlers, JobFailure, JobHandler};
+use etl_store::jobs::Job;
+use etl_store::loaders::{self, JobLoad, LoadCounts, Touched};
+use etl_store::raw_records::{self, RawRecord, RawRecordOutline};
+use etl_store::{derive, integrations, JsonText, PgConnection, QueryError, QueryResult};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
 
 /// One record a transform refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,24 +28,47 @@ pub struct RecordError {
     pub error: TransformError,
 }
 
-/// A transformed row of either final table.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum FinalRow {
-    WorkItem(WorkItemRow),
-    PullRequest(PullRequestRow),
+/// The rows one raw record gave (none, one, or many in several tables).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordRows {
+    pub raw_data_id: i32,
+    pub rows: Vec<Row>,
 }
 
 /// Rows and refusals of one transform.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct Transformed {
-    /// Final-table rows, as load jobs carry them.
-    pub records: Vec<FinalRow>,
+    pub records: Vec<RecordRows>,
     pub errors: Vec<RecordError>,
 }
 
+impl Transformed {
+    /// A dry run's answer: the rows of the entity type's own table (those
+    /// `POST /load` takes), and the refusals.
+    pub fn preview(&self, kind: TransformerKind) -> Preview<'_> {
+        let table = kind.entity().table();
+        Preview {
+            records: self
+                .records
+                .iter()
+                .flat_map(|r| &r.rows)
+                .filter(|row| row.table == table)
+                .filter_map(|row| serde_json::from_str::<&RawValue>(&row.text).ok())
+                .collect(),
+            errors: &self.errors,
+        }
+    }
+}
+
+/// `{records, errors}` of a dry run.
+#[derive(Debug, Serialize)]
+pub struct Preview<'a> {
+    pub records: Vec<&'a RawValue>,
+    pub errors: &'a [RecordError],
+}
+
 /// Transforms records (all of the kind's entity type). Reads the
-/// integrations' settings for custom field mappings; writes nothing.
+/// integrations' settings; writes nothing.
 pub fn transform_records(
     conn: &mut PgConnection,
     tenant_id: TenantId,
@@ -62,37 +82,27 @@ pub fn transform_records(
         .into_iter()
         .map(IntegrationId::new)
         .collect();
-    let mappings: HashMap<i32, CustomFieldMappings> =
+    let settings: HashMap<i32, IntegrationSettings> =
         integrations::find_many_for_tenant(conn, tenant_id, &integration_ids)?
             .into_iter()
-            .map(|i| (i.id, CustomFieldMappings::from_settings(&i.settings)))
+            .map(|i| (i.id, IntegrationSettings::from_settings(&i.settings)))
             .collect();
-    let unmapped = CustomFieldMappings::default();
+    let unset = IntegrationSettings::default();
+    let entity = kind.entity();
     let mut out = Transformed::default();
     for record in records {
-        let row = match kind {
-            TransformerKind::JiraIssues => {
-                let mapping = mappings.get(&record.integration_id).unwrap_or(&unmapped);
-                transform::jira::transform_text(
-                    record.raw_data.as_str(),
-                    record.integration_id,
-                    mapping,
-                )
-                .map(|mut row| {
-                    row.raw_data_id = Some(record.id);
-                    FinalRow::WorkItem(row)
-                })
-            }
-            TransformerKind::GithubPrs => {
-                transform::github::transform_text(record.raw_data.as_str(), record.integration_id)
-                    .map(|mut row| {
-                        row.raw_data_id = Some(record.id);
-                        FinalRow::PullRequest(row)
-                    })
-            }
+        let source = Source {
+            raw_data: record.raw_data.as_str(),
+            extraction_metadata: record.extraction_metadata.as_ref().map(JsonText::as_str),
+            integration_id: record.integration_id,
+            raw_data_id: Some(record.id),
+            settings: settings.get(&record.integration_id).unwrap_or(&unset),
         };
-        match row {
-            Ok(row) => out.records.push(row),
+        match entity.transform(&source) {
+            Ok(rows) => out.records.push(RecordRows {
+                raw_data_id: record.id,
+                rows,
+            }),
             Err(error) => out.errors.push(RecordError {
                 raw_data_id: record.id,
                 error,
@@ -124,68 +134,6 @@ pub fn transform_outlined(
     Ok(out)
 }
 
-/// Room kept in a message for everything but the rows (the SPEC §6
-/// fields around `transformed_data`).
-const MESSAGE_ENVELOPE_BYTES: usize = 1024;
-
-/// The payloads of the load jobs a transform writes: its rows, serialised
-/// straight from the typed rows (no `serde_json::Value` in between), in as
-/// few jobs as fit messages of `max_message_bytes` (counting the spaces
-/// PostgreSQL adds when the relay reads the payload back). Also answers the
-/// raw records whose row alone would not fit.
-fn load_payloads(
-    rows: &[FinalRow],
-    max_message_bytes: usize,
-) -> Result<(Vec<String>, Vec<i32>), JobFailure> {
-    let budget = max_message_bytes.saturating_sub(MESSAGE_ENVELOPE_BYTES);
-    let mut payloads = Vec::new();
-    let mut too_large = Vec::new();
-    let mut chunk: Vec<String> = Vec::new();
-    let mut chunk_bytes = 0;
-    let flush = |chunk: &mut Vec<String>, payloads: &mut Vec<String>| {
-        if chunk.is_empty() {
-            return;
-        }
-        let mut payload = String::from("{\"transformed_data\":");
-        push_array(&mut payload, chunk.iter().map(String::as_str));
-        payload.push('}');
-        payloads.push(payload);
-        chunk.clear();
-    };
-    for row in rows {
-        let text = serde_json::to_string(row).map_err(|e| {
-            JobFailure::permanent(
-                JobErrorCode::UnserialisableRow,
-                "A transformed row cannot be written as JSON.",
-            )
-            .caused_by(e)
-        })?;
-        // The row's bytes, a separating comma and its space.
-        let bytes = jsonb_text_len_bound(&text) + 2;
-        if bytes > budget {
-            too_large.extend(row.raw_data_id());
-            continue;
-        }
-        if chunk_bytes + bytes > budget {
-            flush(&mut chunk, &mut payloads);
-            chunk_bytes = 0;
-        }
-        chunk_bytes += bytes;
-        chunk.push(text);
-    }
-    flush(&mut chunk, &mut payloads);
-    Ok((payloads, too_large))
-}
-
-impl FinalRow {
-    fn raw_data_id(&self) -> Option<i32> {
-        match self {
-            Self::WorkItem(row) => row.raw_data_id,
-            Self::PullRequest(row) => row.raw_data_id,
-        }
-    }
-}
-
 fn kind_of(job: &Job) -> Result<TransformerKind, JobFailure> {
     TransformerKind::parse(&job.entity_type)
         .map_err(|e| JobFailure::permanent(JobErrorCode::NoTransformer, format!("entity_type {e}")))
@@ -209,22 +157,111 @@ fn database(error: QueryError) -> JobFailure {
     JobFailure::database(error)
 }
 
-/// `transform` jobs: read the job's raw records (the tenant's only), mark
-/// them processing, transform each (a refused one becomes `failed` with
-/// `{code, message, field}`), and write a load job with the rows, all in
-/// the job's transaction. The rows go into as many load jobs as messages
-/// of `max_message_bytes` need.
-pub struct TransformHandler {
-    pub max_message_bytes: usize,
+fn is_transient(error: &QueryError) -> bool {
+    etl_store::Fault::known(error) == Some(etl_store::Fault::Transient)
 }
 
-impl Default for TransformHandler {
-    fn default() -> Self {
-        Self {
-            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+/// What loads did, per table and in all.
+#[derive(Debug, Clone, Default)]
+struct Loaded {
+    by_table: BTreeMap<&'static str, LoadCounts>,
+    touched: Touched,
+}
+
+impl Loaded {
+    fn add(&mut self, table: &'static Table, load: JobLoad) {
+        *self.by_table.entry(table.name).or_default() += load.counts;
+        self.touched.extend(load.touched);
+    }
+
+    fn extend(&mut self, other: Loaded) {
+        for (table, counts) in other.by_table {
+            *self.by_table.entry(table).or_default() += counts;
         }
+        self.touched.extend(other.touched);
     }
 }
+
+/// Loads the rows of `records` into their tables, one statement per table
+/// (in the registry's order, so that jobs take row locks table by table
+/// alike).
+fn load_records(
+    conn: &mut PgConnection,
+    tenant_id: TenantId,
+    records: &[&RecordRows],
+) -> QueryResult<Loaded> {
+    let mut loaded = Loaded::default();
+    for table in transform::TABLES {
+        let texts: Vec<&str> = records
+            .iter()
+            .flat_map(|r| &r.rows)
+            .filter(|row| row.table == *table)
+            .map(|row| row.text.as_str())
+            .collect();
+        if texts.is_empty() {
+            continue;
+        }
+        let mut array = String::with_capacity(texts.iter().map(|t| t.len() + 1).sum::<usize>() + 2);
+        push_array(&mut array, texts);
+        let load = loaders::load_rows(conn, table, tenant_id, &JsonText(array))?;
+        loaded.add(table, load);
+    }
+    Ok(loaded)
+}
+
+/// Loads the rows of `records`, all of a record's rows or none: a record
+/// whose rows a table refuses (for reasons no check sees ahead) fails
+/// alone, found by loading halves in savepoints rolled back. Answers what
+/// loaded and the records refused.
+fn load_each_whole(
+    conn: &mut PgConnection,
+    tenant_id: TenantId,
+    records: &[RecordRows],
+) -> Result<(Loaded, Vec<RecordError>), JobFailure> {
+    use etl_store::Connection as _;
+    let all: Vec<&RecordRows> = records.iter().collect();
+    let fast = conn.transaction(|conn| load_records(conn, tenant_id, &all));
+    let error = match fast {
+        Ok(loaded) => return Ok((loaded, Vec::new())),
+        Err(error) if is_transient(&error) => return Err(database(error)),
+        Err(error) => error,
+    };
+    let refused = refused_alone(conn, records.len(), |conn, range| {
+        let part: Vec<&RecordRows> = records[range].iter().collect();
+        load_records(conn, tenant_id, &part).map(|_| ())
+    })?;
+    if refused.is_empty() {
+        return Err(load_error(error));
+    }
+    tracing::warn!(refused = refused.len(), %error, "transform: records whose rows a final table refuses fail alone");
+    let kept: Vec<&RecordRows> = records
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !refused.contains(i))
+        .map(|(_, r)| r)
+        .collect();
+    let loaded = load_records(conn, tenant_id, &kept).map_err(load_error)?;
+    let errors = refused
+        .into_iter()
+        .map(|i| RecordError {
+            raw_data_id: records[i].raw_data_id,
+            error: TransformError::invalid(
+                "raw_data",
+                "a final table refused this record's rows (a value or constraint it does not take)",
+            ),
+        })
+        .collect();
+    Ok((loaded, errors))
+}
+
+/// `transform` jobs: read the job's raw records (the tenant's only), mark
+/// them processing, transform each (a refused one becomes `failed` with
+/// `{code, message, field}`), load every record's rows into their tables
+/// and complete the records, then recompute what the rows feed: all in the
+/// job's transaction, so a record's rows in every table commit together
+/// with its status (SPEC §8).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TransformHandler;
 
 impl JobHandler for TransformHandler {
     fn run(&self, conn: &mut PgConnection, job: &Job) -> Result<Value, JobFailure> {
@@ -255,51 +292,56 @@ impl JobHandler for TransformHandler {
             .map(|r| r.id)
             .collect();
         raw_records::mark_processing(conn, &taken).map_err(database)?;
-        let transformed =
-            transform_outlined(conn, job.tenant(), kind, &records).map_err(database)?;
-        for refused in &transformed.errors {
-            let details = serde_json::to_value(&refused.error).unwrap_or(Value::Null);
-            raw_records::mark_failed(
-                conn,
-                etl_domain::RawRecordId::new(refused.raw_data_id),
-                &details,
-            )
-            .map_err(database)?;
+        let table = kind.entity().table();
+        let mut loaded = Loaded::default();
+        let (mut transformed, mut failed, mut rowless) = (0, 0, 0);
+        for chunk in raw_records::chunk_by_size(&records, TRANSFORM_CHUNK_BYTES) {
+            let documents =
+                raw_records::find_many_for_tenant(conn, job.tenant(), &chunk).map_err(database)?;
+            let part = transform_records(conn, job.tenant(), kind, &documents).map_err(database)?;
+            drop(documents);
+            let (chunk_loaded, refused) = load_each_whole(conn, job.tenant(), &part.records)?;
+            loaded.extend(chunk_loaded);
+            for refusal in part.errors.iter().chain(&refused) {
+                let details = serde_json::to_value(&refusal.error).unwrap_or(Value::Null);
+                raw_records::mark_failed(conn, RawRecordId::new(refusal.raw_data_id), &details)
+                    .map_err(database)?;
+            }
+            failed += part.errors.len() + refused.len();
+            let done: Vec<&RecordRows> = part
+                .records
+                .iter()
+                .filter(|r| !refused.iter().any(|e| e.raw_data_id == r.raw_data_id))
+                .collect();
+            transformed += done.len();
+            rowless += done
+                .iter()
+                .filter(|r| !r.rows.iter().any(|row| row.table == table))
+                .count();
+            let done: Vec<RawRecordId> = done
+                .iter()
+                .map(|r| RawRecordId::new(r.raw_data_id))
+                .collect();
+            raw_records::complete(conn, job.tenant(), &done).map_err(database)?;
         }
-        let priority = JobPriority::new(i64::from(job.priority.unwrap_or(5))).unwrap_or_default();
-        let (payloads, too_large) = load_payloads(&transformed.records, self.max_message_bytes)?;
-        for raw_data_id in &too_large {
-            let details = json!({
-                "code": JobErrorCode::TooLarge,
-                "message": format!(
-                    "The transformed record does not fit one message of ETL_MAX_MESSAGE_BYTES ({} bytes).",
-                    self.max_message_bytes
-                ),
-                "field": "raw_data",
-            });
-            raw_records::mark_failed(conn, etl_domain::RawRecordId::new(*raw_data_id), &details)
-                .map_err(database)?;
-        }
-        let mut load_job_ids = Vec::with_capacity(payloads.len());
-        for payload in &payloads {
-            let id = jobs::insert_json(
-                conn,
-                job.tenant(),
-                JobType::Load,
-                &kind.entity_type(),
-                payload,
-                priority,
-            )
-            .map_err(database)?;
-            load_job_ids.push(id);
-        }
+        derive::recompute(conn, job.tenant(), &loaded.touched).map_err(|e| {
+            if is_transient(&e) {
+                database(e)
+            } else {
+                load_error(e)
+            }
+        })?;
+        let own = loaded.by_table.get(table.name).copied().unwrap_or_default();
         Ok(json!({
             "records": ids.len(),
             "found": records.len(),
-            "transformed": transformed.records.len() - too_large.len(),
-            "failed": transformed.errors.len() + too_large.len(),
-            "load_job_id": load_job_ids.first(),
-            "load_job_ids": load_job_ids,
+            "transformed": transformed,
+            "failed": failed,
+            "inserted": own.inserted,
+            "updated": own.updated,
+            "unchanged": own.unchanged + rowless,
+            "duplicates": own.duplicates,
+            "tables": loaded.by_table,
         }))
     }
 }
@@ -314,18 +356,15 @@ impl TransformHandler {
     }
 }
 
-/// `load` jobs: upsert the rows and mark their raw records completed, in one
-/// statement of the job's transaction.
+/// `load` jobs (`POST /load`: rows transformed elsewhere): upsert the rows
+/// into the entity type's table and mark their raw records completed, in
+/// one statement of the job's transaction; then recompute what they feed.
 pub struct LoadHandler;
 
 impl JobHandler for LoadHandler {
     fn run(&self, conn: &mut PgConnection, job: &Job) -> Result<Value, JobFailure> {
         use etl_store::Connection as _;
-        let kind = kind_of(job)?;
-        let table = match kind {
-            TransformerKind::JiraIssues => loaders::FinalTable::WorkItems,
-            TransformerKind::GithubPrs => loaders::FinalTable::PullRequests,
-        };
+        let table = kind_of(job)?.entity().table();
         // The rows stay in PostgreSQL: unpacked from the job's own row (the
         // claim did not even fetch them). The one statement runs in a
         // savepoint, so that a row the table refuses costs only the
@@ -337,17 +376,20 @@ impl JobHandler for LoadHandler {
         let (loaded, errors) = match fast {
             Ok(loaded) => (loaded, Vec::new()),
             // The database cannot take it now: the whole job is retried.
-            Err(error) if etl_store::Fault::known(&error) == Some(etl_store::Fault::Transient) => {
-                return Err(database(error))
-            }
+            Err(error) if is_transient(&error) => return Err(database(error)),
             Err(error) => {
                 let rows = loaders::job_rows(conn, job.job_id()).map_err(database)?;
-                let mut refused = refused_rows(kind, &rows);
+                let mut refused = refused_rows(table, &rows);
                 if refused.is_empty() {
                     // Nothing we can see ahead (a trigger, say): the rows
                     // the table refuses on their own are found by trying
                     // halves, each in a savepoint rolled back.
-                    let alone = rows_refused_alone(conn, table, job, rows.len())?;
+                    let count = rows.len();
+                    let alone = refused_alone(conn, count, |conn, range| {
+                        let skip = positions_outside(count, &range);
+                        loaders::load_job_rows(conn, table, job.tenant(), job.job_id(), &skip)
+                            .map(|_| ())
+                    })?;
                     refused = alone
                         .into_iter()
                         .map(|index| RefusedRow {
@@ -394,6 +436,13 @@ impl JobHandler for LoadHandler {
                 (loaded, errors)
             }
         };
+        derive::recompute(conn, job.tenant(), &loaded.touched).map_err(|e| {
+            if is_transient(&e) {
+                database(e)
+            } else {
+                load_error(e)
+            }
+        })?;
         let counts = loaded.counts;
         Ok(json!({
             "records": counts.inserted + counts.updated + counts.unchanged + counts.duplicates,
@@ -407,32 +456,35 @@ impl JobHandler for LoadHandler {
     }
 }
 
-/// The positions of the rows of a load job that the final table refuses
-/// when loaded on their own; the others load together. Halves are tried in
-/// savepoints that are rolled back: a few statements for a few bad rows.
-fn rows_refused_alone(
+/// The 1-based positions of `0..count` outside `range` (the rows a trial
+/// load skips).
+fn positions_outside(count: usize, range: &std::ops::Range<usize>) -> Vec<i64> {
+    (0..count)
+        .filter(|i| !range.contains(i))
+        .filter_map(|i| i64::try_from(i + 1).ok())
+        .collect()
+}
+
+/// The positions among `0..count` of the items that do not load on
+/// their own (`loads` fails for a range holding them), the others loading
+/// together. Each trial runs in a savepoint that is rolled back: a few
+/// statements for a few bad items. A transient fault ends the search (the
+/// job is retried).
+fn refused_alone(
     conn: &mut PgConnection,
-    table: loaders::FinalTable,
-    job: &Job,
     count: usize,
+    mut loads: impl FnMut(&mut PgConnection, std::ops::Range<usize>) -> QueryResult<()>,
 ) -> Result<Vec<usize>, JobFailure> {
     use etl_store::Connection as _;
-    // Whether the rows in `range` load when every other row is skipped.
-    let loads = |conn: &mut PgConnection, range: std::ops::Range<usize>| {
-        let skip: Vec<i64> = (0..count)
-            .filter(|i| !range.contains(i))
-            .filter_map(|i| i64::try_from(i + 1).ok())
-            .collect();
+    let mut trial = |conn: &mut PgConnection, range: std::ops::Range<usize>| {
         let mut loaded = false;
         let tried = conn.transaction::<(), QueryError, _>(|conn| {
-            loaders::load_job_rows(conn, table, job.tenant(), job.job_id(), &skip)?;
+            loads(conn, range)?;
             loaded = true;
             Err(QueryError::RollbackTransaction)
         });
         match tried {
-            Err(error) if etl_store::Fault::known(&error) == Some(etl_store::Fault::Transient) => {
-                Err(database(error))
-            }
+            Err(error) if is_transient(&error) => Err(database(error)),
             _ => Ok(loaded),
         }
     };
@@ -441,7 +493,7 @@ fn rows_refused_alone(
     let mut ranges = Vec::new();
     ranges.push(0..count);
     while let Some(range) = ranges.pop() {
-        if range.is_empty() || loads(conn, range.clone())? {
+        if range.is_empty() || trial(conn, range.clone())? {
             continue;
         }
         if range.len() == 1 {
@@ -475,124 +527,38 @@ struct RefusedRow {
     error: TransformError,
 }
 
-/// The rows of a load job that cannot be loaded.
-fn refused_rows(kind: TransformerKind, rows: &[etl_store::JsonText]) -> Vec<RefusedRow> {
+/// The rows of a load job that its table would refuse: not of its shape,
+/// or a value longer than its column.
+fn refused_rows(table: &'static Table, rows: &[JsonText]) -> Vec<RefusedRow> {
     rows.iter()
         .enumerate()
         .filter_map(|(index, row)| {
-            let (raw_data_id, error) = judge_row(kind, row.as_str())?;
+            let error = match (table.check)(row.as_str()) {
+                Ok(checked) => {
+                    let over = checked.oversized?;
+                    // A row from a raw record names the source's field; one
+                    // sent by `POST /load`, its column.
+                    let field = if checked.raw_data_id.is_some() {
+                        over.source
+                    } else {
+                        over.column
+                    };
+                    over.error(field)
+                }
+                Err(error) => error,
+            };
             Some(RefusedRow {
                 index,
-                raw_data_id,
+                raw_data_id: raw_data_id_of(row),
                 error,
             })
         })
         .collect()
 }
 
-/// Why the final table would refuse a row (not of its shape, or a value
-/// longer than its column), with the raw record the row came from; `None`
-/// when it fits. A row from a raw record is named by its source field, one
-/// sent by `POST /load` by its column.
-fn judge_row(kind: TransformerKind, text: &str) -> Option<(Option<i32>, TransformError)> {
-    let parsed = match kind {
-        TransformerKind::JiraIssues => {
-            serde_json::from_str::<WorkItemRow>(text).map(|row| (row.raw_data_id, row.oversized()))
-        }
-        TransformerKind::GithubPrs => serde_json::from_str::<PullRequestRow>(text)
-            .map(|row| (row.raw_data_id, row.oversized())),
-    };
-    match parsed {
-        Ok((raw_data_id, over)) => {
-            let over = over?;
-            let field = if raw_data_id.is_some() {
-                over.source
-            } else {
-                over.column
-            };
-            Some((raw_data_id, over.error(field)))
-        }
-        Err(error) => {
-            // A row not of the table's shape still names its raw record.
-            let raw_data_id = serde_json::from_str::<Value>(text)
-                .ok()
-                .and_then(|v| v.get("raw_data_id").and_then(Value::as_i64))
-                .and_then(|id| i32::try_from(id).ok());
-            let error = TransformError {
-                code: JobErrorCode::InvalidRow.as_str().to_owned(),
-                message: error.to_string(),
-                field: "transformed_data".to_owned(),
-            };
-            Some((raw_data_id, error))
-        }
-    }
-}
-
-/// The handlers of a process that runs the pipeline, with the default
-/// message limit.
+/// The handlers of a process that runs the pipeline.
 pub fn handlers() -> Handlers {
-    handlers_for(DEFAULT_MAX_MESSAGE_BYTES)
-}
-
-/// The handlers of a process that runs the pipeline, writing no load job
-/// whose message would pass `max_message_bytes`.
-pub fn handlers_for(max_message_bytes: usize) -> Handlers {
     Handlers::default()
-        .with(JobType::Transform, TransformHandler { max_message_bytes })
+        .with(JobType::Transform, TransformHandler)
         .with(JobType::Load, LoadHandler)
-}
-
-#[cfg(test)]
-mod tests {
-    use etl_domain::transform::WorkItemRow;
-
-    use super::*;
-
-    fn row(external_id: &str, summary: &str) -> FinalRow {
-        let row: WorkItemRow = serde_json::from_value(json!({
-            "integration_id": 1, "external_id": external_id, "key": format!("K-{external_id}"),
-            "summary": summary, "raw_data_id": 7
-        }))
-        .expect("a work item row");
-        FinalRow::WorkItem(row)
-    }
-
-    #[test]
-    fn the_load_payload_fast_path_is_a_typed_load_payload() {
-        let rows = [row("1", "a, b: c"), row("2", "d")];
-        let (payloads, too_large) = load_payloads(&rows, 1 << 20).expect("payloads");
-        assert!(too_large.is_empty());
-        let [payload] = payloads.as_slice() else {
-            panic!("one job: {payloads:?}");
-        };
-        let Ok(JobPayload::Load {
-            transformed_data,
-            load_options,
-        }) = JobPayload::parse(JobType::Load, payload)
-        else {
-            panic!("not a load payload: {payload}");
-        };
-        assert_eq!(transformed_data.len(), 2);
-        assert_eq!(load_options, None);
-        let first: WorkItemRow = serde_json::from_str(transformed_data[0].get()).expect("a row");
-        assert_eq!(first.summary, "a, b: c");
-    }
-
-    #[test]
-    fn load_payloads_split_to_fit_and_refuse_a_row_that_alone_cannot() {
-        let rows: Vec<FinalRow> = (0..10)
-            .map(|i| row(&i.to_string(), &"x".repeat(500)))
-            .collect();
-        let limit = MESSAGE_ENVELOPE_BYTES + 2000;
-        let (payloads, too_large) = load_payloads(&rows, limit).expect("payloads");
-        assert!(payloads.len() >= 4, "{}", payloads.len());
-        assert!(too_large.is_empty());
-        for payload in &payloads {
-            assert!(jsonb_text_len_bound(payload) <= limit, "{}", payload.len());
-        }
-        let huge = [row("big", &"y".repeat(5000))];
-        let (payloads, too_large) = load_payloads(&huge, limit).expect("payloads");
-        assert!(payloads.is_empty());
-        assert_eq!(too_large, [7]);
-    }
 }

@@ -316,7 +316,7 @@ impl Background {
         worker.concurrency = settings.worker_concurrency;
         let runtime = Runtime::builder(pool.clone(), transport)
             // Transform and load jobs; extract jobs are the extraction service's.
-            .handlers(etl_pipeline::handlers_for(settings.max_message_bytes))
+            .handlers(etl_pipeline::handlers())
             .worker(worker)
             .relay(RelayConfig {
                 max_message_bytes: settings.max_message_bytes,

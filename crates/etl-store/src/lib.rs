@@ -5,6 +5,7 @@
 //! [`QueryResult`](diesel::QueryResult); callers decide the transaction. Only
 //! this crate sees `schema.rs`: other crates get row structs and domain types.
 
+pub mod derive;
 pub mod faults;
 pub mod idempotency;
 pub mod integrations;

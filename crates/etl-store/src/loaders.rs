@@ -1,20 +1,24 @@
 //! Set-based loading into the final tables (SPEC §7).
 //!
-//! One statement per load job: PostgreSQL unpacks the rows from the job's
-//! own payload and upserts them on `(tenant_id, integration_id,
-//! external_id)`. Before that, duplicates of one key inside the batch are
+//! One statement per table and batch of rows, generated from the table's
+//! declaration in the domain ([`etl_domain::transform::Table`]):
+//! PostgreSQL unpacks the rows (bound by a transform, or read in place from
+//! a load job's payload) and upserts them on the table's key. Before that, duplicates of one key inside the batch are
 //! resolved (the newest `source_updated_at` wins; on a tie, the later one),
 //! because one statement may not touch a row twice. A row is only updated when the incoming record is not older than
 //! the stored one *and* differs from it, so loading the same data twice
 //! leaves the table as after once, and an older copy changes nothing.
 
-use crate::tenants::ActiveTenant;
-use std::sync::OnceLock;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, OnceLock};
 
 use diesel::prelude::*;
-use diesel::sql_types::{Int4, Jsonb};
+use diesel::sql_types::{Array, BigInt, Int4, Jsonb, Nullable, Text};
+use etl_domain::transform::{self, Table};
 use etl_domain::TenantId;
 use serde::Serialize;
+
+use crate::tenants::ActiveTenant;
 
 use crate::json_text::JsonText;
 
@@ -29,227 +33,294 @@ pub struct LoadCounts {
     pub duplicates: usize,
 }
 
-/// A final table: its name and its loaded columns with their SQL types.
-struct Table {
-    name: &'static str,
-    /// (column, type in jsonb_to_recordset)
-    columns: &'static [(&'static str, &'static str)],
-    /// Columns with a NOT NULL default that JSON may leave null.
-    defaults: &'static [(&'static str, &'static str)],
+/// Where a load statement reads its rows from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowsFrom {
+    /// `$2`: a JSON array of rows, bound (a transform loading its own rows).
+    Bound,
+    /// Load job `$2`'s `payload.transformed_data`, read in place.
+    Job,
 }
 
-const WORK_ITEMS: Table = Table {
-    name: "work_items",
-    columns: &[
-        ("integration_id", "int4"),
-        ("external_id", "text"),
-        ("key", "text"),
-        ("project_key", "text"),
-        ("summary", "text"),
-        ("description", "text"),
-        ("issue_type", "text"),
-        ("status", "text"),
-        ("status_category", "text"),
-        ("priority", "text"),
-        ("assignee", "text"),
-        ("assignee_name", "text"),
-        ("reporter", "text"),
-        ("labels", "text[]"),
-        ("parent_key", "text"),
-        ("source_created_at", "timestamptz"),
-        ("source_updated_at", "timestamptz"),
-        ("resolved_at", "timestamptz"),
-        ("story_points", "float8"),
-        ("custom_fields", "jsonb"),
-        ("raw_data_id", "int4"),
-    ],
-    defaults: &[("labels", "'{}'::text[]"), ("custom_fields", "'{}'::jsonb")],
-};
-
-const PULL_REQUESTS: Table = Table {
-    name: "pull_requests",
-    columns: &[
-        ("integration_id", "int4"),
-        ("external_id", "text"),
-        ("repository", "text"),
-        ("number", "int4"),
-        ("title", "text"),
-        ("state", "text"),
-        ("draft", "bool"),
-        ("author", "text"),
-        ("base_ref", "text"),
-        ("head_ref", "text"),
-        ("head_sha", "text"),
-        ("labels", "text[]"),
-        ("source_created_at", "timestamptz"),
-        ("source_updated_at", "timestamptz"),
-        ("closed_at", "timestamptz"),
-        ("merged_at", "timestamptz"),
-        ("additions", "int4"),
-        ("deletions", "int4"),
-        ("changed_files", "int4"),
-        ("commits", "int4"),
-        ("comments", "int4"),
-        ("review_comments", "int4"),
-        ("raw_data_id", "int4"),
-    ],
-    defaults: &[("labels", "'{}'::text[]")],
-};
-
-impl Table {
-    /// The whole of a load job `$2` for tenant `$1` in one statement, so its
-    /// payload is unpacked once: its rows read straight from the job's
-    /// payload, the newest copy of each key kept, upserted, and the raw
-    /// records behind every row (older copies' too) marked `completed`.
-    /// Answers the counts.
-    fn load_job_sql(&self) -> String {
-        let record = self.record_definition();
-        let upsert = self.upsert_from("newest AS r");
-        format!(
-            "WITH rows AS MATERIALIZED (
-                 SELECT rec.*, e.ord
-                   FROM etl_job_queue j,
-                        jsonb_array_elements(j.payload->'transformed_data') WITH ORDINALITY AS e(elem, ord),
-                        jsonb_to_record(e.elem) AS rec({record})
-                  WHERE j.id = $2 AND NOT (e.ord = ANY($3::int8[]))),
-             newest AS MATERIALIZED (
-                 SELECT DISTINCT ON (integration_id, external_id) *
-                   FROM rows
-                  ORDER BY integration_id, external_id, source_updated_at DESC NULLS LAST, ord DESC),
-             written AS ({upsert}),
-             completed AS (
-                 UPDATE raw_extraction_data
+/// The load statement of `table`: its rows (less those at the 1-based
+/// positions `$3`), the newest copy of each key kept, upserted; for a load
+/// job, the raw records behind every row (older copies' too) marked
+/// `completed`. Answers the counts and what the rows touched (the work
+/// items and statuses whose derived figures they feed, before and after).
+fn load_sql(table: &Table, from: RowsFrom) -> String {
+    let record = table
+        .columns
+        .iter()
+        .map(|(c, t)| format!("{c} {t}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let source = match from {
+        RowsFrom::Bound => "jsonb_array_elements($2::jsonb) WITH ORDINALITY AS e(elem, ord)",
+        RowsFrom::Job => {
+            "etl_job_queue j,
+                        jsonb_array_elements(j.payload->'transformed_data') WITH ORDINALITY AS e(elem, ord)"
+        }
+    };
+    let job_filter = match from {
+        RowsFrom::Bound => "",
+        RowsFrom::Job => "j.id = $2::int4 AND",
+    };
+    let key = table.key.join(", ");
+    let newest_first = match table.version {
+        Some(version) => format!("{version} DESC NULLS LAST, ord DESC"),
+        None => "ord DESC".to_owned(),
+    };
+    let upsert = upsert_sql(table);
+    let completed = match from {
+        RowsFrom::Bound => "SELECT 1 WHERE false".to_owned(),
+        RowsFrom::Job => "UPDATE raw_extraction_data
                     SET processing_status = 'completed', processed_at = now(), error_details = NULL
                   WHERE tenant_id = $1
                     AND id IN (SELECT raw_data_id FROM rows WHERE raw_data_id IS NOT NULL)
                     AND processing_status IS DISTINCT FROM 'completed'
                     AND processing_status IS DISTINCT FROM 'skipped'
-                 RETURNING 1)
-             SELECT (SELECT count(*) FROM rows) AS rows,
-                    (SELECT count(*) FROM newest) AS keys,
-                    (SELECT count(*) FROM written WHERE inserted) AS inserted,
-                    (SELECT count(*) FROM written) AS written,
-                    (SELECT count(*) FROM completed) AS completed"
-        )
-    }
-
-    fn record_definition(&self) -> String {
-        self.columns
-            .iter()
-            .map(|(c, t)| format!("{c} {t}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
-    /// `INSERT … SELECT … FROM {source} ON CONFLICT …`, where `source`
-    /// yields rows aliased `r` with the table's loaded columns.
-    fn upsert_from(&self, source: &str) -> String {
-        let names: Vec<&str> = self.columns.iter().map(|(c, _)| *c).collect();
-        let select = self
-            .columns
-            .iter()
-            .map(|(c, _)| match self.defaults.iter().find(|(d, _)| d == c) {
-                Some((_, default)) => format!("COALESCE(r.{c}, {default})"),
-                None => format!("r.{c}"),
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        // Key columns never change; raw_data_id follows the newest copy but
-        // does not by itself make a row "different".
-        let compared: Vec<&str> = names
-            .iter()
-            .copied()
-            .filter(|c| !matches!(*c, "integration_id" | "external_id" | "raw_data_id"))
-            .collect();
-        let set = names
-            .iter()
-            .filter(|c| !matches!(**c, "integration_id" | "external_id"))
-            .map(|c| format!("{c} = EXCLUDED.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let ours = compared
-            .iter()
-            .map(|c| format!("t.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let theirs = compared
-            .iter()
-            .map(|c| format!("EXCLUDED.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        format!(
-            "INSERT INTO {table} AS t (tenant_id, {columns})
-             SELECT $1, {select} FROM {source}
-             ON CONFLICT (tenant_id, integration_id, external_id) DO UPDATE
-                SET {set}, loaded_at = now()
-              WHERE (EXCLUDED.source_updated_at IS NULL OR t.source_updated_at IS NULL
-                     OR EXCLUDED.source_updated_at >= t.source_updated_at)
-                AND ROW({ours}) IS DISTINCT FROM ROW({theirs})
-             RETURNING (xmax = 0) AS inserted",
-            table = self.name,
-            columns = names.join(", "),
-        )
-    }
+                 RETURNING 1"
+            .to_owned(),
+    };
+    let touched_items = match table.feeds.work_item {
+        Some(column) => format!(
+            "(SELECT jsonb_agg(DISTINCT jsonb_build_array(integration_id, {column})) FROM rows)"
+        ),
+        None => "NULL::jsonb".to_owned(),
+    };
+    // A status's category is told by the rows' statuses and, for a table
+    // whose rows are in a status, by the statuses they leave (read from
+    // the statement's snapshot, before the upsert).
+    let touched_statuses = match table.feeds.status {
+        Some(column) => {
+            let same_key = table
+                .key
+                .iter()
+                .map(|k| format!("t.{k} = r.{k}"))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            format!(
+                "(SELECT jsonb_agg(DISTINCT jsonb_build_array(integration_id, status))
+                    FROM (SELECT integration_id, {column} AS status FROM rows
+                          UNION
+                          SELECT t.integration_id, t.{column} FROM {name} t JOIN newest r
+                              ON t.tenant_id = $1 AND {same_key}) AS s
+                   WHERE status IS NOT NULL)",
+                name = table.name
+            )
+        }
+        None => "NULL::jsonb".to_owned(),
+    };
+    format!(
+        "WITH rows AS MATERIALIZED (
+             SELECT rec.*, e.ord
+               FROM {source},
+                    jsonb_to_record(e.elem) AS rec({record})
+              WHERE {job_filter} NOT (e.ord = ANY($3::int8[]))),
+         newest AS MATERIALIZED (
+             SELECT DISTINCT ON ({key}) *
+               FROM rows
+              ORDER BY {key}, {newest_first}),
+         written AS ({upsert}),
+         completed AS ({completed})
+         SELECT (SELECT count(*) FROM rows) AS rows,
+                (SELECT count(*) FROM newest) AS keys,
+                (SELECT count(*) FROM written WHERE inserted) AS inserted,
+                (SELECT count(*) FROM written) AS written,
+                (SELECT count(*) FROM completed) AS completed,
+                {touched_items}::text AS touched_items,
+                {touched_statuses}::text AS touched_statuses"
+    )
 }
 
-/// What a load job did: its rows' counts, and how many raw records it
-/// marked `completed`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// `INSERT … SELECT … FROM newest ON CONFLICT …` for `table`: a copy
+/// older than the stored row (by the table's version column) or equal to
+/// it changes nothing.
+fn upsert_sql(table: &Table) -> String {
+    let names: Vec<&str> = table.columns.iter().map(|(c, _)| *c).collect();
+    let select = table
+        .columns
+        .iter()
+        .map(|(c, _)| match table.defaults.iter().find(|(d, _)| d == c) {
+            Some((_, default)) => format!("COALESCE(r.{c}, {default})"),
+            None => format!("r.{c}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let is_key = |c: &str| table.key.contains(&c);
+    // Key columns never change; raw_data_id follows the newest copy but
+    // does not by itself make a row "different".
+    let compared: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|c| !is_key(c) && *c != "raw_data_id")
+        .collect();
+    let set = names
+        .iter()
+        .filter(|c| !is_key(c))
+        .map(|c| format!("{c} = EXCLUDED.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let ours = compared
+        .iter()
+        .map(|c| format!("t.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let theirs = compared
+        .iter()
+        .map(|c| format!("EXCLUDED.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let not_older = match table.version {
+        Some(v) => format!("(EXCLUDED.{v} IS NULL OR t.{v} IS NULL OR EXCLUDED.{v} >= t.{v}) AND"),
+        None => String::new(),
+    };
+    format!(
+        "INSERT INTO {name} AS t (tenant_id, {columns})
+         SELECT $1, {select} FROM newest AS r
+         ON CONFLICT (tenant_id, {key}) DO UPDATE
+            SET {set}, loaded_at = now()
+          WHERE {not_older} ROW({ours}) IS DISTINCT FROM ROW({theirs})
+         RETURNING (xmax = 0) AS inserted",
+        name = table.name,
+        columns = names.join(", "),
+        key = table.key.join(", "),
+    )
+}
+
+/// What one load did: its rows' counts, how many raw records it marked
+/// `completed` (a load job does; a transform completes its own), and the
+/// work items and statuses its rows feed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct JobLoad {
     pub counts: LoadCounts,
     pub raw_records_completed: usize,
+    #[serde(skip)]
+    pub touched: Touched,
+}
+
+/// The (integration, work item external id) and (integration, status id)
+/// pairs whose derived figures a load's rows feed (`derive::recompute`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Touched {
+    pub work_items: BTreeSet<(i32, String)>,
+    pub statuses: BTreeSet<(i32, String)>,
+}
+
+impl Touched {
+    pub fn is_empty(&self) -> bool {
+        self.work_items.is_empty() && self.statuses.is_empty()
+    }
+
+    pub fn extend(&mut self, other: Touched) {
+        self.work_items.extend(other.work_items);
+        self.statuses.extend(other.statuses);
+    }
+
+    fn parse(text: Option<&str>) -> BTreeSet<(i32, String)> {
+        text.and_then(|t| serde_json::from_str::<Vec<(i32, String)>>(t).ok())
+            .map(|pairs| pairs.into_iter().collect())
+            .unwrap_or_default()
+    }
+}
+
+impl std::ops::AddAssign for LoadCounts {
+    fn add_assign(&mut self, other: Self) {
+        self.inserted += other.inserted;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.duplicates += other.duplicates;
+    }
+}
+
+#[derive(QueryableByName)]
+struct Counted {
+    #[diesel(sql_type = BigInt)]
+    rows: i64,
+    #[diesel(sql_type = BigInt)]
+    keys: i64,
+    #[diesel(sql_type = BigInt)]
+    inserted: i64,
+    #[diesel(sql_type = BigInt)]
+    written: i64,
+    #[diesel(sql_type = BigInt)]
+    completed: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    touched_items: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    touched_statuses: Option<String>,
+}
+
+impl Counted {
+    fn into_load(self) -> JobLoad {
+        let count = |n: i64| usize::try_from(n).unwrap_or(0);
+        JobLoad {
+            counts: LoadCounts {
+                inserted: count(self.inserted),
+                updated: count(self.written - self.inserted),
+                unchanged: count(self.keys - self.written),
+                duplicates: count(self.rows - self.keys),
+            },
+            raw_records_completed: count(self.completed),
+            touched: Touched {
+                work_items: Touched::parse(self.touched_items.as_deref()),
+                statuses: Touched::parse(self.touched_statuses.as_deref()),
+            },
+        }
+    }
+}
+
+/// The load statement of `table` reading rows `from`, built once per
+/// process.
+fn cached_sql(table: &'static Table, from: RowsFrom) -> &'static str {
+    static CACHE: OnceLock<Mutex<HashMap<(&'static str, bool), &'static str>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut cache = cache
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    cache
+        .entry((table.name, from == RowsFrom::Job))
+        // One string per table and source, for the life of the process.
+        .or_insert_with(|| Box::leak(load_sql(table, from).into_boxed_str()))
 }
 
 /// Runs load job `job_id`: upserts the rows it carries
-/// (`payload.transformed_data`) straight from its row, and marks their
-/// raw records `completed`, in one statement. PostgreSQL unpacks,
-/// de-duplicates and upserts the rows, so the payload never travels to the
-/// worker and back. Rows whose position (1-based) is in `skip` are left
-/// out, as if the job did not carry them.
+/// (`payload.transformed_data`) into `table` straight from its row, and
+/// marks their raw records `completed`, in one statement. PostgreSQL
+/// unpacks, de-duplicates and upserts the rows, so the payload never
+/// travels to the worker and back. Rows whose position (1-based) is in
+/// `skip` are left out, as if the job did not carry them.
 pub fn load_job_rows(
     conn: &mut PgConnection,
-    entity: FinalTable,
+    table: &'static Table,
     tenant_id: TenantId,
     job_id: etl_domain::JobId,
     skip: &[i64],
 ) -> QueryResult<JobLoad> {
-    let job_id = job_id.get();
-    let tenant_id = tenant_id.get();
-    use diesel::sql_types::{Array, BigInt};
-    static WORK_ITEMS_SQL: OnceLock<String> = OnceLock::new();
-    static PULL_REQUESTS_SQL: OnceLock<String> = OnceLock::new();
-    let sql = match entity {
-        FinalTable::WorkItems => WORK_ITEMS_SQL.get_or_init(|| WORK_ITEMS.load_job_sql()),
-        FinalTable::PullRequests => PULL_REQUESTS_SQL.get_or_init(|| PULL_REQUESTS.load_job_sql()),
-    };
-    #[derive(QueryableByName)]
-    struct Counted {
-        #[diesel(sql_type = BigInt)]
-        rows: i64,
-        #[diesel(sql_type = BigInt)]
-        keys: i64,
-        #[diesel(sql_type = BigInt)]
-        inserted: i64,
-        #[diesel(sql_type = BigInt)]
-        written: i64,
-        #[diesel(sql_type = BigInt)]
-        completed: i64,
-    }
-    let counted: Counted = diesel::sql_query(sql)
-        .bind::<Int4, _>(tenant_id)
-        .bind::<Int4, _>(job_id)
+    let counted: Counted = diesel::sql_query(cached_sql(table, RowsFrom::Job))
+        .bind::<Int4, _>(tenant_id.get())
+        .bind::<Int4, _>(job_id.get())
         .bind::<Array<BigInt>, _>(skip)
         .get_result(conn)?;
-    let count = |n: i64| usize::try_from(n).unwrap_or(0);
-    Ok(JobLoad {
-        counts: LoadCounts {
-            inserted: count(counted.inserted),
-            updated: count(counted.written - counted.inserted),
-            unchanged: count(counted.keys - counted.written),
-            duplicates: count(counted.rows - counted.keys),
-        },
-        raw_records_completed: count(counted.completed),
-    })
+    Ok(counted.into_load())
+}
+
+/// Upserts `rows` (a JSON array of rows of `table`, as a transform writes
+/// them) for `tenant_id`, in one statement: the newest copy of each key
+/// kept, an older or equal copy changing nothing. Does not touch raw
+/// records.
+pub fn load_rows(
+    conn: &mut PgConnection,
+    table: &'static Table,
+    tenant_id: TenantId,
+    rows: &JsonText,
+) -> QueryResult<JobLoad> {
+    let counted: Counted = diesel::sql_query(cached_sql(table, RowsFrom::Bound))
+        .bind::<Int4, _>(tenant_id.get())
+        .bind::<Jsonb, _>(rows)
+        .bind::<Array<BigInt>, _>(&[] as &[i64])
+        .get_result(conn)?;
+    Ok(counted.into_load())
 }
 
 /// The text of each row a load job carries, in order (read only when a
@@ -273,34 +344,6 @@ pub fn job_rows(conn: &mut PgConnection, job_id: etl_domain::JobId) -> QueryResu
     Ok(rows.into_iter().map(|r| r.row).collect())
 }
 
-/// The final tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FinalTable {
-    WorkItems,
-    PullRequests,
-}
-
-impl FinalTable {
-    fn table(self) -> &'static Table {
-        match self {
-            Self::WorkItems => &WORK_ITEMS,
-            Self::PullRequests => &PULL_REQUESTS,
-        }
-    }
-
-    /// The table's name in the database.
-    pub fn name(self) -> &'static str {
-        self.table().name
-    }
-
-    /// The columns a load writes, with their types as rows are unpacked
-    /// (`jsonb_to_record`): declared once, here; a test holds them to the
-    /// migrated table and to the domain's row type.
-    pub fn loaded_columns(self) -> &'static [(&'static str, &'static str)] {
-        self.table().columns
-    }
-}
-
 #[derive(QueryableByName)]
 struct Listed {
     #[diesel(sql_type = Jsonb)]
@@ -310,22 +353,22 @@ struct Listed {
 /// `to_char` format of an API timestamp: RFC 3339 in UTC with `Z`.
 const API_TIME: &str = r#"'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'"#;
 
-impl Table {
-    /// `to_jsonb(t)` with every timestamp written as the API writes them
-    /// (`loaded_at` is a plain `timestamp`, in UTC by the session's zone).
-    fn row_json(&self) -> String {
-        let mut times: Vec<String> = self
-            .columns
-            .iter()
-            .filter(|(_, t)| *t == "timestamptz")
-            .map(|(c, _)| format!("'{c}', to_char(t.{c} AT TIME ZONE 'UTC', {API_TIME})"))
-            .collect();
-        times.push(format!("'loaded_at', to_char(t.loaded_at, {API_TIME})"));
-        format!(
-            "(to_jsonb(t) - 'tenant_id') || jsonb_build_object({})",
-            times.join(", ")
-        )
-    }
+/// `to_jsonb(t)` of a row of `table` with every timestamp written as the
+/// API writes them (`loaded_at` is a plain `timestamp`, in UTC by the
+/// session's zone).
+fn row_json(table: &Table) -> String {
+    let mut times: Vec<String> = table
+        .columns
+        .iter()
+        .chain(table.derived)
+        .filter(|(_, t)| *t == "timestamptz")
+        .map(|(c, _)| format!("'{c}', to_char(t.{c} AT TIME ZONE 'UTC', {API_TIME})"))
+        .collect();
+    times.push(format!("'loaded_at', to_char(t.loaded_at, {API_TIME})"));
+    format!(
+        "(to_jsonb(t) - 'tenant_id') || jsonb_build_object({})",
+        times.join(", ")
+    )
 }
 
 /// A page of a final table for one tenant, oldest first: every column but
@@ -349,7 +392,7 @@ fn list(
             AND ($3::text IS NULL OR {second} = $3)
             AND ($4::int4 IS NULL OR id > $4)
           ORDER BY id LIMIT $5",
-        row = table.row_json(),
+        row = row_json(table),
         table = table.name,
     );
     let rows: Vec<Listed> = diesel::sql_query(sql)
@@ -373,7 +416,7 @@ pub fn list_work_items(
 ) -> QueryResult<Vec<JsonText>> {
     list(
         conn,
-        &WORK_ITEMS,
+        &transform::WORK_ITEMS,
         tenant.id(),
         [("project_key", project_key), ("status", status)],
         after_id,
@@ -392,10 +435,86 @@ pub fn list_pull_requests(
 ) -> QueryResult<Vec<JsonText>> {
     list(
         conn,
-        &PULL_REQUESTS,
+        &transform::PULL_REQUESTS,
         tenant.id(),
         [("repository", repository), ("state", state)],
         after_id,
         limit,
     )
+}
+
+/// A change as the API answers it (SPEC §7.4), from `work_item_changes c`
+/// and `key`, its work item's key (null while the issue is not loaded).
+fn change_json(key: &str) -> String {
+    format!(
+        "jsonb_build_object(
+            'id', c.id, 'work_item_key', {key}, 'changelog_id', c.changelog_id,
+            'item_index', c.item_index, 'field', c.field, 'field_type', c.field_type,
+            'from_value', c.from_value, 'from_string', c.from_string,
+            'to_value', c.to_value, 'to_string', c.to_string,
+            'author', c.author, 'author_name', c.author_name,
+            'changed_at', to_char(c.changed_at AT TIME ZONE 'UTC', {API_TIME}))"
+    )
+}
+
+/// `GET /work-items/{id}`: the tenant's work item with its derived
+/// columns and its `status` changes, oldest first; `None` when the tenant
+/// has no such item.
+pub fn find_work_item(
+    conn: &mut PgConnection,
+    tenant: ActiveTenant,
+    id: i32,
+) -> QueryResult<Option<JsonText>> {
+    let sql = format!(
+        "SELECT {row} || jsonb_build_object('changes', COALESCE(
+                    (SELECT jsonb_agg({change}
+                                      ORDER BY c.changed_at NULLS LAST, c.changelog_id, c.item_index)
+                       FROM work_item_changes c
+                      WHERE c.tenant_id = t.tenant_id AND c.integration_id = t.integration_id
+                        AND c.work_item_external_id = t.external_id AND c.field = 'status'),
+                    '[]'::jsonb)) AS data
+           FROM work_items t
+          WHERE t.tenant_id = $1 AND t.id = $2",
+        row = row_json(&transform::WORK_ITEMS),
+        change = change_json("t.key"),
+    );
+    let row: Option<Listed> = diesel::sql_query(sql)
+        .bind::<Int4, _>(tenant.id().get())
+        .bind::<Int4, _>(id)
+        .get_result(conn)
+        .optional()?;
+    Ok(row.map(|r| r.data))
+}
+
+/// `GET /work-item-changes`: a page of the tenant's changes by id, of one
+/// work item's key and one field when given.
+pub fn list_work_item_changes(
+    conn: &mut PgConnection,
+    tenant: ActiveTenant,
+    work_item_key: Option<&str>,
+    field: Option<&str>,
+    after_id: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<JsonText>> {
+    let sql = format!(
+        "SELECT {change} AS data
+           FROM work_item_changes c
+           LEFT JOIN work_items w
+             ON w.tenant_id = c.tenant_id AND w.integration_id = c.integration_id
+            AND w.external_id = c.work_item_external_id
+          WHERE c.tenant_id = $1
+            AND ($2::text IS NULL OR w.key = $2)
+            AND ($3::text IS NULL OR c.field = $3)
+            AND ($4::int8 IS NULL OR c.id > $4)
+          ORDER BY c.id LIMIT $5",
+        change = change_json("w.key"),
+    );
+    let rows: Vec<Listed> = diesel::sql_query(sql)
+        .bind::<Int4, _>(tenant.id().get())
+        .bind::<Nullable<Text>, _>(work_item_key)
+        .bind::<Nullable<Text>, _>(field)
+        .bind::<Nullable<BigInt>, _>(after_id)
+        .bind::<BigInt, _>(limit)
+        .load(conn)?;
+    Ok(rows.into_iter().map(|r| r.data).collect())
 }

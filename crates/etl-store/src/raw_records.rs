@@ -608,6 +608,41 @@ pub fn mark_failed(
     .execute(conn)
 }
 
+/// Marks the tenant's records among `ids` `completed` (a transform loaded
+/// their rows, or they gave none). A final record (`completed`,
+/// `skipped`) stays as it is.
+pub fn complete(
+    conn: &mut PgConnection,
+    tenant_id: TenantId,
+    ids: &[RawRecordId],
+) -> QueryResult<usize> {
+    let tenant_id = tenant_id.get();
+    let ids = plain_ids(ids);
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let final_statuses = [
+        ProcessingStatus::Completed.as_str(),
+        ProcessingStatus::Skipped.as_str(),
+    ];
+    diesel::update(
+        raw::table
+            .filter(raw::tenant_id.eq(tenant_id))
+            .filter(raw::id.eq_any(ids))
+            .filter(
+                raw::processing_status
+                    .ne_all(final_statuses)
+                    .or(raw::processing_status.is_null()),
+            ),
+    )
+    .set((
+        raw::processing_status.eq(ProcessingStatus::Completed.as_str()),
+        raw::error_details.eq(None::<serde_json::Value>),
+        raw::processed_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+}
+
 /// Marks the tenant's records among `ids` that are still `processing` as
 /// `failed` with why (their job failed for good).
 pub fn fail_processing(

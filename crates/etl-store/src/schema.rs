@@ -77,41 +77,6 @@ diesel::table! {
 }
 
 diesel::table! {
-    pull_requests (id) {
-        id -> Int4,
-        tenant_id -> Int4,
-        integration_id -> Int4,
-        #[max_length = 255]
-        external_id -> Varchar,
-        #[max_length = 255]
-        repository -> Nullable<Varchar>,
-        number -> Nullable<Int4>,
-        title -> Nullable<Text>,
-        #[max_length = 10]
-        state -> Varchar,
-        draft -> Nullable<Bool>,
-        author -> Nullable<Text>,
-        base_ref -> Nullable<Text>,
-        head_ref -> Nullable<Text>,
-        #[max_length = 64]
-        head_sha -> Nullable<Varchar>,
-        labels -> Array<Nullable<Text>>,
-        source_created_at -> Nullable<Timestamptz>,
-        source_updated_at -> Nullable<Timestamptz>,
-        closed_at -> Nullable<Timestamptz>,
-        merged_at -> Nullable<Timestamptz>,
-        additions -> Nullable<Int4>,
-        deletions -> Nullable<Int4>,
-        changed_files -> Nullable<Int4>,
-        commits -> Nullable<Int4>,
-        comments -> Nullable<Int4>,
-        review_comments -> Nullable<Int4>,
-        raw_data_id -> Nullable<Int4>,
-        loaded_at -> Timestamp,
-    }
-}
-
-diesel::table! {
     raw_extraction_data (id) {
         id -> Int4,
         tenant_id -> Int4,
@@ -154,49 +119,11 @@ diesel::table! {
     }
 }
 
-diesel::table! {
-    work_items (id) {
-        id -> Int4,
-        tenant_id -> Int4,
-        integration_id -> Int4,
-        #[max_length = 255]
-        external_id -> Varchar,
-        #[max_length = 255]
-        key -> Nullable<Varchar>,
-        #[max_length = 255]
-        project_key -> Nullable<Varchar>,
-        summary -> Text,
-        description -> Nullable<Text>,
-        issue_type -> Nullable<Text>,
-        status -> Nullable<Text>,
-        #[max_length = 50]
-        status_category -> Nullable<Varchar>,
-        priority -> Nullable<Text>,
-        assignee -> Nullable<Text>,
-        assignee_name -> Nullable<Text>,
-        reporter -> Nullable<Text>,
-        labels -> Array<Nullable<Text>>,
-        #[max_length = 255]
-        parent_key -> Nullable<Varchar>,
-        source_created_at -> Nullable<Timestamptz>,
-        source_updated_at -> Nullable<Timestamptz>,
-        resolved_at -> Nullable<Timestamptz>,
-        story_points -> Nullable<Float8>,
-        custom_fields -> Jsonb,
-        raw_data_id -> Nullable<Int4>,
-        loaded_at -> Timestamp,
-    }
-}
-
 diesel::joinable!(etl_job_queue -> tenants (tenant_id));
 diesel::joinable!(idempotency_keys -> tenants (tenant_id));
 diesel::joinable!(integrations -> tenants (tenant_id));
-diesel::joinable!(pull_requests -> integrations (integration_id));
-diesel::joinable!(pull_requests -> tenants (tenant_id));
 diesel::joinable!(raw_extraction_data -> integrations (integration_id));
 diesel::joinable!(raw_extraction_data -> tenants (tenant_id));
-diesel::joinable!(work_items -> integrations (integration_id));
-diesel::joinable!(work_items -> tenants (tenant_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     etl_job_queue,
@@ -204,9 +131,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     integrations,
     job_counts,
     loaded_minutes,
-    pull_requests,
     raw_extraction_data,
     raw_record_counts,
     tenants,
-    work_items,
 );

@@ -1,7 +1,9 @@
 //! Set-based upserts into the final tables.
 
 use chrono::{TimeZone, Utc};
-use etl_domain::transform::{PrState, PullRequestRow, WorkItemRow};
+use etl_domain::transform::{
+    PrState, PullRequestRow, Table, WorkItemRow, PULL_REQUESTS, WORK_ITEMS,
+};
 use etl_store::integrations::{self, NewIntegration};
 use etl_store::loaders::{self, JobLoad, LoadCounts};
 use etl_store::raw_records::{self, NewRawRecord};
@@ -46,6 +48,7 @@ fn item(integration: i32, id: &str, summary: &str, day: u32) -> WorkItemRow {
         issue_type: Some("Bug".to_owned()),
         status: Some("Done".to_owned()),
         status_category: Some("done".to_owned()),
+        status_id: Some("10002".to_owned()),
         priority: None,
         assignee: None,
         assignee_name: None,
@@ -58,6 +61,7 @@ fn item(integration: i32, id: &str, summary: &str, day: u32) -> WorkItemRow {
         story_points: Some(3.0),
         custom_fields: etl_domain::RawObject::from_text(r#"{"customfield_1": [1]}"#.to_owned())
             .expect("object"),
+        changelog_total: None,
         raw_data_id: None,
     }
 }
@@ -66,16 +70,16 @@ fn item(integration: i32, id: &str, summary: &str, day: u32) -> WorkItemRow {
 /// into a job's payload, then loaded from it.
 fn load_job<R: serde::Serialize>(
     conn: &mut etl_store::PgConnection,
-    table: loaders::FinalTable,
+    table: &'static Table,
     tenant: i32,
     rows: &[R],
 ) -> JobLoad {
     use etl_domain::{EntityType, JobPriority, JobType};
     use etl_store::jobs::{self, NewJob};
-    let entity = match table {
-        loaders::FinalTable::WorkItems => "jira_issues",
-        loaders::FinalTable::PullRequests => "github_prs",
-    };
+    let entity = etl_domain::TransformerKind::all()
+        .find(|kind| kind.entity().table() == table)
+        .expect("an entity type loads the table")
+        .as_str();
     let job = jobs::insert(
         conn,
         &NewJob::new(
@@ -99,7 +103,7 @@ fn load_job<R: serde::Serialize>(
 
 fn load<R: serde::Serialize>(
     conn: &mut etl_store::PgConnection,
-    table: loaders::FinalTable,
+    table: &'static Table,
     tenant: i32,
     rows: &[R],
 ) -> LoadCounts {
@@ -107,11 +111,11 @@ fn load<R: serde::Serialize>(
 }
 
 fn items(conn: &mut etl_store::PgConnection, tenant: i32, rows: &[WorkItemRow]) -> LoadCounts {
-    load(conn, loaders::FinalTable::WorkItems, tenant, rows)
+    load(conn, &WORK_ITEMS, tenant, rows)
 }
 
 fn prs(conn: &mut etl_store::PgConnection, tenant: i32, rows: &[PullRequestRow]) -> LoadCounts {
-    load(conn, loaders::FinalTable::PullRequests, tenant, rows)
+    load(conn, &PULL_REQUESTS, tenant, rows)
 }
 
 fn counts(inserted: usize, updated: usize, unchanged: usize, duplicates: usize) -> LoadCounts {
@@ -269,7 +273,7 @@ fn a_load_job_is_loaded_from_its_own_row_newest_copy_first() {
     .expect("job");
     let counts = loaders::load_job_rows(
         &mut conn,
-        loaders::FinalTable::WorkItems,
+        &WORK_ITEMS,
         etl_domain::TenantId::new(tenant),
         job.job_id(),
         &[],
@@ -293,7 +297,7 @@ fn a_load_job_is_loaded_from_its_own_row_newest_copy_first() {
     // The same job again changes nothing.
     let again = loaders::load_job_rows(
         &mut conn,
-        loaders::FinalTable::WorkItems,
+        &WORK_ITEMS,
         etl_domain::TenantId::new(tenant),
         job.job_id(),
         &[],
@@ -371,7 +375,7 @@ fn a_load_job_completes_the_raw_records_behind_its_rows_and_only_its_tenants() {
         with_raw("2", "two", 1, theirs[0]),
         item(integration, "3", "three", 1),
     ];
-    let loaded = load_job(&mut conn, loaders::FinalTable::WorkItems, tenant, &rows);
+    let loaded = load_job(&mut conn, &WORK_ITEMS, tenant, &rows);
     assert_eq!(loaded.counts, counts(3, 0, 0, 1));
     assert_eq!(loaded.raw_records_completed, 2);
     let statuses: Vec<(String, bool)> = [
@@ -389,7 +393,7 @@ fn a_load_job_completes_the_raw_records_behind_its_rows_and_only_its_tenants() {
     );
     assert_eq!(statuses, [done.clone(), done, waiting.clone(), waiting]);
     // Loading again completes nothing more.
-    let again = load_job(&mut conn, loaders::FinalTable::WorkItems, tenant, &rows);
+    let again = load_job(&mut conn, &WORK_ITEMS, tenant, &rows);
     assert_eq!(again.counts, counts(0, 0, 3, 1));
     assert_eq!(again.raw_records_completed, 0);
 }
@@ -405,7 +409,7 @@ fn final_rows_outlive_the_raw_records_they_came_from() {
         raw_data_id: Some(raw),
         ..item(integration, "1", "one", 1)
     };
-    load(&mut conn, loaders::FinalTable::WorkItems, tenant, &[row]);
+    load(&mut conn, &WORK_ITEMS, tenant, &[row]);
     // Retention purges raw records; the final row keeps its provenance.
     diesel::sql_query(format!("DELETE FROM raw_extraction_data WHERE id = {raw}"))
         .execute(&mut conn)
@@ -424,14 +428,15 @@ fn trees(rows: Vec<etl_store::JsonText>) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Each final table's loaded columns are declared once (`FinalTable::
-/// loaded_columns`): they must be the migrated table's columns, with
-/// matching types, and exactly the fields of the domain's row type.
+/// Each final table is declared once (`etl_domain::transform::Table`):
+/// its loaded and derived columns must be the migrated table's, with
+/// matching types, its key a unique constraint, and its loaded columns
+/// exactly the fields of the domain's row type.
 #[test]
-fn declared_columns_match_the_migrated_tables_and_the_domain_rows() {
+fn declared_tables_match_the_migrated_tables_and_the_domain_rows() {
     use diesel::sql_types::Text;
     use diesel::{QueryableByName, RunQueryDsl as _};
-    use etl_store::loaders::FinalTable;
+    use etl_domain::transform::{self, WorkItemChangeRow, WorkItemHistoryRow, WorkItemStatusRow};
     #[derive(QueryableByName)]
     struct Column {
         #[diesel(sql_type = Text)]
@@ -439,36 +444,66 @@ fn declared_columns_match_the_migrated_tables_and_the_domain_rows() {
         #[diesel(sql_type = Text)]
         udt_name: String,
     }
+    #[derive(QueryableByName)]
+    struct Unique {
+        #[diesel(sql_type = Text)]
+        columns: String,
+    }
     let db = TestDatabase::migrated();
     let mut conn = db.connect();
     // Columns the database fills itself, or the tenant from the job.
     let own = ["id", "tenant_id", "loaded_at"];
-    let work_item = serde_json::to_value(item(1, "1", "s", 1)).expect("row");
-    let pull_request = serde_json::to_value(
-        serde_json::from_value::<PullRequestRow>(
-            serde_json::json!({"integration_id": 1, "external_id": "1", "state": "open"}),
-        )
-        .expect("row"),
-    )
-    .expect("row");
-    for (table, row) in [
-        (FinalTable::WorkItems, work_item),
-        (FinalTable::PullRequests, pull_request),
-    ] {
+    fn sample<R: serde::de::DeserializeOwned + serde::Serialize>(
+        value: serde_json::Value,
+    ) -> serde_json::Value {
+        serde_json::to_value(serde_json::from_value::<R>(value).expect("a row")).expect("row")
+    }
+    let samples = [
+        (
+            "work_items",
+            serde_json::to_value(item(1, "1", "s", 1)).expect("row"),
+        ),
+        (
+            "pull_requests",
+            sample::<PullRequestRow>(
+                json!({"integration_id": 1, "external_id": "1", "state": "open"}),
+            ),
+        ),
+        (
+            "work_item_changes",
+            sample::<WorkItemChangeRow>(
+                json!({"integration_id": 1, "work_item_external_id": "1", "changelog_id": "2", "item_index": 0, "field": "status"}),
+            ),
+        ),
+        (
+            "work_item_histories",
+            sample::<WorkItemHistoryRow>(
+                json!({"integration_id": 1, "work_item_external_id": "1", "changelog_id": "2"}),
+            ),
+        ),
+        (
+            "work_item_statuses",
+            sample::<WorkItemStatusRow>(json!({"integration_id": 1, "external_id": "3"})),
+        ),
+    ];
+    assert_eq!(transform::TABLES.len(), samples.len(), "a sample per table");
+    for table in transform::TABLES {
         let columns: Vec<Column> = diesel::sql_query(
             "SELECT column_name::text, udt_name::text FROM information_schema.columns
               WHERE table_schema = 'public' AND table_name = $1",
         )
-        .bind::<Text, _>(table.name())
+        .bind::<Text, _>(table.name)
         .load(&mut conn)
         .expect("columns");
-        let declared = table.loaded_columns();
-        for (name, kind) in declared {
+        assert!(!columns.is_empty(), "{} is not migrated", table.name);
+        let declared: Vec<(&str, &str)> =
+            table.columns.iter().chain(table.derived).copied().collect();
+        for (name, kind) in &declared {
             let column = columns
                 .iter()
                 .find(|c| c.column_name == *name)
                 .unwrap_or_else(|| {
-                    panic!("{}.{name} is declared but not in the table", table.name())
+                    panic!("{}.{name} is declared but not in the table", table.name)
                 });
             let fits = match *kind {
                 "text" => ["text", "varchar"].contains(&column.udt_name.as_str()),
@@ -478,8 +513,7 @@ fn declared_columns_match_the_migrated_tables_and_the_domain_rows() {
             assert!(
                 fits,
                 "{}.{name}: declared {kind}, migrated {}",
-                table.name(),
-                column.udt_name
+                table.name, column.udt_name
             );
         }
         for column in &columns {
@@ -487,10 +521,32 @@ fn declared_columns_match_the_migrated_tables_and_the_domain_rows() {
                 own.contains(&column.column_name.as_str())
                     || declared.iter().any(|(name, _)| *name == column.column_name),
                 "{}.{} is in the table but not declared",
-                table.name(),
+                table.name,
                 column.column_name
             );
         }
+        let unique: Vec<Unique> = diesel::sql_query(
+            "SELECT string_agg(a.attname, ',' ORDER BY k.ord)::text AS columns
+               FROM pg_constraint c
+               CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
+               JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
+              WHERE c.conrelid = $1::regclass AND c.contype = 'u'
+              GROUP BY c.oid",
+        )
+        .bind::<Text, _>(table.name)
+        .load(&mut conn)
+        .expect("constraints");
+        let key = format!("tenant_id,{}", table.key.join(","));
+        assert!(
+            unique.iter().any(|u| u.columns == key),
+            "{}: no unique constraint on ({key})",
+            table.name
+        );
+        let row = &samples
+            .iter()
+            .find(|(name, _)| *name == table.name)
+            .unwrap_or_else(|| panic!("no sample row of {}", table.name))
+            .1;
         let mut fields: Vec<&str> = row
             .as_object()
             .expect("object")
@@ -498,8 +554,8 @@ fn declared_columns_match_the_migrated_tables_and_the_domain_rows() {
             .map(String::as_str)
             .collect();
         fields.sort_unstable();
-        let mut names: Vec<&str> = declared.iter().map(|(name, _)| *name).collect();
+        let mut names: Vec<&str> = table.columns.iter().map(|(name, _)| *name).collect();
         names.sort_unstable();
-        assert_eq!(fields, names, "{}: the domain row's fields", table.name());
+        assert_eq!(fields, names, "{}: the domain row's fields", table.name);
     }
 }

@@ -462,12 +462,14 @@ fn a_migration_waiting_for_a_lock_retries_without_stalling_ingest() {
     setup
         .batch_execute("INSERT INTO tenants (name) VALUES ('acme')")
         .expect("tenant");
-    // An open transaction that wrote to the job table, as a slow ingest
-    // would: the newest migration's index on it must wait for it.
+    // An open transaction that writes to the job and final tables, as a
+    // slow job would: the newest migration (an index on the one, columns
+    // of the other) must wait for it.
     let mut holder = db.connect();
     holder
         .batch_execute(
-            "BEGIN; INSERT INTO etl_job_queue (tenant_id, job_type, entity_type, payload)
+            "BEGIN; LOCK TABLE etl_job_queue, work_items IN ROW EXCLUSIVE MODE;
+             INSERT INTO etl_job_queue (tenant_id, job_type, entity_type, payload)
              SELECT id, 'extract', 'jira_issues', '{}' FROM tenants",
         )
         .expect("holder");
@@ -505,7 +507,8 @@ fn a_migration_waiting_for_a_lock_retries_without_stalling_ingest() {
         ingest
             .batch_execute(
                 "INSERT INTO etl_job_queue (tenant_id, job_type, entity_type, payload)
-                 SELECT id, 'extract', 'jira_issues', '{}' FROM tenants",
+                 SELECT id, 'extract', 'jira_issues', '{}' FROM tenants;
+                 UPDATE work_items SET summary = summary WHERE false",
             )
             .expect("ingest is not stalled by the waiting migration");
         inserted += 1;

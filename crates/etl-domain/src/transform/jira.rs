@@ -208,10 +208,7 @@ impl Entity for JiraIssues {
         let mut rows = vec![Row::of(&item)?];
         if let Some(histories) = issue.doc.pointer("/changelog/histories") {
             let Value::Array(histories) = histories else {
-                return Err(TransformError::wrong_type(
-                    "changelog.histories",
-                    "a list",
-                ));
+                return Err(TransformError::wrong_type("changelog.histories", "a list"));
             };
             for (i, history) in histories.iter().enumerate() {
                 let path = format!("changelog.histories[{i}]");
@@ -234,12 +231,7 @@ fn changelog_total(raw: &Raw<'_>) -> Result<Option<i32>, TransformError> {
     let held = match raw.get("changelog.histories") {
         None => 0,
         Some(Value::Array(histories)) => histories.len(),
-        Some(_) => {
-            return Err(TransformError::wrong_type(
-                "changelog.histories",
-                "a list",
-            ))
-        }
+        Some(_) => return Err(TransformError::wrong_type("changelog.histories", "a list")),
     };
     let total = raw.int("changelog.total")?;
     let held = i32::try_from(held)

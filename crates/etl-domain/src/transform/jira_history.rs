@@ -487,8 +487,8 @@ mod tests {
     #[test]
     fn a_history_without_items_or_author_still_counts_as_a_history() {
         let settings = IntegrationSettings::default();
-        let text = json!({"id": 77, "created": "2024-01-16T09:30:00.000+0000", "items": []})
-            .to_string();
+        let text =
+            json!({"id": 77, "created": "2024-01-16T09:30:00.000+0000", "items": []}).to_string();
         let rows = JiraIssueChangelogs
             .transform(&source(&text, Some(r#"{"issue_id": "1"}"#), &settings))
             .expect("rows");

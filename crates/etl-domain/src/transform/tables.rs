@@ -31,7 +31,8 @@ pub struct Table {
     pub derived: &'static [(&'static str, &'static str)],
     /// The derived figures its rows are inputs of.
     pub feeds: Feeds,
-    /// Reads one row of this table as `POST /load` sends it.
+    /// Reads one row of this table as `POST /load` sends it (its shape;
+    /// values too long for their columns are noted, not refused).
     pub check: fn(&str) -> Result<CheckedRow, TransformError>,
 }
 
@@ -71,29 +72,55 @@ pub trait FinalRow: Serialize + DeserializeOwned {
     fn oversized(&self) -> Option<Oversized>;
 }
 
-/// A row that fits its table: the integration it names and the raw record
-/// it came from.
+/// A row of its table's shape: the integration it names, the raw record
+/// it came from, and the first value longer than its column (a load
+/// leaves such a row out, and says why).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckedRow {
     pub integration_id: i32,
     pub raw_data_id: Option<i32>,
+    pub oversized: Option<Oversized>,
 }
 
-/// [`Table::check`] for the table of `R`: the row parses as `R` and each
-/// value fits its column (an error names the column).
+/// [`Table::check`] for the table of `R`: the row parses as `R`, or the
+/// error names the field at fault (`labels[2]`, `summary` when missing;
+/// `body` for the row as a whole) in code `invalid_row`.
 pub fn check_row<R: FinalRow>(text: &str) -> Result<CheckedRow, TransformError> {
-    let row: R = serde_json::from_str(text).map_err(|e| TransformError {
-        code: "invalid_row".to_owned(),
-        message: e.to_string(),
-        field: "transformed_data".to_owned(),
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let row: R = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let message = without_position(error.inner());
+        let path = error.path().to_string();
+        let path = if path == "." { "" } else { path.as_str() };
+        // A missing field is reported at its enclosing object: name it.
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next());
+        let field = match (path, missing) {
+            ("", Some(name)) => name.to_owned(),
+            (path, Some(name)) => format!("{path}.{name}"),
+            ("", None) => "body".to_owned(),
+            (path, None) => path.to_owned(),
+        };
+        TransformError {
+            code: "invalid_row".to_owned(),
+            message,
+            field,
+        }
     })?;
-    if let Some(over) = row.oversized() {
-        return Err(over.error(over.column));
-    }
     Ok(CheckedRow {
         integration_id: row.integration_id(),
         raw_data_id: row.raw_data_id(),
+        oversized: row.oversized(),
     })
+}
+
+/// serde_json's message without its " at line 1 column 7" suffix.
+pub fn without_position(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(cut) => text[..cut].to_owned(),
+        None => text,
+    }
 }
 
 /// One transformed row, serialised, with its table.

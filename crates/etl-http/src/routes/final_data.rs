@@ -1,4 +1,5 @@
-//! Final tables, read-only (SPEC §5): `GET /work-items`, `GET /pull-requests`.
+//! Final tables, read-only (SPEC §5, §7.4): `GET /work-items`,
+//! `GET /work-items/{id}`, `GET /work-item-changes`, `GET /pull-requests`.
 
 use actix_web::{web, HttpResponse};
 use etl_domain::PageLimit;
@@ -51,7 +52,7 @@ fn paging(
         ("after_id" = Option<i32>, Query, description = "Keyset paging: only ids above this"),
     ),
     responses(
-        (status = 200, description = "Rows of work_items (every column but tenant_id)", body = Vec<Object>),
+        (status = 200, description = "Rows of work_items (every column but tenant_id)", body = Vec<etl_domain::WorkItem>),
         (status = 422, description = "A query parameter is invalid", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -123,6 +124,88 @@ pub async fn pull_requests(
             tenant,
             query.repository.as_deref(),
             query.state.as_deref(),
+            after_id,
+            limit.get(),
+        )?)
+    })
+    .await?;
+    Ok(crate::bounded::text_list(
+        rows.iter().map(JsonText::as_str),
+        state.max_response_bytes,
+    ))
+}
+
+/// `GET /work-items/{id}` → the work item with its derived columns and its
+/// status changes, oldest first.
+#[utoipa::path(
+    get, path = "/api/v1/etl/work-items/{id}", tag = "final data", operation_id = "get_work_item",
+    params(("id" = i32, Path, description = "Work item id (`id` of GET /work-items)")),
+    responses(
+        (status = 200, description = "The work item and its `status` changes, oldest first", body = etl_domain::WorkItemDetail),
+        (status = 404, description = "No such work item of this tenant", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn work_item(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    id: web::Path<i32>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let row = blocking_as(&state.pool, &tenant, move |conn, tenant| {
+        loaders::find_work_item(conn, tenant, id)?
+            .ok_or_else(|| ApiError::not_found(&format!("Work item {id}")))
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(row.into_string()))
+}
+
+/// Query of `GET /work-item-changes`.
+#[derive(Debug, Deserialize)]
+pub struct WorkItemChangesQuery {
+    work_item_key: Option<String>,
+    field: Option<String>,
+    limit: Option<String>,
+    after_id: Option<String>,
+}
+
+/// `GET /work-item-changes` → the tenant's changelog items, by id.
+#[utoipa::path(
+    get, path = "/api/v1/etl/work-item-changes", tag = "final data",
+    params(
+        ("work_item_key" = Option<String>, Query, description = "Only the changes of the work item with this key (SHOP-1)"),
+        ("field" = Option<String>, Query, description = "Only changes of this field (status, assignee, …)"),
+        ("limit" = Option<etl_domain::PageLimit>, Query, description = "1–1000, default 100"),
+        ("after_id" = Option<i64>, Query, description = "Keyset paging: only ids above this"),
+    ),
+    responses(
+        (status = 200, description = "Changes, oldest id first", body = Vec<etl_domain::WorkItemChange>),
+        (status = 422, description = "A query parameter is invalid", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn work_item_changes(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    query: web::Query<WorkItemChangesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let mut fields = Fields::default();
+    fields.text("work_item_key", query.work_item_key.as_deref());
+    fields.text("field", query.field.as_deref());
+    let limit = fields
+        .take("limit", query::limit(query.limit))
+        .unwrap_or_default();
+    let after_id = fields.take("after_id", query::long_id(query.after_id));
+    fields.finish()?;
+    let rows = blocking_as(&state.pool, &tenant, move |conn, tenant| {
+        Ok(loaders::list_work_item_changes(
+            conn,
+            tenant,
+            query.work_item_key.as_deref(),
+            query.field.as_deref(),
             after_id,
             limit.get(),
         )?)

@@ -91,6 +91,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::get().to(final_data::work_items),
                 ))
                 .service(at(
+                    "/work-items/{id}",
+                    Method::GET,
+                    web::get().to(final_data::work_item),
+                ))
+                .service(at(
+                    "/work-item-changes",
+                    Method::GET,
+                    web::get().to(final_data::work_item_changes),
+                ))
+                .service(at(
                     "/pull-requests",
                     Method::GET,
                     web::get().to(final_data::pull_requests),

@@ -18,8 +18,8 @@ use etl_store::tenants::ActiveTenant;
 use etl_store::{integrations, raw_records, Connection as _, PgConnection};
 
 use crate::blocking;
-use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::extract::{parse_shape, JsonBody, Tenant};
+use crate::error::{ApiError, ErrorBody, ErrorCode, FieldError};
+use crate::extract::{JsonBody, Tenant};
 use crate::query::Fields;
 use crate::state::AppState;
 use crate::tenancy::{activate, blocking_as, unusable_integration};
@@ -176,20 +176,19 @@ fn validate_rows(
     kind: TransformerKind,
     rows: &[etl_domain::RawObject],
 ) -> Result<Vec<i32>, ApiError> {
-    use etl_domain::transform::{PullRequestRow, WorkItemRow};
+    let table = kind.entity().table();
     rows.iter()
         .enumerate()
         .map(|(i, row)| {
-            let text = row.get().as_bytes();
-            match kind {
-                TransformerKind::JiraIssues => {
-                    parse_shape::<WorkItemRow>(text).map(|r| r.integration_id)
-                }
-                TransformerKind::GithubPrs => {
-                    parse_shape::<PullRequestRow>(text).map(|r| r.integration_id)
-                }
-            }
-            .map_err(|error| error.prefixed(&format!("transformed_data[{i}]")))
+            (table.check)(row.get())
+                .map(|checked| checked.integration_id)
+                .map_err(|error| {
+                    ApiError::validation(vec![FieldError {
+                        field: error.field,
+                        message: error.message,
+                    }])
+                    .prefixed(&format!("transformed_data[{i}]"))
+                })
         })
         .collect()
 }
@@ -355,7 +354,7 @@ pub async fn transform(
         .await?;
         // Not a list to page through: an answer past ETL_MAX_RESPONSE_BYTES
         // is refused, saying so, rather than cut.
-        let body = serde_json::to_string(&transformed).map_err(ApiError::internal)?;
+        let body = serde_json::to_string(&transformed.preview(kind)).map_err(ApiError::internal)?;
         if body.len() > state.max_response_bytes {
             return Err(ApiError::invalid_field(
                 "raw_data_ids",

@@ -1,0 +1,119 @@
+//! Work items' derived figures (SPEC §7.1): `first_in_progress_at` and
+//! `changelog_complete`, recomputed set-based from the history tables
+//! whenever one of their inputs is loaded, whatever order inputs arrive in
+//! (`lead_time_s` and `cycle_time_s` are generated columns of the row).
+//!
+//! Order independence under concurrency: two jobs may load inputs of one
+//! work item at once, and neither sees the other's rows before it commits.
+//! So every recompute of an integration's items runs under a transaction
+//! lock on the integration, taken after the job's loads and held to its
+//! commit: of two jobs, the later to take it recomputes with the earlier's
+//! rows committed. Rows another job has upserted but not committed are
+//! skipped (`SKIP LOCKED`), not waited for: that job recomputes them itself
+//! once it holds the lock, after this one commits. No recompute waits on a
+//! row while holding the lock, so no two jobs wait on each other.
+
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Int4, Text};
+use etl_domain::TenantId;
+
+use crate::loaders::Touched;
+
+/// First key of the integration locks (`pg_advisory_xact_lock(int4,
+/// int4)`, the second key being the integration's id): "ETLH".
+const HISTORY_LOCK_SPACE: i32 = 0x4554_4C48;
+
+/// Recomputes the derived figures of the work items `touched` names, and
+/// of those moved into a status it names, for `tenant_id`. Call it after
+/// the job's loads, in their transaction. Answers how many rows changed.
+pub fn recompute(
+    conn: &mut PgConnection,
+    tenant_id: TenantId,
+    touched: &Touched,
+) -> QueryResult<usize> {
+    if touched.is_empty() {
+        return Ok(0);
+    }
+    let mut integrations: Vec<i32> = touched
+        .work_items
+        .iter()
+        .chain(&touched.statuses)
+        .map(|(integration, _)| *integration)
+        .collect();
+    integrations.sort_unstable();
+    integrations.dedup();
+    // In one order everywhere, so jobs never wait on each other in a ring.
+    for integration in integrations {
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind::<Int4, _>(HISTORY_LOCK_SPACE)
+            .bind::<Int4, _>(integration)
+            .execute(conn)?;
+    }
+    let (item_integrations, items): (Vec<i32>, Vec<&str>) = touched
+        .work_items
+        .iter()
+        .map(|(i, e)| (*i, e.as_str()))
+        .unzip();
+    let (status_integrations, statuses): (Vec<i32>, Vec<&str>) = touched
+        .statuses
+        .iter()
+        .map(|(i, s)| (*i, s.as_str()))
+        .unzip();
+    // A status's category: work_item_statuses of the integration, failing
+    // that the work items of the integration in that status now (the least
+    // category, should they disagree, so that the answer does not depend
+    // on which was loaded last).
+    diesel::sql_query(
+        "WITH affected AS (
+             SELECT i AS integration_id, e AS external_id
+               FROM unnest($2::int4[], $3::text[]) AS a(i, e)
+             UNION
+             SELECT c.integration_id, c.work_item_external_id
+               FROM unnest($4::int4[], $5::text[]) AS s(i, status)
+               JOIN work_item_changes c
+                 ON c.tenant_id = $1 AND c.integration_id = s.i
+                AND c.field = 'status' AND c.to_value = s.status),
+         target AS (
+             SELECT w.id, w.integration_id, w.external_id, w.changelog_total
+               FROM work_items w
+               JOIN affected a
+                 ON w.tenant_id = $1 AND w.integration_id = a.integration_id
+                AND w.external_id = a.external_id
+              ORDER BY w.id
+                FOR UPDATE OF w SKIP LOCKED),
+         computed AS (
+             SELECT t.id,
+                    (SELECT min(c.changed_at)
+                       FROM work_item_changes c
+                      WHERE c.tenant_id = $1 AND c.integration_id = t.integration_id
+                        AND c.work_item_external_id = t.external_id
+                        AND c.field = 'status'
+                        AND COALESCE(
+                              (SELECT s.category FROM work_item_statuses s
+                                WHERE s.tenant_id = $1 AND s.integration_id = t.integration_id
+                                  AND s.external_id = c.to_value),
+                              (SELECT min(o.status_category) FROM work_items o
+                                WHERE o.tenant_id = $1 AND o.integration_id = t.integration_id
+                                  AND o.status_id = c.to_value)
+                            ) = 'indeterminate') AS first_in_progress_at,
+                    (t.changelog_total IS NULL
+                     OR (SELECT count(*) FROM work_item_histories h
+                          WHERE h.tenant_id = $1 AND h.integration_id = t.integration_id
+                            AND h.work_item_external_id = t.external_id) >= t.changelog_total)
+                        AS changelog_complete
+               FROM target t)
+         UPDATE work_items w
+            SET first_in_progress_at = c.first_in_progress_at,
+                changelog_complete = c.changelog_complete
+           FROM computed c
+          WHERE w.id = c.id
+            AND (w.first_in_progress_at, w.changelog_complete)
+                IS DISTINCT FROM (c.first_in_progress_at, c.changelog_complete)",
+    )
+    .bind::<Int4, _>(tenant_id.get())
+    .bind::<Array<Int4>, _>(&item_integrations)
+    .bind::<Array<Text>, _>(&items)
+    .bind::<Array<Int4>, _>(&status_integrations)
+    .bind::<Array<Text>, _>(&statuses)
+    .execute(conn)
+}
