@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use etl_domain::transform::{self, jira::CustomFieldMappings};
+use etl_domain::transform::{self, jira::CustomFieldMappings, IntegrationSettings, Source};
 use etl_tests::{json, poll_until};
 use serde_json::{json, Value};
 
@@ -40,6 +40,10 @@ fn objects(dir: &Path, kind: &str) -> Vec<(String, Value)> {
             Value::Object(ref object) if object.get("issues").is_some_and(Value::is_array) => {
                 object["issues"].as_array().cloned().unwrap_or_default()
             }
+            // A page of the changelog endpoint.
+            Value::Object(ref object) if object.get("values").is_some_and(Value::is_array) => {
+                object["values"].as_array().cloned().unwrap_or_default()
+            }
             other => vec![other],
         };
         out.extend(items.into_iter().map(|item| (name.clone(), item)));
@@ -52,6 +56,8 @@ struct Stored {
     /// Distinct keys of the records the transformer accepts.
     valid_keys: std::collections::BTreeSet<String>,
     invalid: usize,
+    /// The (changelog_id, item_index) of every change they carry.
+    changes: std::collections::BTreeSet<(String, i64)>,
 }
 
 async fn store_all(
@@ -64,16 +70,19 @@ async fn store_all(
         raw_ids: Vec::new(),
         valid_keys: Default::default(),
         invalid: 0,
+        changes: Default::default(),
     };
-    let mappings = CustomFieldMappings {
-        story_points: Some(STORY_POINTS_FIELD.to_owned()),
+    let settings = IntegrationSettings {
+        custom_fields: CustomFieldMappings {
+            story_points: Some(STORY_POINTS_FIELD.to_owned()),
+        },
     };
     for chunk in items.chunks(200) {
         let records: Vec<Value> = chunk
             .iter()
             .map(|(file, raw)| {
                 json!({"integration_id": integration, "entity_type": entity_type, "raw_data": raw,
-                                      "extraction_metadata": {"file": file}})
+                       "extraction_metadata": metadata(file)})
             })
             .collect();
         let response = h
@@ -94,16 +103,41 @@ async fn store_all(
                 .filter_map(Value::as_i64),
         );
     }
-    for (_, raw) in items {
-        let key = match entity_type {
-            "jira_issues" => {
-                transform::jira::transform(raw, integration, &mappings).map(|r| r.external_id)
-            }
-            _ => transform::github::transform(raw, integration).map(|r| r.external_id),
+    // What the service should make of them, by the domain's own entity.
+    let kind = etl_domain::TransformerKind::parse(entity_type).expect("registered");
+    for (file, raw) in items {
+        let text = raw.to_string();
+        let metadata = metadata(file).to_string();
+        let source = Source {
+            raw_data: &text,
+            extraction_metadata: Some(&metadata),
+            integration_id: integration,
+            raw_data_id: None,
+            settings: &settings,
         };
-        match key {
-            Ok(key) => {
-                stored.valid_keys.insert(key);
+        match kind.entity().transform(&source) {
+            Ok(rows) => {
+                for row in rows {
+                    let value: Value = serde_json::from_str(&row.text).expect("row");
+                    if row.table == kind.entity().table() {
+                        stored.valid_keys.insert(
+                            value["external_id"]
+                                .as_str()
+                                .or(value["changelog_id"].as_str())
+                                .unwrap_or_default()
+                                .to_owned(),
+                        );
+                    }
+                    if row.table == &transform::WORK_ITEM_CHANGES {
+                        stored.changes.insert((
+                            value["changelog_id"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_owned(),
+                            value["item_index"].as_i64().unwrap_or_default(),
+                        ));
+                    }
+                }
             }
             Err(_) => stored.invalid += 1,
         }
@@ -111,8 +145,20 @@ async fn store_all(
     stored
 }
 
+/// A record's `extraction_metadata`: the file it came from and, for a
+/// changelog page (`issue-<id>.json`), the issue it belongs to.
+fn metadata(file: &str) -> Value {
+    match file
+        .strip_prefix("issue-")
+        .and_then(|rest| rest.strip_suffix(".json"))
+    {
+        Some(issue_id) => json!({"file": file, "issue_id": issue_id}),
+        None => json!({ "file": file }),
+    }
+}
+
 async fn process_and_wait(h: &Harness) {
-    for entity_type in ["jira_issues", "github_prs"] {
+    for entity_type in etl_domain::TransformerKind::names() {
         let response = h
             .app
             .post_json(
@@ -176,6 +222,10 @@ async fn run_over(dir: &Path) -> (Harness, Vec<Value>, Vec<Value>) {
     );
     let stored_issues = store_all(&h, "jira_issues", jira, &issues).await;
     let stored_prs = store_all(&h, "github_prs", github, &prs).await;
+    let changelogs = objects(dir, "jira_issue_changelogs");
+    let stored_changelogs = store_all(&h, "jira_issue_changelogs", jira, &changelogs).await;
+    let statuses = objects(dir, "jira_statuses");
+    let stored_statuses = store_all(&h, "jira_statuses", jira, &statuses).await;
     process_and_wait(&h).await;
 
     let items = final_rows(&h, "work-items").await;
@@ -200,8 +250,27 @@ async fn run_over(dir: &Path) -> (Harness, Vec<Value>, Vec<Value>) {
         .count("SELECT count(*) FROM raw_extraction_data WHERE processing_status = 'failed'");
     assert_eq!(
         failed as usize,
-        stored_issues.invalid + stored_prs.invalid,
+        stored_issues.invalid
+            + stored_prs.invalid
+            + stored_changelogs.invalid
+            + stored_statuses.invalid,
         "the broken ones failed"
+    );
+    // Every item of every history, embedded or standalone, once.
+    let expected_changes: std::collections::BTreeSet<(String, i64)> = stored_issues
+        .changes
+        .iter()
+        .chain(&stored_changelogs.changes)
+        .cloned()
+        .collect();
+    assert_eq!(
+        h.app.count("SELECT count(*) FROM work_item_changes") as usize,
+        expected_changes.len(),
+        "one change row per history item"
+    );
+    assert_eq!(
+        h.app.count("SELECT count(*) FROM work_item_statuses") as usize,
+        stored_statuses.valid_keys.len()
     );
     assert_eq!(
         h.app.count(
@@ -219,7 +288,10 @@ async fn run_over(dir: &Path) -> (Harness, Vec<Value>, Vec<Value>) {
         prs.len(),
         pulls.len()
     );
-    let all = stored_issues.raw_ids.len() + stored_prs.raw_ids.len();
+    let all = stored_issues.raw_ids.len()
+        + stored_prs.raw_ids.len()
+        + stored_changelogs.raw_ids.len()
+        + stored_statuses.raw_ids.len();
     assert_eq!(
         h.app.count("SELECT count(*) FROM raw_extraction_data WHERE processing_status IN ('completed', 'failed')") as usize,
         all
@@ -267,6 +339,81 @@ async fn the_projects_fixtures_flow_from_raw_to_final_tables() {
     assert!(subtask["resolved_at"]
         .as_str()
         .is_some_and(|t| t.starts_with("2024-03-05T12:00:00")));
+
+    // History (SPEC §7.1, §7.4): the embedded changelog held 2 of 3
+    // histories, the changelog endpoint brought the third.
+    let bug = by_external_id(&items, "10100");
+    assert_eq!(bug["status_id"], "10001");
+    assert_eq!(bug["changelog_complete"], true);
+    // 2024-03-07T10:02:45.123Z − 2024-03-01T07:00:00Z, rounded down.
+    assert_eq!(bug["lead_time_s"], 6 * 86_400 + 3 * 3_600 + 2 * 60 + 45);
+    assert_eq!(bug["first_in_progress_at"], "2024-03-04T08:15:22.000000Z");
+    assert_eq!(bug["cycle_time_s"], 3 * 86_400 + 3_600 + 47 * 60 + 23);
+    let id = bug["id"].as_i64().expect("id");
+    let detail = json(
+        h.app
+            .get_as(&format!("/api/v1/etl/work-items/{id}"), &h.tenant)
+            .await,
+    )
+    .await;
+    assert_eq!(detail["key"], "PAY-7");
+    assert_eq!(detail["cycle_time_s"], bug["cycle_time_s"]);
+    let moves: Vec<(&str, &str, &str)> = detail["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            (
+                c["from_string"].as_str().unwrap_or_default(),
+                c["to_string"].as_str().unwrap_or_default(),
+                c["changed_at"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            ("Open", "In Progress", "2024-03-04T08:15:22.000000Z"),
+            ("In Progress", "Done", "2024-03-07T10:02:45.123000Z"),
+        ],
+        "its status changes, oldest first"
+    );
+    let assignments = json(
+        h.app
+            .get_as(
+                "/api/v1/etl/work-item-changes?work_item_key=PAY-7&field=assignee",
+                &h.tenant,
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(
+        assignments,
+        json!([{
+            "id": assignments[0]["id"], "work_item_key": "PAY-7", "changelog_id": "20305",
+            "item_index": 0, "field": "assignee", "field_type": "jira",
+            "from_value": "alice", "from_string": "Alice Archer", "to_value": "bob",
+            "to_string": "Bob Baker", "author": "alice", "author_name": "Alice Archer",
+            "changed_at": "2024-03-05T15:40:00.000000Z"
+        }])
+    );
+    let stranger = h.app.tenant("stranger");
+    assert_eq!(
+        h.app
+            .get_as(&format!("/api/v1/etl/work-items/{id}"), &stranger)
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        json(
+            h.app
+                .get_as("/api/v1/etl/work-item-changes", &stranger)
+                .await
+        )
+        .await,
+        json!([])
+    );
 
     // A real Jira issue (apache/incubator-devlake's test data) whose summary
     // ends in U+0000: stored without it, the place listed, and loaded.
