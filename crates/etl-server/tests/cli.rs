@@ -682,3 +682,119 @@ fn serve_dev_warns_when_another_consumer_reads_its_queues() {
     let warning = server.wait_for_line("WARNING: another consumer");
     assert!(warning.contains("etl.transform"), "{warning}");
 }
+
+/// SPEC §8: one record's rows in all its tables commit together. A worker
+/// killed (-9) in the middle of a transform job, its rows written to some
+/// tables and not yet to others, leaves none of them; the job, rescued,
+/// then loads all of them.
+#[test]
+fn a_worker_killed_mid_transform_leaves_each_records_rows_all_or_none() {
+    use etl_store::SimpleConnection as _;
+    let db = TestDatabase::migrated();
+    let vhost = etl_tests::rabbit::TestVhost::create();
+    let mut conn = db.connect();
+    let seed = etl_store::seed::ensure_demo(&mut conn).expect("seed");
+    // 200 issues, each with 3 histories of 2 items, as one transform job.
+    conn.batch_execute(&format!(
+        "INSERT INTO raw_extraction_data (tenant_id, integration_id, entity_type, raw_data, processing_status)
+         SELECT {tenant}, {jira}, 'jira_issues', jsonb_build_object(
+                    'id', i::text, 'key', 'K-' || i,
+                    'fields', jsonb_build_object('summary', 'Issue ' || i,
+                        'status', jsonb_build_object('id', '3', 'statusCategory', jsonb_build_object('key', 'indeterminate')),
+                        'created', '2024-01-01T00:00:00.000+0000', 'updated', '2024-01-05T00:00:00.000+0000'),
+                    'changelog', jsonb_build_object('total', 3, 'histories', (
+                        SELECT jsonb_agg(jsonb_build_object('id', i || '-' || h, 'created', '2024-01-02T00:00:00.000+0000',
+                               'items', jsonb_build_array(
+                                   jsonb_build_object('field', 'status', 'from', '1', 'to', '3'),
+                                   jsonb_build_object('field', 'labels', 'toString', 'x'))))
+                          FROM generate_series(1, 3) AS h))),
+                'processing'
+           FROM generate_series(1, 200) AS i;
+         INSERT INTO etl_job_queue (tenant_id, job_type, entity_type, payload)
+         SELECT {tenant}, 'transform', 'jira_issues', jsonb_build_object('raw_data_ids', jsonb_agg(id))
+           FROM raw_extraction_data;",
+        tenant = seed.tenant.id,
+        jira = seed.jira.id,
+    ))
+    .expect("records and their job");
+    // The job writes work_items and work_item_changes, then waits for the
+    // histories table, which this session holds.
+    let mut blocker = db.connect();
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE work_item_histories IN SHARE MODE")
+        .expect("lock");
+    let mut worker = Running::start(
+        etl_server(&["worker"])
+            .env("DATABASE_URL", db.url())
+            .env("RABBITMQ_URL", vhost.url()),
+    );
+    let waiting = etl_store::test_support::poll_blocking(Duration::from_secs(30), || {
+        let mut conn = db.connect();
+        let blocked = count_of(
+            &mut conn,
+            "SELECT count(*) AS n FROM pg_stat_activity
+              WHERE wait_event_type = 'Lock' AND query LIKE '%work_item_histories%'",
+        );
+        (blocked > 0).then_some(())
+    });
+    assert!(
+        waiting.is_some(),
+        "the job reached the histories with the other tables written"
+    );
+    worker.child.kill().expect("kill -9");
+    worker.child.wait().expect("reaped");
+    blocker.batch_execute("ROLLBACK").expect("unlock");
+    let rows = |conn: &mut etl_store::PgConnection| {
+        [
+            count_of(conn, "SELECT count(*) AS n FROM work_items"),
+            count_of(conn, "SELECT count(*) AS n FROM work_item_changes"),
+            count_of(conn, "SELECT count(*) AS n FROM work_item_histories"),
+        ]
+    };
+    // The killed backend's transaction is gone with it (PostgreSQL notices
+    // the closed connection); until then its rows were never visible.
+    let gone = etl_store::test_support::poll_blocking(Duration::from_secs(30), || {
+        let mut conn = db.connect();
+        (count_of(
+            &mut conn,
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE '%work_item_histories%'
+                AND pid <> pg_backend_pid() AND state <> 'idle'",
+        ) == 0)
+            .then_some(())
+    });
+    assert!(gone.is_some(), "the killed worker's session ended");
+    assert_eq!(
+        rows(&mut db.connect()),
+        [0, 0, 0],
+        "none of any record's rows"
+    );
+    // The rescuer of the next worker takes the job back (its heartbeat is
+    // made old at once rather than waited for) and loads everything.
+    db.connect()
+        .batch_execute(
+            "UPDATE etl_job_queue SET heartbeat_at = now() - interval '1 hour' WHERE status = 'running'",
+        )
+        .expect("stale heartbeat");
+    let _again = Running::start(
+        etl_server(&["worker"])
+            .env("DATABASE_URL", db.url())
+            .env("RABBITMQ_URL", vhost.url()),
+    );
+    let all = etl_store::test_support::poll_blocking(Duration::from_secs(60), || {
+        (rows(&mut db.connect()) == [200, 1200, 600]).then_some(())
+    });
+    assert!(all.is_some(), "all rows: {:?}", rows(&mut db.connect()));
+}
+
+fn count_of(conn: &mut etl_store::PgConnection, sql: &str) -> i64 {
+    use etl_store::test_support::diesel_prelude::*;
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query(sql)
+        .get_result::<Count>(conn)
+        .expect(sql)
+        .n
+}
