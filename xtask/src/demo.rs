@@ -1,7 +1,10 @@
 //! `cargo xtask demo` (SPEC §10): against a running `serve --dev`, stores the
-//! project's fixtures and `--issues N` generated Jira issues and GitHub pull
-//! requests through the API, processes them, shows progress while it waits,
-//! and ends with a summary table and the dashboard's address.
+//! project's fixtures and `--issues N` generated Jira issues (with their
+//! changelogs: status walks through a real workflow, assignee and priority
+//! changes; some issues' changelogs truncated and completed through the
+//! changelog endpoint's records), the statuses they use, and GitHub pull
+//! requests, through the API; processes them, shows progress while it
+//! waits, and ends with a summary table and the dashboard's address.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,7 +26,12 @@ pub(crate) struct DemoOptions {
 }
 
 const JIRA: &str = "jira_issues";
+const JIRA_CHANGELOGS: &str = "jira_issue_changelogs";
+const JIRA_STATUSES: &str = "jira_statuses";
 const GITHUB: &str = "github_prs";
+/// Every entity type the demo stores, in the order it asks for processing
+/// (any order gives the same tables).
+const ENTITY_TYPES: [&str; 4] = [JIRA_STATUSES, JIRA, JIRA_CHANGELOGS, GITHUB];
 /// Records per `store-batch` request (the API takes up to 1000).
 const STORE_BATCH: usize = 250;
 
@@ -107,15 +115,23 @@ async fn demo(root: &Path, options: DemoOptions) -> anyhow::Result<()> {
     let mut records = fixtures(root, jira, github)?;
     let fixture_count = records.len();
     let mut rng = StdRng::seed_from_u64(u64::from(options.issues));
+    records.extend(generated_statuses(jira));
+    let mut histories = 0;
     for i in 0..options.issues {
-        records.push(generated_issue(&mut rng, jira, i));
+        let (issue, later) = generated_issue(&mut rng, jira, i);
+        histories += issue["raw_data"]["changelog"]["total"]
+            .as_u64()
+            .unwrap_or(0);
+        records.push(issue);
+        records.extend(later);
         records.push(generated_pull_request(&mut rng, github, i));
     }
     let stored_by_type = count_by_type(&records);
     println!(
-        "storing {} records: {fixture_count} from tests/fixtures, {} generated issues and {} pull requests",
+        "storing {} records: {fixture_count} from tests/fixtures, {} generated issues with {histories} changelog histories, {} statuses and {} pull requests",
         records.len(),
         options.issues,
+        STATUSES.len(),
         options.issues
     );
     let before = api.get("/api/v1/etl/stats").await?;
@@ -134,7 +150,7 @@ async fn demo(root: &Path, options: DemoOptions) -> anyhow::Result<()> {
     let store_seconds = started.elapsed().as_secs_f64();
 
     let processing = Instant::now();
-    for entity_type in [JIRA, GITHUB] {
+    for entity_type in ENTITY_TYPES {
         api.post(
             "/api/v1/etl/pipeline/process",
             &json!({"entity_type": entity_type, "batch_size": 500}),
@@ -146,7 +162,7 @@ async fn demo(root: &Path, options: DemoOptions) -> anyhow::Result<()> {
     let deadline = Instant::now() + options.timeout;
     let after = loop {
         let now = api.get("/api/v1/etl/stats").await?;
-        let done: u64 = [JIRA, GITHUB]
+        let done: u64 = ENTITY_TYPES
             .iter()
             .map(|t| finished(&now, t).saturating_sub(finished(&before, t)))
             .sum();
@@ -168,7 +184,7 @@ async fn demo(root: &Path, options: DemoOptions) -> anyhow::Result<()> {
 
     let mut table = Table::new();
     table.set_header(["entity type", "stored", "loaded", "failed", "rows / s"]);
-    for entity_type in [JIRA, GITHUB] {
+    for entity_type in ENTITY_TYPES {
         let loaded = status_count(&after, entity_type, "completed").saturating_sub(status_count(
             &before,
             entity_type,
@@ -257,10 +273,18 @@ fn token_tenant(token: &str) -> Option<i32> {
     i32::try_from(claims["tenant_id"].as_i64()?).ok()
 }
 
-/// Every object of `tests/fixtures/{jira,github}` as a store request.
+/// Every object of `tests/fixtures/<folder>` as a store request: `jira`
+/// and `github` hold issues and pull requests, `jira_statuses` the status
+/// list, `jira_issue_changelogs/issue-<id>.json` a changelog page of issue
+/// `<id>`.
 fn fixtures(root: &Path, jira: i32, github: i32) -> anyhow::Result<Vec<Value>> {
     let mut records = Vec::new();
-    for (dir, entity_type, integration) in [("jira", JIRA, jira), ("github", GITHUB, github)] {
+    for (dir, entity_type, integration) in [
+        ("jira", JIRA, jira),
+        ("jira_statuses", JIRA_STATUSES, jira),
+        ("jira_issue_changelogs", JIRA_CHANGELOGS, jira),
+        ("github", GITHUB, github),
+    ] {
         let mut paths: Vec<_> = std::fs::read_dir(root.join("tests/fixtures").join(dir))
             .with_context(|| format!("reading tests/fixtures/{dir}"))?
             .filter_map(Result::ok)
@@ -277,22 +301,37 @@ fn fixtures(root: &Path, jira: i32, github: i32) -> anyhow::Result<Vec<Value>> {
                 Value::Object(ref o) if o.get("issues").is_some_and(Value::is_array) => {
                     o["issues"].as_array().cloned().unwrap_or_default()
                 }
+                Value::Object(ref o) if o.get("values").is_some_and(Value::is_array) => {
+                    o["values"].as_array().cloned().unwrap_or_default()
+                }
                 other => vec![other],
             };
+            let issue_id = path
+                .file_stem()
+                .and_then(|stem| stem.to_str())
+                .and_then(|stem| stem.strip_prefix("issue-"))
+                .map(str::to_owned);
             for raw in objects {
-                let external_id = match &raw["id"] {
-                    Value::String(s) => s.clone(),
-                    Value::Number(n) => n.to_string(),
-                    _ => continue,
-                };
-                records.push(
-                    json!({"integration_id": integration, "entity_type": entity_type,
-                                    "external_id": external_id, "raw_data": raw}),
-                );
+                let mut record = json!({"integration_id": integration, "entity_type": entity_type,
+                                        "raw_data": raw});
+                if entity_type == JIRA_CHANGELOGS {
+                    record["extraction_metadata"] = json!({ "issue_id": issue_id });
+                } else if let Some(id) = external_id(&record["raw_data"]["id"]) {
+                    record["external_id"] = json!(id);
+                }
+                records.push(record);
             }
         }
     }
     Ok(records)
+}
+
+fn external_id(id: &Value) -> Option<String> {
+    match id {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 const WORDS: &[&str] = &[
@@ -306,12 +345,15 @@ const PEOPLE: &[(&str, &str)] = &[
     ("lee", "Lee Lead"),
     ("ari", "Ari Architect"),
 ];
-const STATUSES: &[(&str, &str)] = &[
-    ("To Do", "new"),
-    ("In Progress", "indeterminate"),
-    ("In Review", "indeterminate"),
-    ("Done", "done"),
+/// The demo site's workflow: (id, name, category) as `GET
+/// /rest/api/2/status` lists them.
+const STATUSES: &[(&str, &str, &str)] = &[
+    ("10000", "To Do", "new"),
+    ("3", "In Progress", "indeterminate"),
+    ("10002", "In Review", "indeterminate"),
+    ("10001", "Done", "done"),
 ];
+const PRIORITIES: &[(&str, &str)] = &[("4", "Minor"), ("3", "Major"), ("2", "Critical")];
 
 fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
     &items[rng.gen_range(0..items.len())]
@@ -336,12 +378,115 @@ fn timestamp(format: &str, days_ago: i64, minutes: i64) -> String {
 const JIRA_TIME: &str = "%Y-%m-%dT%H:%M:%S%.3f+0000";
 const GITHUB_TIME: &str = "%Y-%m-%dT%H:%M:%SZ";
 
-fn generated_issue(rng: &mut StdRng, integration: i32, i: u32) -> Value {
+fn generated_statuses(integration: i32) -> Vec<Value> {
+    STATUSES
+        .iter()
+        .map(|(id, name, category)| {
+            json!({"integration_id": integration, "entity_type": JIRA_STATUSES, "external_id": id,
+                   "raw_data": {"self": format!("https://demo.atlassian.net/rest/api/2/status/{id}"),
+                                "id": id, "name": name, "description": "",
+                                "statusCategory": {"key": category, "name": name}}})
+        })
+        .collect()
+}
+
+fn person(login: &str, name: &str) -> Value {
+    json!({"name": login, "key": login, "displayName": name, "active": true})
+}
+
+/// A generated issue with its changelog, and (for about one in eight,
+/// whose embedded changelog holds only its first histories, as Jira cuts
+/// long ones) the rest as records of the changelog endpoint.
+fn generated_issue(rng: &mut StdRng, integration: i32, i: u32) -> (Value, Vec<Value>) {
     let id = (900_000 + i).to_string();
-    let (status, category) = *pick(rng, STATUSES);
     let (assignee, assignee_name) = *pick(rng, PEOPLE);
     let (reporter, reporter_name) = *pick(rng, PEOPLE);
-    let created = rng.gen_range(1..90);
+    let created_days_ago = rng.gen_range(5..90);
+    let mut minute = 0;
+    let mut histories = Vec::new();
+    let mut history = |rng: &mut StdRng, minute: i64, items: Vec<Value>| {
+        let (login, name) = *pick(rng, PEOPLE);
+        histories.push(json!({
+            "id": format!("{}{:02}", 900_000 + i, histories.len()),
+            "author": person(login, name),
+            "created": timestamp(JIRA_TIME, created_days_ago, minute),
+            "items": items,
+        }));
+    };
+    let status_move = |from: usize, to: usize| {
+        json!({"field": "status", "fieldtype": "jira", "from": STATUSES[from].0, "fromString": STATUSES[from].1,
+               "to": STATUSES[to].0, "toString": STATUSES[to].1})
+    };
+    // To Do → In Progress → (In Review → In Progress)* → In Review → Done,
+    // stopping anywhere along the way; an assignee or priority change now
+    // and then.
+    let steps = rng.gen_range(0..7);
+    // Each step takes at most a tenth of the issue's age: it ends before now.
+    let step_minutes = created_days_ago * 1440 / 10;
+    let mut status = 0;
+    for step in 0..steps {
+        minute += rng.gen_range(30..step_minutes);
+        let next = match (status, step) {
+            (0, _) => 1,
+            (1, _) => 2,
+            (2, _) if rng.gen_bool(0.35) => 1,
+            (2, _) => 3,
+            _ => break,
+        };
+        let mut items = vec![status_move(status, next)];
+        if next == 3 {
+            items.push(
+                json!({"field": "resolution", "fieldtype": "jira", "from": null, "fromString": null,
+                              "to": "10000", "toString": "Done"}),
+            );
+        }
+        history(rng, minute, items);
+        status = next;
+        if rng.gen_bool(0.3) {
+            minute += rng.gen_range(5..step_minutes / 4);
+            let (to, to_name) = *pick(rng, PEOPLE);
+            history(
+                rng,
+                minute,
+                vec![
+                    json!({"field": "assignee", "fieldtype": "jira", "from": assignee,
+                            "fromString": assignee_name, "to": to, "toString": to_name}),
+                ],
+            );
+        }
+        if rng.gen_bool(0.15) {
+            minute += rng.gen_range(5..step_minutes / 4);
+            let (from, from_name) = *pick(rng, PRIORITIES);
+            let (to, to_name) = *pick(rng, PRIORITIES);
+            history(
+                rng,
+                minute,
+                vec![
+                    json!({"field": "priority", "fieldtype": "jira", "from": from,
+                            "fromString": from_name, "to": to, "toString": to_name}),
+                ],
+            );
+        }
+        if status == 3 {
+            break;
+        }
+    }
+    let (status_id, status_name, category) = STATUSES[status];
+    let resolved = (status == 3).then(|| timestamp(JIRA_TIME, created_days_ago, minute));
+    let total = histories.len();
+    let embedded = if total > 3 && rng.gen_bool(0.125) {
+        total - 2
+    } else {
+        total
+    };
+    let later: Vec<Value> = histories[embedded..]
+        .iter()
+        .map(|h| {
+            json!({"integration_id": integration, "entity_type": JIRA_CHANGELOGS, "raw_data": h,
+                   "extraction_metadata": {"issue_id": id}})
+        })
+        .collect();
+    histories.truncate(embedded);
     let points = [1, 2, 3, 5, 8, 13][rng.gen_range(0..6)];
     let raw = json!({
         "id": id,
@@ -351,17 +496,22 @@ fn generated_issue(rng: &mut StdRng, integration: i32, i: u32) -> Value {
             "description": format!("Seen by {reporter_name} on {}.", pick(rng, WORDS)),
             "project": {"key": "DEMO", "name": "Demo"},
             "issuetype": {"name": *pick(rng, &["Story", "Bug", "Task"]), "subtask": false},
-            "status": {"name": status, "statusCategory": {"key": category}},
+            "status": {"id": status_id, "name": status_name, "statusCategory": {"key": category}},
             "priority": {"name": *pick(rng, &["Minor", "Major", "Critical"])},
-            "assignee": {"name": assignee, "displayName": assignee_name},
-            "reporter": {"name": reporter, "displayName": reporter_name},
+            "assignee": person(assignee, assignee_name),
+            "reporter": person(reporter, reporter_name),
             "labels": [*pick(rng, WORDS)],
-            "created": timestamp(JIRA_TIME, created, 0),
-            "updated": timestamp(JIRA_TIME, created, rng.gen_range(10..5000)),
+            "created": timestamp(JIRA_TIME, created_days_ago, 0),
+            "updated": timestamp(JIRA_TIME, created_days_ago, minute + 1),
+            "resolutiondate": resolved,
             "customfield_10016": points,
-        }
+        },
+        "changelog": {"startAt": 0, "maxResults": embedded, "total": total, "histories": histories},
     });
-    json!({"integration_id": integration, "entity_type": JIRA, "external_id": id, "raw_data": raw})
+    (
+        json!({"integration_id": integration, "entity_type": JIRA, "external_id": id, "raw_data": raw}),
+        later,
+    )
 }
 
 fn generated_pull_request(rng: &mut StdRng, integration: i32, i: u32) -> Value {

@@ -119,6 +119,10 @@ enum Bench {
         /// Records per transform job.
         #[arg(long, default_value_t = 1000)]
         batch_size: u32,
+        /// Issues with 12 changelog histories of 1–3 items each, loaded
+        /// into work_item_changes too (and the baseline into its twin).
+        #[arg(long)]
+        history: bool,
         /// Baseline-then-pipeline rounds; the median round is reported (on a
         /// shared machine either side alone varies by a third between runs).
         #[arg(long, default_value_t = 5)]
@@ -224,6 +228,7 @@ fn main() -> ExitCode {
                 Bench::Pipeline {
                     issues,
                     batch_size,
+                    history,
                     rounds,
                 },
         } => workspace_root().and_then(|root| {
@@ -231,6 +236,7 @@ fn main() -> ExitCode {
                 &root,
                 &bench::pipeline::PipelineOptions {
                     issues,
+                    history,
                     batch_size,
                     rounds,
                 },

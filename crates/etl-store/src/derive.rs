@@ -73,42 +73,47 @@ pub fn recompute(
                JOIN work_item_changes c
                  ON c.tenant_id = $1 AND c.integration_id = s.i
                 AND c.field = 'status' AND c.to_value = s.status),
-         target AS (
-             SELECT w.id, w.integration_id, w.external_id, w.changelog_total
-               FROM work_items w
-               JOIN affected a
-                 ON w.tenant_id = $1 AND w.integration_id = a.integration_id
-                AND w.external_id = a.external_id
-              ORDER BY w.id
-                FOR UPDATE OF w SKIP LOCKED),
          computed AS (
-             SELECT t.id,
+             SELECT w.id, w.first_in_progress_at AS was_in_progress_at,
+                    w.changelog_complete AS was_complete,
                     (SELECT min(c.changed_at)
                        FROM work_item_changes c
-                      WHERE c.tenant_id = $1 AND c.integration_id = t.integration_id
-                        AND c.work_item_external_id = t.external_id
+                      WHERE c.tenant_id = $1 AND c.integration_id = w.integration_id
+                        AND c.work_item_external_id = w.external_id
                         AND c.field = 'status'
                         AND COALESCE(
                               (SELECT s.category FROM work_item_statuses s
-                                WHERE s.tenant_id = $1 AND s.integration_id = t.integration_id
+                                WHERE s.tenant_id = $1 AND s.integration_id = w.integration_id
                                   AND s.external_id = c.to_value),
                               (SELECT min(o.status_category) FROM work_items o
-                                WHERE o.tenant_id = $1 AND o.integration_id = t.integration_id
+                                WHERE o.tenant_id = $1 AND o.integration_id = w.integration_id
                                   AND o.status_id = c.to_value)
                             ) = 'indeterminate') AS first_in_progress_at,
-                    (t.changelog_total IS NULL
+                    (w.changelog_total IS NULL
                      OR (SELECT count(*) FROM work_item_histories h
-                          WHERE h.tenant_id = $1 AND h.integration_id = t.integration_id
-                            AND h.work_item_external_id = t.external_id) >= t.changelog_total)
+                          WHERE h.tenant_id = $1 AND h.integration_id = w.integration_id
+                            AND h.work_item_external_id = w.external_id) >= w.changelog_total)
                         AS changelog_complete
-               FROM target t)
+               FROM work_items w
+               JOIN affected a
+                 ON w.tenant_id = $1 AND w.integration_id = a.integration_id
+                AND w.external_id = a.external_id),
+         changed AS (
+             SELECT * FROM computed
+              WHERE (was_in_progress_at, was_complete)
+                    IS DISTINCT FROM (first_in_progress_at, changelog_complete)),
+         -- Only rows whose figures change are locked (a lock writes the
+         -- row): those another job holds are left to it.
+         target AS (
+             SELECT w.id FROM work_items w
+              WHERE w.id IN (SELECT id FROM changed)
+              ORDER BY w.id
+                FOR UPDATE SKIP LOCKED)
          UPDATE work_items w
             SET first_in_progress_at = c.first_in_progress_at,
                 changelog_complete = c.changelog_complete
-           FROM computed c
-          WHERE w.id = c.id
-            AND (w.first_in_progress_at, w.changelog_complete)
-                IS DISTINCT FROM (c.first_in_progress_at, c.changelog_complete)",
+           FROM changed c
+          WHERE w.id = c.id AND w.id IN (SELECT id FROM target)",
     )
     .bind::<Int4, _>(tenant_id.get())
     .bind::<Array<Int4>, _>(&item_integrations)

@@ -82,29 +82,32 @@ fn load_sql(table: &Table, from: RowsFrom) -> String {
                  RETURNING 1"
             .to_owned(),
     };
+    // What the rows feed, from the rows actually written (a row loaded
+    // unchanged changes no figure): the work items they belong to, the
+    // statuses they are in and, for a row updated, the status it leaves
+    // (read from the statement's snapshot, before the upsert).
     let touched_items = match table.feeds.work_item {
-        Some(column) => format!(
-            "(SELECT jsonb_agg(DISTINCT jsonb_build_array(integration_id, {column})) FROM rows)"
-        ),
+        Some(_) => "(SELECT jsonb_agg(DISTINCT jsonb_build_array(integration_id, fed_item))
+                      FROM written)"
+            .to_owned(),
         None => "NULL::jsonb".to_owned(),
     };
-    // A status's category is told by the rows' statuses and, for a table
-    // whose rows are in a status, by the statuses they leave (read from
-    // the statement's snapshot, before the upsert).
     let touched_statuses = match table.feeds.status {
         Some(column) => {
             let same_key = table
                 .key
                 .iter()
-                .map(|k| format!("t.{k} = r.{k}"))
+                .map(|k| format!("t.{k} = w.{k}"))
                 .collect::<Vec<_>>()
                 .join(" AND ");
             format!(
                 "(SELECT jsonb_agg(DISTINCT jsonb_build_array(integration_id, status))
-                    FROM (SELECT integration_id, {column} AS status FROM rows
-                          UNION
-                          SELECT t.integration_id, t.{column} FROM {name} t JOIN newest r
-                              ON t.tenant_id = $1 AND {same_key}) AS s
+                    FROM (SELECT integration_id, fed_status AS status FROM written
+                          UNION ALL
+                          SELECT w.integration_id,
+                                 (SELECT t.{column} FROM {name} t
+                                   WHERE t.tenant_id = $1 AND {same_key})
+                            FROM written w WHERE NOT w.inserted) AS s
                    WHERE status IS NOT NULL)",
                 name = table.name
             )
@@ -181,7 +184,9 @@ fn upsert_sql(table: &Table) -> String {
          ON CONFLICT (tenant_id, {key}) DO UPDATE
             SET {set}, loaded_at = now()
           WHERE {not_older} ROW({ours}) IS DISTINCT FROM ROW({theirs})
-         RETURNING (xmax = 0) AS inserted",
+         RETURNING (xmax = 0) AS inserted, {key}, {fed_item} AS fed_item, {fed_status} AS fed_status",
+        fed_item = table.feeds.work_item.unwrap_or("NULL::text"),
+        fed_status = table.feeds.status.unwrap_or("NULL::text"),
         name = table.name,
         columns = names.join(", "),
         key = table.key.join(", "),
