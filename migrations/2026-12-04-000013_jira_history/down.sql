@@ -1,4 +1,5 @@
 DELETE FROM loaded_minutes WHERE final_table IN ('work_item_changes', 'work_item_statuses');
+DROP TABLE work_item_status_categories;
 DROP TABLE work_item_statuses;
 DROP TABLE work_item_histories;
 DROP TABLE work_item_changes;

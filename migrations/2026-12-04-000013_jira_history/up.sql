@@ -20,8 +20,9 @@ ALTER TABLE work_items
         END) STORED;
 
 -- A status's category, failing work_item_statuses, comes from the work
--- items that are in it now.
-CREATE INDEX idx_work_items_status_id ON work_items (tenant_id, integration_id, status_id)
+-- items that are in it now (the least category: the first index entry).
+CREATE INDEX idx_work_items_status_id
+    ON work_items (tenant_id, integration_id, status_id, status_category)
     WHERE status_id IS NOT NULL;
 -- GET /work-item-changes?work_item_key=… finds the item by its key.
 CREATE INDEX idx_work_items_tenant_key ON work_items (tenant_id, key);
@@ -88,6 +89,17 @@ CREATE TABLE work_item_statuses (
     raw_data_id    INTEGER,
     loaded_at      TIMESTAMP NOT NULL DEFAULT now(),
     CONSTRAINT work_item_statuses_source_key UNIQUE (tenant_id, integration_id, external_id)
+);
+
+-- The category each status is known by, as the last recompute found it
+-- (etl_store::derive): a load that leaves a status's category as it was
+-- recomputes none of the work items that moved into it.
+CREATE TABLE work_item_status_categories (
+    tenant_id      INTEGER NOT NULL,
+    integration_id INTEGER NOT NULL,
+    status_id      VARCHAR(255) NOT NULL,
+    category       VARCHAR(50) NOT NULL,
+    PRIMARY KEY (tenant_id, integration_id, status_id)
 );
 
 -- The console counts rows loaded per minute in every final table.

@@ -2,6 +2,10 @@
 //! `changelog_complete`, recomputed set-based from the history tables
 //! whenever one of their inputs is loaded, whatever order inputs arrive in
 //! (`lead_time_s` and `cycle_time_s` are generated columns of the row).
+//! The category each status is known by is kept in
+//! `work_item_status_categories`; a load sends the items that moved into a
+//! status to be recomputed only when it changes that status's category, so
+//! a job costs what it loaded, not what the integration holds.
 //!
 //! Order independence under concurrency: two jobs may load inputs of one
 //! work item at once, and neither sees the other's rows before it commits.
@@ -15,6 +19,7 @@
 
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Int4, Text};
+use diesel::QueryableByName;
 use etl_domain::TenantId;
 
 use crate::loaders::Touched;
@@ -49,20 +54,73 @@ pub fn recompute(
             .bind::<Int4, _>(integration)
             .execute(conn)?;
     }
-    let (item_integrations, items): (Vec<i32>, Vec<&str>) = touched
-        .work_items
-        .iter()
-        .map(|(i, e)| (*i, e.as_str()))
-        .unzip();
     let (status_integrations, statuses): (Vec<i32>, Vec<&str>) = touched
         .statuses
         .iter()
         .map(|(i, s)| (*i, s.as_str()))
         .unzip();
-    // A status's category: work_item_statuses of the integration, failing
-    // that the work items of the integration in that status now (the least
-    // category, should they disagree, so that the answer does not depend
-    // on which was loaded last).
+    // First the categories: a status's category is work_item_statuses'
+    // for the integration or, failing that, the least category of the
+    // work items in that status now. Only the statuses whose category
+    // this changes (kept in work_item_status_categories) send the items
+    // that moved into them to be recomputed; a load that leaves every
+    // category as it was touches no other item.
+    #[derive(QueryableByName)]
+    struct Changed {
+        #[diesel(sql_type = Int4)]
+        integration_id: i32,
+        #[diesel(sql_type = Text)]
+        status_id: String,
+    }
+    let changed: Vec<Changed> = if statuses.is_empty() {
+        Vec::new()
+    } else {
+        diesel::sql_query(
+            "WITH touched AS (
+                 SELECT DISTINCT i, status FROM unnest($2::int4[], $3::text[]) AS t(i, status)),
+             effective AS (
+                 SELECT t.i, t.status, COALESCE(
+                          (SELECT s.category FROM work_item_statuses s
+                            WHERE s.tenant_id = $1 AND s.integration_id = t.i
+                              AND s.external_id = t.status),
+                          (SELECT w.status_category FROM work_items w
+                            WHERE w.tenant_id = $1 AND w.integration_id = t.i
+                              AND w.status_id = t.status AND w.status_category IS NOT NULL
+                            ORDER BY w.status_category LIMIT 1)) AS category
+                   FROM touched t),
+             upserted AS (
+                 INSERT INTO work_item_status_categories AS k
+                        (tenant_id, integration_id, status_id, category)
+                 SELECT $1, i, status, category FROM effective WHERE category IS NOT NULL
+                 ON CONFLICT (tenant_id, integration_id, status_id) DO UPDATE
+                    SET category = EXCLUDED.category
+                  WHERE k.category IS DISTINCT FROM EXCLUDED.category
+                 RETURNING integration_id, status_id),
+             removed AS (
+                 DELETE FROM work_item_status_categories k USING effective e
+                  WHERE k.tenant_id = $1 AND k.integration_id = e.i AND k.status_id = e.status
+                    AND e.category IS NULL
+                 RETURNING k.integration_id, k.status_id)
+             SELECT integration_id, status_id::text FROM upserted
+             UNION SELECT integration_id, status_id::text FROM removed",
+        )
+        .bind::<Int4, _>(tenant_id.get())
+        .bind::<Array<Int4>, _>(&status_integrations)
+        .bind::<Array<Text>, _>(&statuses)
+        .load(conn)?
+    };
+    let (item_integrations, items): (Vec<i32>, Vec<&str>) = touched
+        .work_items
+        .iter()
+        .map(|(i, e)| (*i, e.as_str()))
+        .unzip();
+    let (status_integrations, statuses): (Vec<i32>, Vec<&str>) = changed
+        .iter()
+        .map(|c| (c.integration_id, c.status_id.as_str()))
+        .unzip();
+    if items.is_empty() && statuses.is_empty() {
+        return Ok(0);
+    }
     diesel::sql_query(
         "WITH affected AS (
              SELECT i AS integration_id, e AS external_id
@@ -78,17 +136,12 @@ pub fn recompute(
                     w.changelog_complete AS was_complete,
                     (SELECT min(c.changed_at)
                        FROM work_item_changes c
+                       JOIN work_item_status_categories k
+                         ON k.tenant_id = $1 AND k.integration_id = c.integration_id
+                        AND k.status_id = c.to_value AND k.category = 'indeterminate'
                       WHERE c.tenant_id = $1 AND c.integration_id = w.integration_id
                         AND c.work_item_external_id = w.external_id
-                        AND c.field = 'status'
-                        AND COALESCE(
-                              (SELECT s.category FROM work_item_statuses s
-                                WHERE s.tenant_id = $1 AND s.integration_id = w.integration_id
-                                  AND s.external_id = c.to_value),
-                              (SELECT min(o.status_category) FROM work_items o
-                                WHERE o.tenant_id = $1 AND o.integration_id = w.integration_id
-                                  AND o.status_id = c.to_value)
-                            ) = 'indeterminate') AS first_in_progress_at,
+                        AND c.field = 'status') AS first_in_progress_at,
                     (w.changelog_total IS NULL
                      OR (SELECT count(*) FROM work_item_histories h
                           WHERE h.tenant_id = $1 AND h.integration_id = w.integration_id
