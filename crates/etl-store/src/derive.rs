@@ -121,7 +121,12 @@ pub fn recompute(
     if items.is_empty() && statuses.is_empty() {
         return Ok(0);
     }
-    diesel::sql_query(
+    // Every lookup below has its index. Right after a bulk load the
+    // planner's statistics may still say the history tables are empty,
+    // and a sequential scan per work item would make a job cost what the
+    // whole integration holds: this one statement is planned without them.
+    diesel::sql_query("SET LOCAL enable_seqscan = off").execute(conn)?;
+    let updated = diesel::sql_query(
         "WITH affected AS (
              SELECT i AS integration_id, e AS external_id
                FROM unnest($2::int4[], $3::text[]) AS a(i, e)
@@ -141,7 +146,11 @@ pub fn recompute(
                         AND k.status_id = c.to_value AND k.category = 'indeterminate'
                       WHERE c.tenant_id = $1 AND c.integration_id = w.integration_id
                         AND c.work_item_external_id = w.external_id
-                        AND c.field = 'status') AS first_in_progress_at,
+                        -- Not `c.field = 'status'`: that would let the
+                        -- planner read every change into the status
+                        -- (idx_work_item_changes_to_status) instead of the
+                        -- item's own few (idx_work_item_changes_item).
+                        AND c.field || '' = 'status') AS first_in_progress_at,
                     (w.changelog_total IS NULL
                      OR (SELECT count(*) FROM work_item_histories h
                           WHERE h.tenant_id = $1 AND h.integration_id = w.integration_id
@@ -173,5 +182,7 @@ pub fn recompute(
     .bind::<Array<Text>, _>(&items)
     .bind::<Array<Int4>, _>(&status_integrations)
     .bind::<Array<Text>, _>(&statuses)
-    .execute(conn)
+    .execute(conn)?;
+    diesel::sql_query("SET LOCAL enable_seqscan = on").execute(conn)?;
+    Ok(updated)
 }
