@@ -67,6 +67,54 @@ pub struct Preview<'a> {
     pub errors: &'a [RecordError],
 }
 
+/// The settings of the integrations `records` came through (the tenant's
+/// only).
+fn settings_for(
+    conn: &mut PgConnection,
+    tenant_id: TenantId,
+    records: &[RawRecord],
+) -> Result<HashMap<i32, IntegrationSettings>, QueryError> {
+    let mut integration_ids: Vec<i32> = records.iter().map(|r| r.integration_id).collect();
+    integration_ids.sort_unstable();
+    integration_ids.dedup();
+    let integration_ids: Vec<IntegrationId> = integration_ids
+        .into_iter()
+        .map(IntegrationId::new)
+        .collect();
+    Ok(
+        integrations::find_many_for_tenant(conn, tenant_id, &integration_ids)?
+            .into_iter()
+            .map(|i| (i.id, IntegrationSettings::from_settings(&i.settings)))
+            .collect(),
+    )
+}
+
+/// One record's rows, or why it cannot be transformed.
+fn transform_one(
+    kind: TransformerKind,
+    settings: &HashMap<i32, IntegrationSettings>,
+    record: &RawRecord,
+) -> Result<RecordRows, RecordError> {
+    let unset = IntegrationSettings::default();
+    let source = Source {
+        raw_data: record.raw_data.as_str(),
+        extraction_metadata: record.extraction_metadata.as_ref().map(JsonText::as_str),
+        integration_id: record.integration_id,
+        raw_data_id: Some(record.id),
+        settings: settings.get(&record.integration_id).unwrap_or(&unset),
+    };
+    match kind.entity().transform(&source) {
+        Ok(rows) => Ok(RecordRows {
+            raw_data_id: record.id,
+            rows,
+        }),
+        Err(error) => Err(RecordError {
+            raw_data_id: record.id,
+            error,
+        }),
+    }
+}
+
 /// Transforms records (all of the kind's entity type). Reads the
 /// integrations' settings; writes nothing.
 pub fn transform_records(
@@ -75,42 +123,20 @@ pub fn transform_records(
     kind: TransformerKind,
     records: &[RawRecord],
 ) -> Result<Transformed, QueryError> {
-    let mut integration_ids: Vec<i32> = records.iter().map(|r| r.integration_id).collect();
-    integration_ids.sort_unstable();
-    integration_ids.dedup();
-    let integration_ids: Vec<IntegrationId> = integration_ids
-        .into_iter()
-        .map(IntegrationId::new)
-        .collect();
-    let settings: HashMap<i32, IntegrationSettings> =
-        integrations::find_many_for_tenant(conn, tenant_id, &integration_ids)?
-            .into_iter()
-            .map(|i| (i.id, IntegrationSettings::from_settings(&i.settings)))
-            .collect();
-    let unset = IntegrationSettings::default();
-    let entity = kind.entity();
+    let settings = settings_for(conn, tenant_id, records)?;
     let mut out = Transformed::default();
     for record in records {
-        let source = Source {
-            raw_data: record.raw_data.as_str(),
-            extraction_metadata: record.extraction_metadata.as_ref().map(JsonText::as_str),
-            integration_id: record.integration_id,
-            raw_data_id: Some(record.id),
-            settings: settings.get(&record.integration_id).unwrap_or(&unset),
-        };
-        match entity.transform(&source) {
-            Ok(rows) => out.records.push(RecordRows {
-                raw_data_id: record.id,
-                rows,
-            }),
-            Err(error) => out.errors.push(RecordError {
-                raw_data_id: record.id,
-                error,
-            }),
+        match transform_one(kind, &settings, record) {
+            Ok(rows) => out.records.push(rows),
+            Err(error) => out.errors.push(error),
         }
     }
     Ok(out)
 }
+
+/// Most bytes of transformed rows a transform job holds before it loads
+/// them (a record with a long history gives many times its size in rows).
+pub const LOAD_BATCH_BYTES: usize = 2 * 1024 * 1024;
 
 /// Most stored document bytes a transform holds at once (documents of up
 /// to `ETL_MAX_BODY_BYTES` each are read a chunk at a time).
@@ -295,13 +321,11 @@ impl JobHandler for TransformHandler {
         let table = kind.entity().table();
         let mut loaded = Loaded::default();
         let (mut transformed, mut failed, mut rowless) = (0, 0, 0);
-        for chunk in raw_records::chunk_by_size(&records, TRANSFORM_CHUNK_BYTES) {
-            let documents =
-                raw_records::find_many_for_tenant(conn, job.tenant(), &chunk).map_err(database)?;
-            let part = transform_records(conn, job.tenant(), kind, &documents).map_err(database)?;
-            drop(documents);
-            let (chunk_loaded, refused) = load_each_whole(conn, job.tenant(), &part.records)?;
-            loaded.extend(chunk_loaded);
+        // Documents are read a bounded number of bytes at a time, and their
+        // rows loaded whenever they pass LOAD_BATCH_BYTES.
+        let mut flush = |conn: &mut PgConnection, part: &mut Transformed| {
+            let (part_loaded, refused) = load_each_whole(conn, job.tenant(), &part.records)?;
+            loaded.extend(part_loaded);
             for refusal in part.errors.iter().chain(&refused) {
                 let details = serde_json::to_value(&refusal.error).unwrap_or(Value::Null);
                 raw_records::mark_failed(conn, RawRecordId::new(refusal.raw_data_id), &details)
@@ -323,6 +347,29 @@ impl JobHandler for TransformHandler {
                 .map(|r| RawRecordId::new(r.raw_data_id))
                 .collect();
             raw_records::complete(conn, job.tenant(), &done).map_err(database)?;
+            *part = Transformed::default();
+            Ok::<_, JobFailure>(())
+        };
+        for chunk in raw_records::chunk_by_size(&records, TRANSFORM_CHUNK_BYTES) {
+            let documents =
+                raw_records::find_many_for_tenant(conn, job.tenant(), &chunk).map_err(database)?;
+            let settings = settings_for(conn, job.tenant(), &documents).map_err(database)?;
+            let mut part = Transformed::default();
+            let mut bytes = 0;
+            for document in &documents {
+                match transform_one(kind, &settings, document) {
+                    Ok(rows) => {
+                        bytes += rows.rows.iter().map(|r| r.text.len()).sum::<usize>();
+                        part.records.push(rows);
+                    }
+                    Err(error) => part.errors.push(error),
+                }
+                if bytes >= LOAD_BATCH_BYTES {
+                    flush(conn, &mut part)?;
+                    bytes = 0;
+                }
+            }
+            flush(conn, &mut part)?;
         }
         derive::recompute(conn, job.tenant(), &loaded.touched).map_err(|e| {
             if is_transient(&e) {
