@@ -1,9 +1,9 @@
-//! Work items' derived figures (SPEC §7.1): `first_in_progress_at` and
+//! Work items' derived figures (SPEC §7.1): first_in_progress_at and
 //! `changelog_complete`, recomputed set-based from the history tables
 //! whenever one of their inputs is loaded, whatever order inputs arrive in
 //! (`lead_time_s` and `cycle_time_s` are generated columns of the row).
 //! The category each status is known by is kept in
-//! `work_item_status_categories`; a load sends the items that moved into a
+//! work_item_status_categories; a load sends the items that moved into a
 //! status to be recomputed only when it changes that status's category, so
 //! a job costs what it loaded, not what the integration holds.
 //!

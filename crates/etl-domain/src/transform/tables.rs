@@ -46,7 +46,7 @@ impl Eq for Table {}
 
 /// What a table's rows are inputs of: the columns naming the work item
 /// whose derived figures a row changes, and the status whose category it
-/// gives (SPEC §7.1's `first_in_progress_at` depends on both).
+/// gives (SPEC §7.1's first_in_progress_at depends on both).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Feeds {
     /// The column holding the work item's `external_id`.
