@@ -4,6 +4,8 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+
+use etl_domain::transform::tables::without_position;
 use std::time::Duration;
 
 use actix_web::dev::Payload;
@@ -260,29 +262,13 @@ fn is_too_deep(error: &serde_json::Error) -> bool {
     error.to_string().starts_with("recursion limit exceeded")
 }
 
-/// Names the field of a data error: the path, plus the missing field's own
-/// name for "missing field" errors (whose path is the enclosing object).
+/// Names the field of a data error (the domain's rule, which `POST /load`'s
+/// rows follow too).
 fn field_error(path: &str, error: &serde_json::Error) -> FieldError {
     let message = without_position(error);
-    let path = if path == "." { "" } else { path };
-    let missing = message
-        .strip_prefix("missing field `")
-        .and_then(|rest| rest.split('`').next());
-    let field = match (path, missing) {
-        ("", Some(name)) => name.to_owned(),
-        (path, Some(name)) => format!("{path}.{name}"),
-        ("", None) => "body".to_owned(),
-        (path, None) => path.to_owned(),
-    };
-    FieldError { field, message }
-}
-
-/// serde_json's message without its " at line 1 column 7" suffix.
-fn without_position(error: &serde_json::Error) -> String {
-    let text = error.to_string();
-    match text.rfind(" at line ") {
-        Some(cut) => text[..cut].to_owned(),
-        None => text,
+    FieldError {
+        field: etl_domain::transform::tables::field_of(path, &message),
+        message,
     }
 }
 

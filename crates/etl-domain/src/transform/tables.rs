@@ -89,18 +89,7 @@ pub fn check_row<R: FinalRow>(text: &str) -> Result<CheckedRow, TransformError> 
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let row: R = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let message = without_position(error.inner());
-        let path = error.path().to_string();
-        let path = if path == "." { "" } else { path.as_str() };
-        // A missing field is reported at its enclosing object: name it.
-        let missing = message
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.split('`').next());
-        let field = match (path, missing) {
-            ("", Some(name)) => name.to_owned(),
-            (path, Some(name)) => format!("{path}.{name}"),
-            ("", None) => "body".to_owned(),
-            (path, None) => path.to_owned(),
-        };
+        let field = field_of(&error.path().to_string(), &message);
         TransformError {
             code: "invalid_row".to_owned(),
             message,
@@ -112,6 +101,22 @@ pub fn check_row<R: FinalRow>(text: &str) -> Result<CheckedRow, TransformError> 
         raw_data_id: row.raw_data_id(),
         oversized: row.oversized(),
     })
+}
+
+/// The field a serde error at `path` names: the path, plus the missing
+/// field's own name for "missing field" errors (whose path is the
+/// enclosing object); `body` for the value as a whole.
+pub fn field_of(path: &str, message: &str) -> String {
+    let path = if path == "." { "" } else { path };
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    match (path, missing) {
+        ("", Some(name)) => name.to_owned(),
+        (path, Some(name)) => format!("{path}.{name}"),
+        ("", None) => "body".to_owned(),
+        (path, None) => path.to_owned(),
+    }
 }
 
 /// serde_json's message without its " at line 1 column 7" suffix.
