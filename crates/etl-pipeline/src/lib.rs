@@ -136,11 +136,11 @@ pub fn transform_records(
 
 /// Most bytes of transformed rows a transform job holds before it loads
 /// them (a record with a long history gives many times its size in rows).
-pub const LOAD_BATCH_BYTES: usize = 2 * 1024 * 1024;
+pub const LOAD_BATCH_BYTES: usize = 512 * 1024;
 
 /// Most stored document bytes a transform holds at once (documents of up
 /// to `ETL_MAX_BODY_BYTES` each are read a chunk at a time).
-pub const TRANSFORM_CHUNK_BYTES: usize = 8 * 1024 * 1024;
+pub const TRANSFORM_CHUNK_BYTES: usize = 2 * 1024 * 1024;
 
 /// Transforms the records outlined (all of the kind's entity type), reading
 /// their documents at most [`TRANSFORM_CHUNK_BYTES`] (stored) at a time.

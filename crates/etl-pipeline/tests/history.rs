@@ -603,12 +603,16 @@ fn a_records_rows_in_every_table_load_together_or_not_at_all() {
             None,
             ("3", "indeterminate"),
             Some((
-                1,
-                vec![history(
-                    &format!("h{id}"),
-                    "2024-01-02T00:00:00.000+0000",
-                    vec![status_item("1", "3")],
-                )],
+                2,
+                vec![
+                    history(
+                        &format!("h{id}"),
+                        "2024-01-02T00:00:00.000+0000",
+                        vec![status_item("1", "3")],
+                    ),
+                    // Without items: a row of work_item_histories.
+                    history(&format!("e{id}"), "2024-01-03T00:00:00.000+0000", vec![]),
+                ],
             )),
         ))
     };
@@ -618,12 +622,15 @@ fn a_records_rows_in_every_table_load_together_or_not_at_all() {
         None,
         ("3", "indeterminate"),
         Some((
-            1,
-            vec![history(
-                "boom",
-                "2024-01-02T00:00:00.000+0000",
-                vec![status_item("1", "3")],
-            )],
+            2,
+            vec![
+                history(
+                    "boom",
+                    "2024-01-02T00:00:00.000+0000",
+                    vec![status_item("1", "3")],
+                ),
+                history("e602", "2024-01-03T00:00:00.000+0000", vec![]),
+            ],
         )),
     ));
     let ids = store(&mut conn, &site, &[good("601"), bad, good("603")]);

@@ -167,6 +167,7 @@ fn serve(settings: &Settings, dev: bool) -> anyhow::Result<()> {
         problem: format!("cannot listen on {}: {e}", settings.bind),
     })?;
     let pool = etl_store::build_pool(&settings.pool_config());
+    allocator::trim_periodically();
     if dev {
         prepare_dev_database(settings, &pool, &secret, &listener)?;
     }
@@ -233,6 +234,7 @@ async fn run_server(
 
 fn worker(settings: &Settings) -> anyhow::Result<()> {
     let pool = etl_store::build_pool(&settings.pool_config());
+    allocator::trim_periodically();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

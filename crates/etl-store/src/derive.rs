@@ -1,5 +1,6 @@
 //! Work items' derived figures (SPEC §7.1): first_in_progress_at and
-//! `changelog_complete`, recomputed set-based from the history tables
+//! `changelog_complete` (the histories known, by their changes or, for one
+//! without items, by work_item_histories), recomputed set-based from the history tables
 //! whenever one of their inputs is loaded, whatever order inputs arrive in
 //! (`lead_time_s` and `cycle_time_s` are generated columns of the row).
 //! The category each status is known by is kept in
@@ -136,7 +137,10 @@ pub fn recompute(
                JOIN work_item_changes c
                  ON c.tenant_id = $1 AND c.integration_id = s.i
                 AND c.field = 'status' AND c.to_value = s.status),
-         computed AS (
+         -- Each affected item by its key (a lateral lookup: joined, the
+         -- planner may read every work item of the tenant instead), its
+         -- figures computed once.
+         computed AS MATERIALIZED (
              SELECT w.id, w.first_in_progress_at AS was_in_progress_at,
                     w.changelog_complete AS was_complete,
                     (SELECT min(c.changed_at)
@@ -151,15 +155,25 @@ pub fn recompute(
                         -- (idx_work_item_changes_to_status) instead of the
                         -- item's own few (idx_work_item_changes_item).
                         AND c.field || '' = 'status') AS first_in_progress_at,
+                    -- The histories known: those with items by their
+                    -- changes, those without by work_item_histories.
                     (w.changelog_total IS NULL
-                     OR (SELECT count(*) FROM work_item_histories h
-                          WHERE h.tenant_id = $1 AND h.integration_id = w.integration_id
-                            AND h.work_item_external_id = w.external_id) >= w.changelog_total)
+                     OR (SELECT count(*) FROM (
+                             SELECT c.changelog_id FROM work_item_changes c
+                              WHERE c.tenant_id = $1 AND c.integration_id = w.integration_id
+                                AND c.work_item_external_id = w.external_id
+                             UNION
+                             SELECT h.changelog_id FROM work_item_histories h
+                              WHERE h.tenant_id = $1 AND h.integration_id = w.integration_id
+                                AND h.work_item_external_id = w.external_id) AS known)
+                        >= w.changelog_total)
                         AS changelog_complete
-               FROM work_items w
-               JOIN affected a
-                 ON w.tenant_id = $1 AND w.integration_id = a.integration_id
-                AND w.external_id = a.external_id),
+               FROM affected a
+               CROSS JOIN LATERAL (
+                   SELECT * FROM work_items w
+                    WHERE w.tenant_id = $1 AND w.integration_id = a.integration_id
+                      AND w.external_id = a.external_id
+                    LIMIT 1) w),
          changed AS (
              SELECT * FROM computed
               WHERE (was_in_progress_at, was_complete)
@@ -168,8 +182,7 @@ pub fn recompute(
          -- row): those another job holds are left to it.
          target AS (
              SELECT w.id FROM work_items w
-              WHERE w.id IN (SELECT id FROM changed)
-              ORDER BY w.id
+              WHERE w.id = ANY (ARRAY(SELECT id FROM changed))
                 FOR UPDATE SKIP LOCKED)
          UPDATE work_items w
             SET first_in_progress_at = c.first_in_progress_at,

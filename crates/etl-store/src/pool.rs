@@ -89,8 +89,11 @@ impl PoolConfig {
 
 /// Every session runs in UTC, so `now()` defaults on `timestamp` columns and
 /// the naive timestamps we read back mean the same thing on every server;
-/// and under the configured statement and lock timeouts, so no request
-/// waits without bound.
+/// under the configured statement and lock timeouts, so no request waits
+/// without bound; and without JIT compilation: our statements touch
+/// thousands of rows by index, and a plan whose estimate passes
+/// `jit_above_cost` (a recompute over bound arrays does) spent a second
+/// compiling to save milliseconds.
 #[derive(Debug)]
 struct SessionSetup {
     sql: String,
@@ -98,7 +101,7 @@ struct SessionSetup {
 
 impl SessionSetup {
     fn new(config: &PoolConfig) -> Self {
-        let mut sql = String::from("SET TIME ZONE 'UTC'");
+        let mut sql = String::from("SET TIME ZONE 'UTC'; SET jit = off");
         let ms = |d: Duration| d.as_millis().max(1);
         if let Some(timeout) = config.statement_timeout {
             sql.push_str(&format!("; SET statement_timeout = {}", ms(timeout)));

@@ -183,8 +183,8 @@ fn parse_issue(text: &str) -> Result<IssueText<'_>, TransformError> {
 }
 
 /// `jira_issues`: an issue → its `work_items` row and, when it came with
-/// its changelog (`expand=changelog`), a `work_item_histories` row per
-/// history and a `work_item_changes` row per item.
+/// its changelog (`expand=changelog`), a `work_item_changes` row per item
+/// (and a `work_item_histories` row per history without items).
 pub struct JiraIssues;
 
 impl Entity for JiraIssues {

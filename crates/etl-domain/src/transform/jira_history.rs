@@ -1,6 +1,6 @@
 //! Jira history (SPEC §7.1): changelog histories → `work_item_changes` (one
-//! row per item, every item kept) and `work_item_histories` (one per
-//! history, items or not); statuses → `work_item_statuses`. A history comes
+//! row per item, every item kept) and `work_item_histories` (a history
+//! without items, known by no change); statuses → `work_item_statuses`. A history comes
 //! embedded in its issue (`expand=changelog`) or alone from the changelog
 //! endpoint (`jira_issue_changelogs`, its issue named by
 //! `extraction_metadata.issue_id`): the same history either way is one set
@@ -92,8 +92,9 @@ impl FinalRow for WorkItemChangeRow {
     }
 }
 
-/// A row of `work_item_histories`: one history seen, with or without
-/// items (how complete an issue's changelog is).
+/// A row of `work_item_histories`: a history seen without items (the
+/// others are known by their changes), for how complete an issue's
+/// changelog is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkItemHistoryRow {
     pub integration_id: i32,
@@ -104,7 +105,7 @@ pub struct WorkItemHistoryRow {
     pub raw_data_id: Option<i32>,
 }
 
-/// `work_item_histories`: the histories known per issue.
+/// `work_item_histories`: the histories without items known per issue.
 pub static WORK_ITEM_HISTORIES: Table = Table {
     name: "work_item_histories",
     key: &["integration_id", "changelog_id"],
@@ -271,12 +272,16 @@ pub(crate) fn history_rows(
     if let Some(over) = history_row.oversized() {
         return Err(over.error(&at(over.source)));
     }
-    rows.push(Row::of(&history_row)?);
     let items = match raw.get("items") {
         None => &[][..],
         Some(Value::Array(items)) => items.as_slice(),
         Some(_) => return Err(TransformError::wrong_type(&at("items"), "a list")),
     };
+    // A history with items is known by its change rows; only one without
+    // any needs a row of its own to count towards its issue's changelog.
+    if items.is_empty() {
+        rows.push(Row::of(&history_row)?);
+    }
     for (index, item) in items.iter().enumerate() {
         let item_path = at(&format!("items[{index}]"));
         if !item.is_object() {
@@ -436,13 +441,13 @@ mod tests {
     }
 
     #[test]
-    fn a_standalone_history_gives_every_item_and_its_history() {
+    fn a_standalone_history_gives_every_item() {
         let settings = IntegrationSettings::default();
         let text = history().to_string();
         let rows = JiraIssueChangelogs
             .transform(&source(&text, Some(r#"{"issue_id": 10001}"#), &settings))
             .expect("rows");
-        assert_eq!(rows.len(), 4, "one history and three items");
+        assert_eq!(rows.len(), 3, "three items (the history is known by them)");
         let changes = changes(&rows);
         assert_eq!(
             changes.iter().map(|c| c.item_index).collect::<Vec<_>>(),
