@@ -4,6 +4,7 @@
 mod auth;
 mod console;
 mod errors;
+mod flow;
 mod idempotency;
 mod ingest;
 mod jobs;

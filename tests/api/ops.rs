@@ -243,8 +243,9 @@ async fn every_secured_operation_documents_the_shared_error_answers() {
         }
     }
     // The 16 of SPEC §5 before the console, `/raw-data/replay`, `/stats`,
-    // and §7.4's `/work-items/{id}` and `/work-item-changes`.
-    assert_eq!(secured, 20, "every secured route");
+    // and §7.4's `/work-items/{id}`, `/work-item-changes`,
+    // `/pull-requests/{id}` and `/flow-metrics`.
+    assert_eq!(secured, 22, "every secured route");
 }
 
 #[tokio::test]

@@ -304,6 +304,100 @@ async fn the_dashboard_shows_the_tenants_figures_and_replays_a_failure_group() {
     app.stop().await;
 }
 
+/// SPEC §7.4: the Flow card shows the tenant's figures of the last 30
+/// days as `GET /flow-metrics` answers them, in units a person reads.
+#[tokio::test]
+async fn the_flow_card_shows_the_last_30_days_as_a_person_reads_them() {
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("acme");
+    let other = app.tenant("other");
+    let github = app.create_integration(acme.id, "github", true);
+    // Lead times of 1 h, 2 h and 3 days, resolved in the window; one
+    // resolved 40 days ago and another tenant's, both left out.
+    for (tenant, integration, key, lead_hours, resolved_days_ago) in [
+        (acme.id, acme.integration, "F-1", 1, 1),
+        (acme.id, acme.integration, "F-2", 2, 2),
+        (acme.id, acme.integration, "F-3", 72, 3),
+        (acme.id, acme.integration, "F-4", 500, 40),
+        (other.id, other.integration, "F-5", 900, 1),
+    ] {
+        app.execute(&format!(
+            "INSERT INTO work_items (tenant_id, integration_id, external_id, key, summary, source_created_at, resolved_at)
+             VALUES ({tenant}, {integration}, '{key}', '{key}', 's',
+                     now() - interval '{resolved_days_ago} days' - interval '{lead_hours} hours',
+                     now() - interval '{resolved_days_ago} days')"
+        ));
+    }
+    // One merged pull request: coding 30 min, pickup 5 h, review 2 days.
+    app.execute(&format!(
+        "INSERT INTO pull_requests (tenant_id, integration_id, external_id, repository, number, state,
+                                    first_commit_at, source_created_at, first_review_at, merged_at)
+         VALUES ({tenant}, {github}, '1', 'acme/shop', 1, 'merged',
+                 now() - interval '10 days' - interval '30 minutes', now() - interval '10 days',
+                 now() - interval '10 days' + interval '5 hours',
+                 now() - interval '8 days' + interval '5 hours')",
+        tenant = acme.id
+    ));
+    let api = etl_tests::json(app.get_as("/api/v1/etl/flow-metrics", &acme).await).await;
+    assert_eq!(api["work_items"]["count"], 3, "{api}");
+    assert_eq!(api["work_items"]["lead_time_s"]["p50"], 7200.0);
+
+    let driver = Driver::start();
+    let browser = driver.browser().await;
+    browser.goto(&app.url("/dashboard")).await.expect("open");
+    sign_in(&browser, &acme.token).await;
+    let rows = poll_js(
+        &browser,
+        "const rows = [...document.querySelectorAll('#flow tbody tr')];
+         return rows.length === 5 ? rows.map(r => [r.dataset.figure, ...[...r.cells].slice(1).map(c => c.textContent)]) : null;",
+    )
+    .await;
+    assert_eq!(
+        rows,
+        json!([
+            // p85 and p95 interpolate between 2 h and 3 days: 51 h and 65 h.
+            ["lead_time_s", "2 h", "2.1 days", "2.7 days"],
+            ["cycle_time_s", "—", "—", "—"],
+            ["coding_time_s", "30 min", "30 min", "30 min"],
+            ["pickup_time_s", "5 h", "5 h", "5 h"],
+            ["review_time_s", "2 days", "2 days", "2 days"],
+        ])
+    );
+    // Each cell holds the API's figure.
+    let seconds = browser
+        .execute(
+            "return [...document.querySelectorAll('#flow tr[data-figure=lead_time_s] td')].map(c => Number(c.dataset.seconds));",
+            vec![],
+        )
+        .await
+        .expect("cells");
+    let shown: Vec<f64> = serde_json::from_value(seconds).expect("numbers");
+    let answered: Vec<f64> = ["p50", "p85", "p95"]
+        .iter()
+        .map(|p| {
+            api["work_items"]["lead_time_s"][p]
+                .as_f64()
+                .expect("a figure")
+        })
+        .collect();
+    assert_eq!(shown, answered);
+    let summary = poll_js(
+        &browser,
+        "return document.getElementById('flow-summary').textContent;",
+    )
+    .await;
+    assert_eq!(
+        summary,
+        "3 work items resolved and 1 pull request merged in the last 30 days"
+    );
+    let _ = std::fs::write(
+        screenshot_path("dashboard-flow.png"),
+        browser.screenshot().await.expect("screenshot"),
+    );
+    browser.close().await.expect("close");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn the_dashboard_says_when_the_token_is_wrong_or_expired() {
     let app = TestApp::spawn().await;

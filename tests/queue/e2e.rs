@@ -76,6 +76,7 @@ async fn store_all(
         custom_fields: CustomFieldMappings {
             story_points: Some(STORY_POINTS_FIELD.to_owned()),
         },
+        ..IntegrationSettings::default()
     };
     for chunk in items.chunks(200) {
         let records: Vec<Value> = chunk
@@ -124,6 +125,7 @@ async fn store_all(
                             value["external_id"]
                                 .as_str()
                                 .or(value["changelog_id"].as_str())
+                                .or(value["sha"].as_str())
                                 .unwrap_or_default()
                                 .to_owned(),
                         );
@@ -146,15 +148,22 @@ async fn store_all(
 }
 
 /// A record's `extraction_metadata`: the file it came from and, for a
-/// changelog page (`issue-<id>.json`), the issue it belongs to.
+/// changelog page (`issue-<id>.json`), the issue it belongs to; for a
+/// pull request's commits or reviews (`pull-<owner>+<repo>+<n>.json`), the
+/// pull request.
 fn metadata(file: &str) -> Value {
-    match file
-        .strip_prefix("issue-")
-        .and_then(|rest| rest.strip_suffix(".json"))
-    {
-        Some(issue_id) => json!({"file": file, "issue_id": issue_id}),
-        None => json!({ "file": file }),
+    let stem = file.strip_suffix(".json").unwrap_or(file);
+    if let Some(issue_id) = stem.strip_prefix("issue-") {
+        return json!({"file": file, "issue_id": issue_id});
     }
+    if let Some(pull) = stem.strip_prefix("pull-") {
+        let parts: Vec<&str> = pull.split('+').collect();
+        if let [owner, repo, number] = parts[..] {
+            let number: i64 = number.parse().expect("pull-<owner>+<repo>+<n>.json");
+            return json!({"file": file, "repository": format!("{owner}/{repo}"), "pull_number": number});
+        }
+    }
+    json!({ "file": file })
 }
 
 async fn process_and_wait(h: &Harness) {
@@ -226,6 +235,10 @@ async fn run_over(dir: &Path) -> (Harness, Vec<Value>, Vec<Value>) {
     let stored_changelogs = store_all(&h, "jira_issue_changelogs", jira, &changelogs).await;
     let statuses = objects(dir, "jira_statuses");
     let stored_statuses = store_all(&h, "jira_statuses", jira, &statuses).await;
+    let commits = objects(dir, "github_pr_commits");
+    let stored_commits = store_all(&h, "github_pr_commits", github, &commits).await;
+    let reviews = objects(dir, "github_pr_reviews");
+    let stored_reviews = store_all(&h, "github_pr_reviews", github, &reviews).await;
     process_and_wait(&h).await;
 
     let items = final_rows(&h, "work-items").await;
@@ -253,8 +266,18 @@ async fn run_over(dir: &Path) -> (Harness, Vec<Value>, Vec<Value>) {
         stored_issues.invalid
             + stored_prs.invalid
             + stored_changelogs.invalid
-            + stored_statuses.invalid,
+            + stored_statuses.invalid
+            + stored_commits.invalid
+            + stored_reviews.invalid,
         "the broken ones failed"
+    );
+    assert_eq!(
+        h.app.count("SELECT count(*) FROM pull_request_commits") as usize,
+        stored_commits.valid_keys.len()
+    );
+    assert_eq!(
+        h.app.count("SELECT count(*) FROM pull_request_reviews") as usize,
+        stored_reviews.valid_keys.len()
     );
     // Every item of every history, embedded or standalone, once.
     let expected_changes: std::collections::BTreeSet<(String, i64)> = stored_issues
@@ -291,7 +314,9 @@ async fn run_over(dir: &Path) -> (Harness, Vec<Value>, Vec<Value>) {
     let all = stored_issues.raw_ids.len()
         + stored_prs.raw_ids.len()
         + stored_changelogs.raw_ids.len()
-        + stored_statuses.raw_ids.len();
+        + stored_statuses.raw_ids.len()
+        + stored_commits.raw_ids.len()
+        + stored_reviews.raw_ids.len();
     assert_eq!(
         h.app.count("SELECT count(*) FROM raw_extraction_data WHERE processing_status IN ('completed', 'failed')") as usize,
         all
@@ -440,6 +465,59 @@ async fn the_projects_fixtures_flow_from_raw_to_final_tables() {
     assert_eq!(merged["author"], "dependabot[bot]");
     assert_eq!(merged["repository"], "acme/shop");
     assert_eq!(merged["additions"], 12);
+    // Pull-request depth (SPEC §7.2–§7.3): its commits and reviews
+    // arrived as records of their own.
+    assert_eq!(merged["html_url"], "https://github.com/acme/shop/pull/7");
+    assert_eq!(
+        merged["merge_commit_sha"],
+        "3333333333333333333333333333333333333333"
+    );
+    assert_eq!(merged["first_commit_at"], "2024-03-01T09:30:00.000000Z");
+    // Not the bot's review (nor the author's): alice's.
+    assert_eq!(merged["first_review_at"], "2024-03-01T14:00:00.000000Z");
+    assert_eq!(merged["approved_at"], "2024-03-02T09:00:00.000000Z");
+    assert_eq!(merged["coding_time_s"], 30 * 60);
+    assert_eq!(merged["pickup_time_s"], 4 * 3_600);
+    assert_eq!(merged["review_time_s"], 44 * 3_600);
+    let pull_id = merged["id"].as_i64().expect("id");
+    let detail = json(
+        h.app
+            .get_as(&format!("/api/v1/etl/pull-requests/{pull_id}"), &h.tenant)
+            .await,
+    )
+    .await;
+    let shas: Vec<&str> = detail["commits"]
+        .as_array()
+        .expect("commits")
+        .iter()
+        .filter_map(|c| c["sha"].as_str())
+        .collect();
+    assert_eq!(
+        shas,
+        [
+            "1111111111111111111111111111111111111111",
+            "2222222222222222222222222222222222222222"
+        ]
+    );
+    assert_eq!(detail["commits"][1]["author_login"], Value::Null);
+    assert_eq!(detail["reviews"].as_array().map(Vec::len), Some(4));
+    assert_eq!(detail["reviews"][3]["state"], "PENDING");
+    assert_eq!(detail["reviews"][3]["submitted_at"], Value::Null);
+    let shop_1 = by_external_id(&items, "20001")["id"].clone();
+    assert_eq!(
+        detail["work_items"],
+        json!([
+            {"work_item_key": "SHOP-1", "found_in": "body", "work_item_id": shop_1},
+            {"work_item_key": "NOPE-9", "found_in": "body", "work_item_id": null},
+        ])
+    );
+    assert_eq!(
+        h.app
+            .get_as(&format!("/api/v1/etl/pull-requests/{pull_id}"), &stranger)
+            .await
+            .status(),
+        404
+    );
     let open = by_external_id(&pulls, "30002");
     assert_eq!(open["state"], "open");
     assert_eq!(open["draft"], Value::Null);

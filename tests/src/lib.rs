@@ -251,6 +251,23 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// Runs SQL returning one JSON text (`SELECT … ::text`) on the test
+    /// database, read as JSON.
+    pub fn query_json(&self, sql: &str) -> serde_json::Value {
+        use etl_store::test_support::diesel_prelude::*;
+        #[derive(QueryableByName)]
+        struct Text {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            t: String,
+        }
+        let mut conn = self.db.connect();
+        let text = diesel::sql_query(format!("SELECT ({sql})::text AS t"))
+            .get_result::<Text>(&mut conn)
+            .expect("querying")
+            .t;
+        serde_json::from_str(&text).expect("JSON text")
+    }
+
     /// Runs SQL on the test database (to set up states the API cannot make).
     pub fn execute(&self, sql: &str) -> usize {
         use etl_store::test_support::diesel_prelude::*;

@@ -29,9 +29,21 @@ const JIRA: &str = "jira_issues";
 const JIRA_CHANGELOGS: &str = "jira_issue_changelogs";
 const JIRA_STATUSES: &str = "jira_statuses";
 const GITHUB: &str = "github_prs";
+const GITHUB_COMMITS: &str = "github_pr_commits";
+const GITHUB_REVIEWS: &str = "github_pr_reviews";
 /// Every entity type the demo stores, in the order it asks for processing
 /// (any order gives the same tables).
-const ENTITY_TYPES: [&str; 4] = [JIRA_STATUSES, JIRA, JIRA_CHANGELOGS, GITHUB];
+const ENTITY_TYPES: [&str; 6] = [
+    JIRA_STATUSES,
+    JIRA,
+    JIRA_CHANGELOGS,
+    GITHUB,
+    GITHUB_COMMITS,
+    GITHUB_REVIEWS,
+];
+/// Reviewers that are bots: their reviews count for no pull request's
+/// first review.
+const BOTS: &[&str] = &["dependabot[bot]", "github-actions[bot]"];
 /// Records per `store-batch` request (the API takes up to 1000).
 const STORE_BATCH: usize = 250;
 
@@ -124,15 +136,17 @@ async fn demo(root: &Path, options: DemoOptions) -> anyhow::Result<()> {
             .unwrap_or(0);
         records.push(issue);
         records.extend(later);
-        records.push(generated_pull_request(&mut rng, github, i));
+        records.extend(generated_pull_request(&mut rng, github, i));
     }
     let stored_by_type = count_by_type(&records);
     println!(
-        "storing {} records: {fixture_count} from tests/fixtures, {} generated issues with {histories} changelog histories, {} statuses and {} pull requests",
+        "storing {} records: {fixture_count} from tests/fixtures, {} generated issues with {histories} changelog histories, {} statuses and {} pull requests with {} commits and {} reviews",
         records.len(),
         options.issues,
         STATUSES.len(),
-        options.issues
+        options.issues,
+        records.iter().filter(|r| r["entity_type"] == GITHUB_COMMITS).count(),
+        records.iter().filter(|r| r["entity_type"] == GITHUB_REVIEWS).count(),
     );
     let before = api.get("/api/v1/etl/stats").await?;
 
@@ -284,6 +298,8 @@ fn fixtures(root: &Path, jira: i32, github: i32) -> anyhow::Result<Vec<Value>> {
         ("jira_statuses", JIRA_STATUSES, jira),
         ("jira_issue_changelogs", JIRA_CHANGELOGS, jira),
         ("github", GITHUB, github),
+        ("github_pr_commits", GITHUB_COMMITS, github),
+        ("github_pr_reviews", GITHUB_REVIEWS, github),
     ] {
         let mut paths: Vec<_> = std::fs::read_dir(root.join("tests/fixtures").join(dir))
             .with_context(|| format!("reading tests/fixtures/{dir}"))?
@@ -306,16 +322,28 @@ fn fixtures(root: &Path, jira: i32, github: i32) -> anyhow::Result<Vec<Value>> {
                 }
                 other => vec![other],
             };
-            let issue_id = path
+            let stem = path
                 .file_stem()
                 .and_then(|stem| stem.to_str())
-                .and_then(|stem| stem.strip_prefix("issue-"))
-                .map(str::to_owned);
+                .unwrap_or_default();
+            let issue_id = stem.strip_prefix("issue-").map(str::to_owned);
+            // pull-<owner>+<repo>+<number>.json: a pull request's children.
+            let pull: Option<Value> = stem.strip_prefix("pull-").and_then(|rest| {
+                let parts: Vec<&str> = rest.split('+').collect();
+                match parts[..] {
+                    [owner, repo, number] => number.parse::<i64>().ok().map(
+                        |n| json!({"repository": format!("{owner}/{repo}"), "pull_number": n}),
+                    ),
+                    _ => None,
+                }
+            });
             for raw in objects {
                 let mut record = json!({"integration_id": integration, "entity_type": entity_type,
                                         "raw_data": raw});
                 if entity_type == JIRA_CHANGELOGS {
                     record["extraction_metadata"] = json!({ "issue_id": issue_id });
+                } else if entity_type == GITHUB_COMMITS || entity_type == GITHUB_REVIEWS {
+                    record["extraction_metadata"] = pull.clone().unwrap_or(Value::Null);
                 } else if let Some(id) = external_id(&record["raw_data"]["id"]) {
                     record["external_id"] = json!(id);
                 }
@@ -514,32 +542,94 @@ fn generated_issue(rng: &mut StdRng, integration: i32, i: u32) -> (Value, Vec<Va
     )
 }
 
-fn generated_pull_request(rng: &mut StdRng, integration: i32, i: u32) -> Value {
-    let id = 800_000 + i64::from(i);
-    let (login, _) = *pick(rng, PEOPLE);
-    let created = rng.gen_range(1..60);
-    let state = *pick(rng, &["open", "closed", "merged"]);
-    let sha: String = (0..40)
+fn sha(rng: &mut StdRng) -> String {
+    (0..40)
         .map(|_| char::from_digit(rng.gen_range(0..16), 16).unwrap_or('0'))
-        .collect();
-    let closed = (state != "open").then(|| timestamp(GITHUB_TIME, created, 600));
-    let branch = format!("feature/{}-{i}", pick(rng, WORDS));
+        .collect()
+}
+
+/// A generated pull request (delivering issue DEMO-{i+1}, named in its
+/// title or branch or not at all), its commits (authored before it was
+/// opened) and its reviews (after; bots' and the author's own among them).
+fn generated_pull_request(rng: &mut StdRng, integration: i32, i: u32) -> Vec<Value> {
+    let id = 800_000 + i64::from(i);
+    let number = i + 1;
+    let (login, _) = *pick(rng, PEOPLE);
+    // At least six days ago: reviews and the merge (five days at most
+    // after opening) lie in the past.
+    let created = rng.gen_range(6..40);
+    let state = *pick(rng, &["open", "closed", "merged", "merged", "merged"]);
+    let head = sha(rng);
+    let key = format!("DEMO-{}", i + 1);
+    let (title, branch) = match rng.gen_range(0..4) {
+        0 => (
+            format!("{key}: {}", title(rng)),
+            format!("feature/{}-{i}", pick(rng, WORDS)),
+        ),
+        1 => (title(rng), format!("feature/{key}-{}", pick(rng, WORDS))),
+        2 => (format!("{} ({key})", title(rng)), format!("fix/{key}")),
+        _ => (title(rng), format!("chore/{}-{i}", pick(rng, WORDS))),
+    };
+    // Minutes after opening: first review, then the merge.
+    let review_after = rng.gen_range(20..3 * 1440);
+    let merged_after = review_after + rng.gen_range(30..2 * 1440);
+    let closed = (state != "open").then(|| timestamp(GITHUB_TIME, created, merged_after));
     let raw = json!({
         "id": id,
-        "number": i + 1,
+        "number": number,
         "state": if state == "merged" { "closed" } else { state },
-        "title": title(rng),
+        "title": title,
+        "body": format!("Changes {} handling.", pick(rng, WORDS)),
+        "html_url": format!("https://github.com/demo/shop/pull/{number}"),
+        "merge_commit_sha": (state == "merged").then(|| sha(rng)),
         "draft": false,
         "user": {"login": login},
         "base": {"ref": "main", "repo": {"full_name": "demo/shop"}},
-        "head": {"ref": branch, "sha": sha, "repo": {"full_name": "demo/shop"}},
+        "head": {"ref": branch, "sha": head, "repo": {"full_name": "demo/shop"}},
         "created_at": timestamp(GITHUB_TIME, created, 0),
-        "updated_at": timestamp(GITHUB_TIME, created, 700),
+        "updated_at": timestamp(GITHUB_TIME, created, merged_after + 1),
         "closed_at": closed.clone(),
         "merged_at": if state == "merged" { closed } else { None },
     });
-    json!({"integration_id": integration, "entity_type": GITHUB,
-           "external_id": id.to_string(), "raw_data": raw})
+    let parent = json!({"repository": "demo/shop", "pull_number": number});
+    let mut records = vec![json!({"integration_id": integration, "entity_type": GITHUB,
+                                  "external_id": id.to_string(), "raw_data": raw})];
+    // Coding started up to three days before the pull request was opened.
+    let mut authored = -rng.gen_range(10..3 * 1440);
+    for _ in 0..rng.gen_range(1..=5) {
+        let commit = sha(rng);
+        let at = timestamp(GITHUB_TIME, created, authored);
+        records.push(json!({"integration_id": integration, "entity_type": GITHUB_COMMITS,
+            "external_id": commit, "extraction_metadata": parent,
+            "raw_data": {"sha": commit, "author": {"login": login},
+                         "commit": {"author": {"name": login, "email": format!("{login}@demo.example"), "date": at},
+                                    "committer": {"name": login, "email": format!("{login}@demo.example"), "date": at},
+                                    "message": format!("{} {}", pick(rng, WORDS), pick(rng, WORDS))}}}));
+        authored += rng.gen_range(5..240);
+    }
+    let mut at = review_after;
+    for n in 0..rng.gen_range(0..=3) {
+        let reviewer = match rng.gen_range(0..6) {
+            0 => *pick(rng, BOTS),
+            1 => login,
+            _ => pick(rng, PEOPLE).0,
+        };
+        let review_state = if n == 0 {
+            "COMMENTED"
+        } else {
+            *pick(rng, &["APPROVED", "CHANGES_REQUESTED", "COMMENTED"])
+        };
+        let review_id = 700_000_000 + i64::from(i) * 10 + i64::from(n);
+        records.push(
+            json!({"integration_id": integration, "entity_type": GITHUB_REVIEWS,
+            "external_id": review_id.to_string(), "extraction_metadata": parent,
+            "raw_data": {"id": review_id, "user": {"login": reviewer}, "state": review_state,
+                         "body": "", "submitted_at": timestamp(GITHUB_TIME, created, at),
+                         "commit_id": head}}),
+        );
+        at += rng.gen_range(10..600);
+    }
+    records
 }
 
 fn count_by_type(records: &[Value]) -> BTreeMap<String, u64> {

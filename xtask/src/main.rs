@@ -127,6 +127,10 @@ enum Bench {
         /// shared machine either side alone varies by a third between runs).
         #[arg(long, default_value_t = 5)]
         rounds: u32,
+        /// Instead: N pull requests (default 20,000) with commits, reviews
+        /// and the issues they name, and GET /flow-metrics at size.
+        #[arg(long, num_args = 0..=1, default_missing_value = "20000")]
+        prs: Option<u32>,
     },
     /// The outbox relay beside a bare lapin publish loop with confirms, and
     /// POST-to-queued latency. Needs psql, wrk and rabbitmqctl.
@@ -230,9 +234,11 @@ fn main() -> ExitCode {
                     batch_size,
                     history,
                     rounds,
+                    prs,
                 },
-        } => workspace_root().and_then(|root| {
-            bench::pipeline::pipeline(
+        } => workspace_root().and_then(|root| match prs {
+            Some(n) => bench::prs::prs(&root, n, batch_size),
+            None => bench::pipeline::pipeline(
                 &root,
                 &bench::pipeline::PipelineOptions {
                     issues,
@@ -240,7 +246,7 @@ fn main() -> ExitCode {
                     batch_size,
                     rounds,
                 },
-            )
+            ),
         }),
         Task::Demo {
             url,

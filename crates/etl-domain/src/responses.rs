@@ -165,6 +165,149 @@ pub struct WorkItemChange {
     pub changed_at: Option<DateTime<Utc>>,
 }
 
+/// A row of `pull_requests` as `GET /pull-requests` and
+/// `GET /pull-requests/{id}` answer it: every column but `tenant_id`
+/// (SPEC §7, §7.2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PullRequest {
+    pub id: i32,
+    pub integration_id: i32,
+    pub external_id: String,
+    pub repository: Option<String>,
+    pub number: Option<i32>,
+    pub title: Option<String>,
+    pub state: crate::transform::PrState,
+    pub draft: Option<bool>,
+    pub author: Option<String>,
+    pub base_ref: Option<String>,
+    pub head_ref: Option<String>,
+    pub head_sha: Option<String>,
+    pub labels: Vec<String>,
+    pub source_created_at: Option<DateTime<Utc>>,
+    pub source_updated_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub merged_at: Option<DateTime<Utc>>,
+    pub additions: Option<i32>,
+    pub deletions: Option<i32>,
+    pub changed_files: Option<i32>,
+    pub commits: Option<i32>,
+    pub comments: Option<i32>,
+    pub review_comments: Option<i32>,
+    pub body: Option<String>,
+    pub html_url: Option<String>,
+    pub merge_commit_sha: Option<String>,
+    /// The work-item keys found in the title, head ref and body (the links
+    /// are `work_items` of `GET /pull-requests/{id}`); null for a row
+    /// loaded without them.
+    pub work_item_keys: Option<Vec<crate::transform::links::FoundKey>>,
+    /// The earliest `authored_at` of its commits.
+    pub first_commit_at: Option<DateTime<Utc>>,
+    /// The earliest review by someone other than the author, not a bot.
+    pub first_review_at: Option<DateTime<Utc>>,
+    /// The earliest `APPROVED` review by someone other than the author.
+    pub approved_at: Option<DateTime<Utc>>,
+    /// `source_created_at − first_commit_at`, whole seconds rounded down;
+    /// null when an end is missing or it is negative (as the two below).
+    pub coding_time_s: Option<i64>,
+    /// `first_review_at − source_created_at`.
+    pub pickup_time_s: Option<i64>,
+    /// `merged_at − first_review_at`.
+    pub review_time_s: Option<i64>,
+    pub raw_data_id: Option<i32>,
+    pub loaded_at: DateTime<Utc>,
+}
+
+/// `200` of `GET /pull-requests/{id}`: the pull request, its commits and
+/// reviews (oldest first, at most [`PULL_REQUEST_CHILDREN_MAX`] of each)
+/// and its links to work items.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PullRequestDetail {
+    #[serde(flatten)]
+    pub pull_request: PullRequest,
+    pub commits: Vec<PullRequestCommit>,
+    pub reviews: Vec<PullRequestReview>,
+    pub work_items: Vec<PullRequestLink>,
+}
+
+/// Most commits, reviews and links one `GET /pull-requests/{id}` lists.
+pub const PULL_REQUEST_CHILDREN_MAX: i64 = 1000;
+
+/// A commit of a pull request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PullRequestCommit {
+    pub id: i64,
+    pub sha: String,
+    pub author_login: Option<String>,
+    pub author_name: Option<String>,
+    pub author_email: Option<String>,
+    pub authored_at: Option<DateTime<Utc>>,
+    pub committed_at: Option<DateTime<Utc>>,
+    pub message: Option<String>,
+}
+
+/// A review of a pull request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PullRequestReview {
+    pub id: i64,
+    pub external_id: String,
+    pub reviewer: Option<String>,
+    pub state: Option<String>,
+    pub submitted_at: Option<DateTime<Utc>>,
+    pub body: Option<String>,
+    pub commit_sha: Option<String>,
+}
+
+/// A link from a pull request to a work item (SPEC §7.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PullRequestLink {
+    pub work_item_key: String,
+    pub found_in: crate::transform::links::FoundIn,
+    /// The tenant's work item of that key; null while none is known.
+    pub work_item_id: Option<i32>,
+}
+
+/// `200` of `GET /flow-metrics` (SPEC §7.4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FlowMetrics {
+    pub work_items: WorkItemFlow,
+    pub pull_requests: PullRequestFlow,
+}
+
+/// Work items resolved in the window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WorkItemFlow {
+    pub count: i64,
+    pub lead_time_s: Percentiles,
+    pub cycle_time_s: Percentiles,
+}
+
+/// Pull requests merged in the window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PullRequestFlow {
+    pub count: i64,
+    pub coding_time_s: Percentiles,
+    pub pickup_time_s: Percentiles,
+    pub review_time_s: Percentiles,
+}
+
+/// PostgreSQL's `percentile_cont` of a figure in seconds; null over no
+/// value.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Percentiles {
+    pub p50: Option<f64>,
+    pub p85: Option<f64>,
+    pub p95: Option<f64>,
+}
+
 /// `200` of the status routes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -464,7 +464,7 @@ mod tests {
         let err = TransformerKind::parse("gitlab_mrs").expect_err("unknown");
         assert_eq!(
             err.to_string(),
-            "`gitlab_mrs` is not one of: jira_issues, jira_issue_changelogs, jira_statuses, github_prs"
+            "`gitlab_mrs` is not one of: jira_issues, jira_issue_changelogs, jira_statuses, github_prs, github_pr_commits, github_pr_reviews"
         );
     }
 

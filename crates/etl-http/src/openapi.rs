@@ -42,6 +42,8 @@ use crate::routes::{console, final_data, jobs, ops, pipeline, raw_data};
         final_data::work_item,
         final_data::work_item_changes,
         final_data::pull_requests,
+        final_data::pull_request,
+        final_data::flow_metrics,
         console::stats,
     ),
     // Schemas only named by parameters are not collected from the paths.

@@ -3,54 +3,12 @@
 //! second, completeness, failures that stay alone, a record's rows loading
 //! together or not at all, and order independence as a property.
 
-use diesel::sql_types::{BigInt, Text};
-use diesel::{QueryableByName, RunQueryDsl};
-use etl_domain::{EntityType, JobPriority, JobType};
-use etl_handlers::JobHandler;
-use etl_pipeline::TransformHandler;
-use etl_store::integrations::{self, NewIntegration};
-use etl_store::jobs::{self, NewJob};
-use etl_store::raw_records::{self, NewRawRecord};
-use etl_store::tenants::{self, NewTenant};
+mod support;
+
 use etl_store::test_support::TestDatabase;
-use etl_store::{Connection as _, JsonText, PgConnection};
+use etl_store::PgConnection;
 use serde_json::{json, Value};
-
-/// A tenant with one Jira integration.
-struct Site {
-    tenant: i32,
-    integration: i32,
-}
-
-fn site(conn: &mut PgConnection, name: &str) -> Site {
-    let tenant = tenants::insert(conn, &NewTenant { name, active: true })
-        .expect("tenant")
-        .id;
-    let integration = integrations::insert(
-        conn,
-        &NewIntegration {
-            tenant_id: tenant,
-            provider: "jira",
-            name: "jira",
-            active: true,
-            settings: json!({}),
-        },
-    )
-    .expect("integration")
-    .id;
-    Site {
-        tenant,
-        integration,
-    }
-}
-
-/// One raw record to store: its entity type, `raw_data` and metadata.
-#[derive(Debug, Clone)]
-struct Record {
-    entity_type: &'static str,
-    raw_data: Value,
-    metadata: Option<Value>,
-}
+use support::{count, query_json, site, store, transform, Record, Site};
 
 fn issue_record(raw: Value) -> Record {
     Record {
@@ -78,48 +36,6 @@ fn status_record(id: &str, name: &str, category: &str) -> Record {
     }
 }
 
-fn store(conn: &mut PgConnection, site: &Site, records: &[Record]) -> Vec<i32> {
-    let new: Vec<NewRawRecord> = records
-        .iter()
-        .map(|r| NewRawRecord {
-            tenant_id: site.tenant,
-            integration_id: site.integration,
-            entity_type: r.entity_type.to_owned(),
-            external_id: None,
-            raw_data: JsonText::of(&r.raw_data),
-            extraction_metadata: r.metadata.as_ref().map(JsonText::of),
-            ingest_changes: JsonText("[]".to_owned()),
-        })
-        .collect();
-    raw_records::insert_checked_many(conn, &new)
-        .expect("stored")
-        .into_iter()
-        .map(|id| id.expect("checked"))
-        .collect()
-}
-
-/// Runs one transform job over `ids` (all of `entity_type`) as a worker
-/// does: the handler inside the transaction that completes the job.
-fn transform(conn: &mut PgConnection, site: &Site, entity_type: &str, ids: &[i32]) -> Value {
-    let job = jobs::insert(
-        conn,
-        &NewJob::new(
-            site.tenant,
-            JobType::Transform,
-            &EntityType::parse(entity_type).expect("entity type"),
-            json!({ "raw_data_ids": ids }),
-            JobPriority::default(),
-        ),
-    )
-    .expect("job");
-    conn.transaction(|conn| {
-        TransformHandler
-            .run(conn, &job)
-            .map_err(|failure| panic!("the job failed: {failure:?}"))
-    })
-    .unwrap_or_else(|e: etl_store::QueryError| panic!("{e}"))
-}
-
 /// Stores `records` and transforms them, one job per entity type.
 fn load_all(conn: &mut PgConnection, site: &Site, records: &[Record]) -> Vec<Value> {
     let mut results = Vec::new();
@@ -138,17 +54,6 @@ fn load_all(conn: &mut PgConnection, site: &Site, records: &[Record]) -> Vec<Val
     results
 }
 
-#[derive(QueryableByName)]
-struct Json {
-    #[diesel(sql_type = Text)]
-    data: String,
-}
-
-fn query_json(conn: &mut PgConnection, sql: &str) -> Value {
-    let row: Json = diesel::sql_query(sql).get_result(conn).expect(sql);
-    serde_json::from_str(&row.data).expect("json")
-}
-
 /// The tenant's work item with external id `id`, as JSON.
 fn work_item(conn: &mut PgConnection, site: &Site, id: &str) -> Value {
     query_json(
@@ -159,18 +64,6 @@ fn work_item(conn: &mut PgConnection, site: &Site, id: &str) -> Value {
             site.tenant
         ),
     )
-}
-
-fn count(conn: &mut PgConnection, sql: &str) -> i64 {
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
-    diesel::sql_query(sql)
-        .get_result::<Count>(conn)
-        .expect(sql)
-        .n
 }
 
 fn status_item(from: &str, to: &str) -> Value {

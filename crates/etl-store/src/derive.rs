@@ -19,7 +19,7 @@
 //! row while holding the lock, so no two jobs wait on each other.
 
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Int4, Text};
+use diesel::sql_types::{Array, Int4, Jsonb, Text};
 use diesel::QueryableByName;
 use etl_domain::TenantId;
 
@@ -28,6 +28,12 @@ use crate::loaders::Touched;
 /// First key of the integration locks (`pg_advisory_xact_lock(int4,
 /// int4)`, the second key being the integration's id): "ETLH".
 const HISTORY_LOCK_SPACE: i32 = 0x4554_4C48;
+
+/// First key of the tenant locks under which links are written and
+/// resolved (the second being the tenant's id): "ETLK". Links cross
+/// integrations (a GitHub pull request names a Jira work item), so they
+/// are serialised per tenant, after the integration locks.
+const LINK_LOCK_SPACE: i32 = 0x4554_4C4B;
 
 /// Recomputes the derived figures of the work items `touched` names, and
 /// of those moved into a status it names, for `tenant_id`. Call it after
@@ -45,6 +51,7 @@ pub fn recompute(
         .iter()
         .chain(&touched.statuses)
         .map(|(integration, _)| *integration)
+        .chain(touched.pull_requests.iter().map(|(i, _, _)| *i))
         .collect();
     integrations.sort_unstable();
     integrations.dedup();
@@ -55,6 +62,25 @@ pub fn recompute(
             .bind::<Int4, _>(integration)
             .execute(conn)?;
     }
+    // Every lookup below has its index. Right after a bulk load the
+    // planner's statistics may still say the tables are empty, and a
+    // sequential scan per row looked up would make a job cost what the
+    // whole tenant holds: these statements are planned without them.
+    diesel::sql_query("SET LOCAL enable_seqscan = off").execute(conn)?;
+    let mut updated = work_items(conn, tenant_id, touched)?;
+    updated += pull_requests(conn, tenant_id, touched)?;
+    updated += links(conn, tenant_id, touched)?;
+    diesel::sql_query("SET LOCAL enable_seqscan = on").execute(conn)?;
+    Ok(updated)
+}
+
+/// SPEC §7.1's figures of the work items `touched` names, and of those
+/// moved into a status whose category it changes.
+fn work_items(
+    conn: &mut PgConnection,
+    tenant_id: TenantId,
+    touched: &Touched,
+) -> QueryResult<usize> {
     let (status_integrations, statuses): (Vec<i32>, Vec<&str>) = touched
         .statuses
         .iter()
@@ -122,11 +148,6 @@ pub fn recompute(
     if items.is_empty() && statuses.is_empty() {
         return Ok(0);
     }
-    // Every lookup below has its index. Right after a bulk load the
-    // planner's statistics may still say the history tables are empty,
-    // and a sequential scan per work item would make a job cost what the
-    // whole integration holds: this one statement is planned without them.
-    diesel::sql_query("SET LOCAL enable_seqscan = off").execute(conn)?;
     let updated = diesel::sql_query(
         "WITH affected AS (
              SELECT i AS integration_id, e AS external_id
@@ -183,7 +204,7 @@ pub fn recompute(
          target AS (
              SELECT w.id FROM work_items w
               WHERE w.id = ANY (ARRAY(SELECT id FROM changed))
-                FOR UPDATE SKIP LOCKED)
+                FOR NO KEY UPDATE SKIP LOCKED)
          UPDATE work_items w
             SET first_in_progress_at = c.first_in_progress_at,
                 changelog_complete = c.changelog_complete
@@ -196,6 +217,151 @@ pub fn recompute(
     .bind::<Array<Int4>, _>(&status_integrations)
     .bind::<Array<Text>, _>(&statuses)
     .execute(conn)?;
-    diesel::sql_query("SET LOCAL enable_seqscan = on").execute(conn)?;
     Ok(updated)
+}
+
+/// SPEC §7.2's figures of the pull requests `touched` names: the first
+/// commit, the first review by someone other than the author and not a
+/// bot, the first approval by someone other than the author (the three
+/// times are generated from them). As for work items, only rows whose
+/// figures change are locked, and rows another job holds are left to it.
+fn pull_requests(
+    conn: &mut PgConnection,
+    tenant_id: TenantId,
+    touched: &Touched,
+) -> QueryResult<usize> {
+    if touched.pull_requests.is_empty() {
+        return Ok(0);
+    }
+    let mut integrations = Vec::with_capacity(touched.pull_requests.len());
+    let mut repositories = Vec::with_capacity(touched.pull_requests.len());
+    let mut numbers = Vec::with_capacity(touched.pull_requests.len());
+    for (integration, repository, number) in &touched.pull_requests {
+        integrations.push(*integration);
+        repositories.push(repository.as_str());
+        numbers.push(*number);
+    }
+    diesel::sql_query(
+        "WITH computed AS MATERIALIZED (
+             SELECT p.id, p.first_commit_at AS was_commit_at, p.first_review_at AS was_review_at,
+                    p.approved_at AS was_approved_at,
+                    (SELECT min(c.authored_at) FROM pull_request_commits c
+                      WHERE c.tenant_id = $1 AND c.integration_id = p.integration_id
+                        AND c.repository = p.repository AND c.pull_number = p.number)
+                        AS first_commit_at,
+                    (SELECT min(v.submitted_at) FROM pull_request_reviews v
+                      WHERE v.tenant_id = $1 AND v.integration_id = p.integration_id
+                        AND v.repository = p.repository AND v.pull_number = p.number
+                        AND v.reviewer IS DISTINCT FROM p.author
+                        AND v.reviewer NOT LIKE '%[bot]')
+                        AS first_review_at,
+                    (SELECT min(v.submitted_at) FROM pull_request_reviews v
+                      WHERE v.tenant_id = $1 AND v.integration_id = p.integration_id
+                        AND v.repository = p.repository AND v.pull_number = p.number
+                        AND v.reviewer IS DISTINCT FROM p.author AND v.state = 'APPROVED')
+                        AS approved_at
+               FROM (SELECT DISTINCT i, r, n FROM unnest($2::int4[], $3::text[], $4::int4[]) AS a(i, r, n)) a
+               -- A lookup by key per pull request (OFFSET 0 keeps it one).
+               CROSS JOIN LATERAL (
+                   SELECT * FROM pull_requests p
+                    WHERE p.tenant_id = $1 AND p.integration_id = a.i
+                      AND p.repository = a.r AND p.number = a.n
+                   OFFSET 0) p),
+         changed AS (
+             SELECT * FROM computed
+              WHERE (was_commit_at, was_review_at, was_approved_at)
+                    IS DISTINCT FROM (first_commit_at, first_review_at, approved_at)),
+         target AS (
+             SELECT p.id FROM pull_requests p
+              WHERE p.id = ANY (ARRAY(SELECT id FROM changed))
+                FOR NO KEY UPDATE SKIP LOCKED)
+         UPDATE pull_requests p
+            SET first_commit_at = c.first_commit_at, first_review_at = c.first_review_at,
+                approved_at = c.approved_at
+           FROM changed c
+          WHERE p.id = c.id AND p.id IN (SELECT id FROM target)",
+    )
+    .bind::<Int4, _>(tenant_id.get())
+    .bind::<Array<Int4>, _>(&integrations)
+    .bind::<Array<Text>, _>(&repositories)
+    .bind::<Array<Int4>, _>(&numbers)
+    .execute(conn)
+}
+
+/// SPEC §7.3's links, under the tenant's link lock: the touched pull
+/// requests' links replaced by the keys their rows hold now (a row loaded
+/// without keys keeps its links), each resolved to the tenant's work item
+/// of that key; and the links waiting for a touched work item's key
+/// resolved. Of two jobs, the later to take the lock sees the earlier's
+/// rows, so a link and its work item meet whichever arrives first.
+fn links(conn: &mut PgConnection, tenant_id: TenantId, touched: &Touched) -> QueryResult<usize> {
+    if touched.pull_requests.is_empty() && touched.work_item_keys.is_empty() {
+        return Ok(0);
+    }
+    diesel::sql_query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind::<Int4, _>(LINK_LOCK_SPACE)
+        .bind::<Int4, _>(tenant_id.get())
+        .execute(conn)?;
+    let mut written = 0;
+    if !touched.pull_requests.is_empty() {
+        let pulls = serde_json::to_string(
+            &touched
+                .pull_requests
+                .iter()
+                .map(|(i, r, n)| (i, r, n))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap_or_else(|_| "[]".to_owned());
+        let pulls = crate::JsonText(pulls);
+        // The pull requests by key, with the keys they hold.
+        const PULLS: &str = "SELECT p.id, p.work_item_keys
+               FROM jsonb_array_elements($2::jsonb) AS a(t)
+               CROSS JOIN LATERAL (
+                   SELECT p.id, p.work_item_keys FROM pull_requests p
+                    WHERE p.tenant_id = $1 AND p.integration_id = (a.t->>0)::int4
+                      AND p.repository = a.t->>1 AND p.number = (a.t->>2)::int4
+                      AND p.work_item_keys IS NOT NULL
+                   OFFSET 0) p";
+        written += diesel::sql_query(format!(
+            "DELETE FROM pull_request_work_items l
+              USING ({PULLS}) p
+              WHERE l.pull_request_id = p.id
+                AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(p.work_item_keys) k
+                                 WHERE k->>'key' = l.work_item_key)"
+        ))
+        .bind::<Int4, _>(tenant_id.get())
+        .bind::<Jsonb, _>(&pulls)
+        .execute(conn)?;
+        written += diesel::sql_query(format!(
+            "INSERT INTO pull_request_work_items AS l
+                    (tenant_id, pull_request_id, work_item_key, found_in, work_item_id)
+             SELECT $1, p.id, k->>'key', k->>'found_in',
+                    (SELECT min(w.id) FROM work_items w WHERE w.tenant_id = $1 AND w.key = k->>'key')
+               FROM ({PULLS}) p, jsonb_array_elements(p.work_item_keys) k
+             ON CONFLICT (pull_request_id, work_item_key) DO UPDATE
+                SET found_in = EXCLUDED.found_in, work_item_id = EXCLUDED.work_item_id
+              WHERE (l.found_in, l.work_item_id) IS DISTINCT FROM (EXCLUDED.found_in, EXCLUDED.work_item_id)"
+        ))
+        .bind::<Int4, _>(tenant_id.get())
+        .bind::<Jsonb, _>(&pulls)
+        .execute(conn)?;
+    }
+    if !touched.work_item_keys.is_empty() {
+        let keys: Vec<&str> = touched.work_item_keys.iter().map(String::as_str).collect();
+        written += diesel::sql_query(
+            "WITH resolved AS (
+                 SELECT l.id, (SELECT min(w.id) FROM work_items w
+                                WHERE w.tenant_id = $1 AND w.key = l.work_item_key) AS work_item_id
+                   FROM pull_request_work_items l
+                  WHERE l.tenant_id = $1 AND l.work_item_key = ANY ($2::text[]))
+             UPDATE pull_request_work_items l
+                SET work_item_id = r.work_item_id
+               FROM resolved r
+              WHERE l.id = r.id AND l.work_item_id IS DISTINCT FROM r.work_item_id",
+        )
+        .bind::<Int4, _>(tenant_id.get())
+        .bind::<Array<Text>, _>(&keys)
+        .execute(conn)?;
+    }
+    Ok(written)
 }

@@ -7,6 +7,7 @@
 
 pub mod derive;
 pub mod faults;
+pub mod flow;
 pub mod idempotency;
 pub mod integrations;
 pub mod jobs;

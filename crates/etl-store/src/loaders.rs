@@ -114,6 +114,17 @@ fn load_sql(table: &Table, from: RowsFrom) -> String {
         }
         None => "NULL::jsonb".to_owned(),
     };
+    let touched_keys = match table.feeds.work_item_key {
+        Some(_) => "(SELECT jsonb_agg(DISTINCT fed_key) FROM written WHERE fed_key IS NOT NULL)",
+        None => "NULL::jsonb",
+    };
+    let touched_pull_requests = match table.feeds.pull_request {
+        Some(_) => {
+            "(SELECT jsonb_agg(DISTINCT jsonb_build_array(integration_id, fed_repository, fed_number))
+                FROM written WHERE fed_repository IS NOT NULL AND fed_number IS NOT NULL)"
+        }
+        None => "NULL::jsonb",
+    };
     format!(
         "WITH rows AS MATERIALIZED (
              SELECT rec.*, e.ord
@@ -132,7 +143,9 @@ fn load_sql(table: &Table, from: RowsFrom) -> String {
                 (SELECT count(*) FROM written) AS written,
                 (SELECT count(*) FROM completed) AS completed,
                 {touched_items}::text AS touched_items,
-                {touched_statuses}::text AS touched_statuses"
+                {touched_statuses}::text AS touched_statuses,
+                {touched_keys}::text AS touched_keys,
+                {touched_pull_requests}::text AS touched_pull_requests"
     )
 }
 
@@ -184,9 +197,13 @@ fn upsert_sql(table: &Table) -> String {
          ON CONFLICT (tenant_id, {key}) DO UPDATE
             SET {set}, loaded_at = now()
           WHERE {not_older} ROW({ours}) IS DISTINCT FROM ROW({theirs})
-         RETURNING (xmax = 0) AS inserted, {key}, {fed_item} AS fed_item, {fed_status} AS fed_status",
+         RETURNING (xmax = 0) AS inserted, {key}, {fed_item} AS fed_item, {fed_status} AS fed_status,
+                   {fed_key} AS fed_key, {fed_repository} AS fed_repository, {fed_number} AS fed_number",
         fed_item = table.feeds.work_item.unwrap_or("NULL::text"),
         fed_status = table.feeds.status.unwrap_or("NULL::text"),
+        fed_key = table.feeds.work_item_key.unwrap_or("NULL::text"),
+        fed_repository = table.feeds.pull_request.map_or("NULL::text", |(r, _)| r),
+        fed_number = table.feeds.pull_request.map_or("NULL::int4", |(_, n)| n),
         name = table.name,
         columns = names.join(", "),
         key = table.key.join(", "),
@@ -204,27 +221,38 @@ pub struct JobLoad {
     pub touched: Touched,
 }
 
-/// The (integration, work item external id) and (integration, status id)
-/// pairs whose derived figures a load's rows feed (`derive::recompute`).
+/// What a load's rows feed (`derive::recompute`): the (integration, work
+/// item external id) and (integration, status id) pairs of SPEC §7.1's
+/// figures, the work-item keys that links may wait for, and the
+/// (integration, repository, number) of pull requests whose figures and
+/// links they change.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Touched {
     pub work_items: BTreeSet<(i32, String)>,
     pub statuses: BTreeSet<(i32, String)>,
+    pub work_item_keys: BTreeSet<String>,
+    pub pull_requests: BTreeSet<(i32, String, i32)>,
 }
 
 impl Touched {
     pub fn is_empty(&self) -> bool {
-        self.work_items.is_empty() && self.statuses.is_empty()
+        self.work_items.is_empty()
+            && self.statuses.is_empty()
+            && self.work_item_keys.is_empty()
+            && self.pull_requests.is_empty()
     }
 
     pub fn extend(&mut self, other: Touched) {
         self.work_items.extend(other.work_items);
         self.statuses.extend(other.statuses);
+        self.work_item_keys.extend(other.work_item_keys);
+        self.pull_requests.extend(other.pull_requests);
     }
 
-    fn parse(text: Option<&str>) -> BTreeSet<(i32, String)> {
-        text.and_then(|t| serde_json::from_str::<Vec<(i32, String)>>(t).ok())
-            .map(|pairs| pairs.into_iter().collect())
+    /// A JSON array of the statement's answer, as a set (none: empty).
+    fn parse<T: serde::de::DeserializeOwned + Ord>(text: Option<&str>) -> BTreeSet<T> {
+        text.and_then(|t| serde_json::from_str::<Vec<T>>(t).ok())
+            .map(|items| items.into_iter().collect())
             .unwrap_or_default()
     }
 }
@@ -254,6 +282,10 @@ struct Counted {
     touched_items: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     touched_statuses: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    touched_keys: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    touched_pull_requests: Option<String>,
 }
 
 impl Counted {
@@ -270,6 +302,8 @@ impl Counted {
             touched: Touched {
                 work_items: Touched::parse(self.touched_items.as_deref()),
                 statuses: Touched::parse(self.touched_statuses.as_deref()),
+                work_item_keys: Touched::parse(self.touched_keys.as_deref()),
+                pull_requests: Touched::parse(self.touched_pull_requests.as_deref()),
             },
         }
     }
@@ -522,4 +556,57 @@ pub fn list_work_item_changes(
         .bind::<BigInt, _>(limit)
         .load(conn)?;
     Ok(rows.into_iter().map(|r| r.data).collect())
+}
+
+/// `GET /pull-requests/{id}`: the tenant's pull request with its derived
+/// columns, its commits (by `authored_at`) and reviews (by
+/// `submitted_at`), at most [`etl_domain::PULL_REQUEST_CHILDREN_MAX`] of
+/// each, and its links; `None` when the tenant has no such pull request.
+pub fn find_pull_request(
+    conn: &mut PgConnection,
+    tenant: ActiveTenant,
+    id: i32,
+) -> QueryResult<Option<JsonText>> {
+    let time = |column: &str| format!("to_char({column} AT TIME ZONE 'UTC', {API_TIME})");
+    let sql = format!(
+        "SELECT {row} || jsonb_build_object(
+                    'commits', COALESCE((
+                        SELECT jsonb_agg(jsonb_build_object(
+                                   'id', c.id, 'sha', c.sha, 'author_login', c.author_login,
+                                   'author_name', c.author_name, 'author_email', c.author_email,
+                                   'authored_at', {authored}, 'committed_at', {committed},
+                                   'message', c.message) ORDER BY c.authored_at NULLS LAST, c.id)
+                          FROM (SELECT * FROM pull_request_commits c
+                                 WHERE c.tenant_id = t.tenant_id AND c.integration_id = t.integration_id
+                                   AND c.repository = t.repository AND c.pull_number = t.number
+                                 ORDER BY c.authored_at NULLS LAST, c.id LIMIT $3) c), '[]'::jsonb),
+                    'reviews', COALESCE((
+                        SELECT jsonb_agg(jsonb_build_object(
+                                   'id', v.id, 'external_id', v.external_id, 'reviewer', v.reviewer,
+                                   'state', v.state, 'submitted_at', {submitted}, 'body', v.body,
+                                   'commit_sha', v.commit_sha) ORDER BY v.submitted_at NULLS LAST, v.id)
+                          FROM (SELECT * FROM pull_request_reviews v
+                                 WHERE v.tenant_id = t.tenant_id AND v.integration_id = t.integration_id
+                                   AND v.repository = t.repository AND v.pull_number = t.number
+                                 ORDER BY v.submitted_at NULLS LAST, v.id LIMIT $3) v), '[]'::jsonb),
+                    'work_items', COALESCE((
+                        SELECT jsonb_agg(jsonb_build_object(
+                                   'work_item_key', l.work_item_key, 'found_in', l.found_in,
+                                   'work_item_id', l.work_item_id) ORDER BY l.id)
+                          FROM (SELECT * FROM pull_request_work_items l
+                                 WHERE l.pull_request_id = t.id ORDER BY l.id LIMIT $3) l), '[]'::jsonb)) AS data
+           FROM pull_requests t
+          WHERE t.tenant_id = $1 AND t.id = $2",
+        row = row_json(&transform::PULL_REQUESTS),
+        authored = time("c.authored_at"),
+        committed = time("c.committed_at"),
+        submitted = time("v.submitted_at"),
+    );
+    let row: Option<Listed> = diesel::sql_query(sql)
+        .bind::<Int4, _>(tenant.id().get())
+        .bind::<Int4, _>(id)
+        .bind::<BigInt, _>(etl_domain::PULL_REQUEST_CHILDREN_MAX)
+        .get_result(conn)
+        .optional()?;
+    Ok(row.map(|r| r.data))
 }

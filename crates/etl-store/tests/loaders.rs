@@ -209,6 +209,10 @@ fn pull_requests_load_and_filter_by_repository_and_state() {
         commits: None,
         comments: None,
         review_comments: None,
+        body: None,
+        html_url: None,
+        merge_commit_sha: None,
+        work_item_keys: None,
         raw_data_id: None,
     };
     let batch = vec![
@@ -436,7 +440,10 @@ fn trees(rows: Vec<etl_store::JsonText>) -> Vec<serde_json::Value> {
 fn declared_tables_match_the_migrated_tables_and_the_domain_rows() {
     use diesel::sql_types::Text;
     use diesel::{QueryableByName, RunQueryDsl as _};
-    use etl_domain::transform::{self, WorkItemChangeRow, WorkItemHistoryRow, WorkItemStatusRow};
+    use etl_domain::transform::{
+        self, PullRequestCommitRow, PullRequestReviewRow, WorkItemChangeRow, WorkItemHistoryRow,
+        WorkItemStatusRow,
+    };
     #[derive(QueryableByName)]
     struct Column {
         #[diesel(sql_type = Text)]
@@ -484,6 +491,18 @@ fn declared_tables_match_the_migrated_tables_and_the_domain_rows() {
         (
             "work_item_statuses",
             sample::<WorkItemStatusRow>(json!({"integration_id": 1, "external_id": "3"})),
+        ),
+        (
+            "pull_request_commits",
+            sample::<PullRequestCommitRow>(
+                json!({"integration_id": 1, "repository": "o/r", "pull_number": 1, "sha": "a"}),
+            ),
+        ),
+        (
+            "pull_request_reviews",
+            sample::<PullRequestReviewRow>(
+                json!({"integration_id": 1, "external_id": "1", "repository": "o/r", "pull_number": 1}),
+            ),
         ),
     ];
     assert_eq!(transform::TABLES.len(), samples.len(), "a sample per table");

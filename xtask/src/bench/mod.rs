@@ -4,6 +4,7 @@
 pub(crate) mod ingest;
 pub(crate) mod pipeline;
 mod process;
+pub(crate) mod prs;
 pub(crate) mod queue;
 pub(crate) mod stats;
 

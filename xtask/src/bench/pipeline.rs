@@ -177,7 +177,7 @@ fn fresh_raw_records(
 ) -> anyhow::Result<()> {
     psql(
         db,
-        "TRUNCATE work_items, work_item_changes, work_item_histories, etl_job_queue, raw_extraction_data",
+        "TRUNCATE pull_request_work_items, work_items, work_item_changes, work_item_histories, etl_job_queue, raw_extraction_data",
     )?;
     let template = template(history);
     psql(db, &format!(

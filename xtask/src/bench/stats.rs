@@ -225,14 +225,14 @@ fn run_stats(root: &Path, options: &StatsOptions, db_url: &DatabaseUrl) -> anyho
     Ok(())
 }
 
-struct Latency {
-    p50_ms: f64,
-    p99_ms: f64,
-    rate: f64,
+pub(crate) struct Latency {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub rate: f64,
 }
 
 /// wrk's latency distribution and rate; fails if any answer was not 2xx.
-fn wrk_latency(
+pub(crate) fn wrk_latency(
     script: &Path,
     url: &str,
     connections: u32,
@@ -266,12 +266,12 @@ fn duration_ms(text: &str) -> Option<f64> {
     None
 }
 
-struct PgLatency {
-    mean_ms: f64,
-    rate: f64,
+pub(crate) struct PgLatency {
+    pub mean_ms: f64,
+    pub rate: f64,
 }
 
-fn pgbench_latency(
+pub(crate) fn pgbench_latency(
     db: &DatabaseUrl,
     script: &Path,
     clients: u32,

@@ -3,11 +3,23 @@
 
 use serde_json::Value;
 
+use super::links::{find_keys, IssueKeyPattern};
 use super::rows::PULL_REQUESTS;
 use super::tables::{Row, Table};
 use super::{Entity, PrState, PullRequestRow, Raw, Source, TransformError};
 
 pub fn transform(raw_data: &Value, integration_id: i32) -> Result<PullRequestRow, TransformError> {
+    transform_with(raw_data, integration_id, &IssueKeyPattern::Default)
+}
+
+/// A pull request's row, its work-item keys found with `pattern` (an
+/// invalid one fails the record with `bad_integration_setting`).
+pub fn transform_with(
+    raw_data: &Value,
+    integration_id: i32,
+    pattern: &IssueKeyPattern,
+) -> Result<PullRequestRow, TransformError> {
+    let regex = pattern.regex()?;
     let raw = Raw::new(raw_data)?;
     let external_id = raw.id("id")?;
     let merged_at = raw.time("merged_at")?;
@@ -57,7 +69,20 @@ pub fn transform(raw_data: &Value, integration_id: i32) -> Result<PullRequestRow
         commits: raw.int("commits")?,
         comments: raw.int("comments")?,
         review_comments: raw.int("review_comments")?,
+        body: raw.string("body")?,
+        html_url: raw.string("html_url")?,
+        merge_commit_sha: raw.string("merge_commit_sha")?,
+        work_item_keys: None,
         raw_data_id: None,
+    };
+    let row = PullRequestRow {
+        work_item_keys: Some(find_keys(
+            regex,
+            row.title.as_deref(),
+            row.head_ref.as_deref(),
+            row.body.as_deref(),
+        )),
+        ..row
     };
     // A value its column cannot hold fails this record, not the load.
     if let Some(over) = row.oversized() {
@@ -67,10 +92,14 @@ pub fn transform(raw_data: &Value, integration_id: i32) -> Result<PullRequestRow
 }
 
 /// Transforms a pull request from its stored JSON text.
-pub fn transform_text(text: &str, integration_id: i32) -> Result<PullRequestRow, TransformError> {
+pub fn transform_text(
+    text: &str,
+    integration_id: i32,
+    pattern: &IssueKeyPattern,
+) -> Result<PullRequestRow, TransformError> {
     let raw: Value = serde_json::from_str(text)
         .map_err(|_| TransformError::wrong_type("raw_data", "an object"))?;
-    transform(&raw, integration_id)
+    transform_with(&raw, integration_id, pattern)
 }
 
 /// `github_prs`: a pull request → its `pull_requests` row.
@@ -86,7 +115,11 @@ impl Entity for GithubPrs {
     }
 
     fn transform(&self, source: &Source<'_>) -> Result<Vec<Row>, TransformError> {
-        let mut row = transform_text(source.raw_data, source.integration_id)?;
+        let mut row = transform_text(
+            source.raw_data,
+            source.integration_id,
+            &source.settings.issue_key_pattern,
+        )?;
         row.raw_data_id = source.raw_data_id;
         Ok(vec![Row::of(&row)?])
     }

@@ -66,7 +66,7 @@ pub static WORK_ITEM_CHANGES: Table = Table {
     derived: &[],
     feeds: Feeds {
         work_item: Some("work_item_external_id"),
-        status: None,
+        ..Feeds::NOTHING
     },
     check: check_row::<WorkItemChangeRow>,
 };
@@ -121,7 +121,7 @@ pub static WORK_ITEM_HISTORIES: Table = Table {
     derived: &[],
     feeds: Feeds {
         work_item: Some("work_item_external_id"),
-        status: None,
+        ..Feeds::NOTHING
     },
     check: check_row::<WorkItemHistoryRow>,
 };
@@ -176,8 +176,8 @@ pub static WORK_ITEM_STATUSES: Table = Table {
     version: None,
     derived: &[],
     feeds: Feeds {
-        work_item: None,
         status: Some("external_id"),
+        ..Feeds::NOTHING
     },
     check: check_row::<WorkItemStatusRow>,
 };

@@ -8,8 +8,10 @@
 
 mod adf;
 pub mod github;
+pub mod github_children;
 pub mod jira;
 pub mod jira_history;
+pub mod links;
 mod rows;
 pub mod tables;
 
@@ -17,6 +19,9 @@ use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use github_children::{
+    PullRequestCommitRow, PullRequestReviewRow, PULL_REQUEST_COMMITS, PULL_REQUEST_REVIEWS,
+};
 pub use jira_history::{
     WorkItemChangeRow, WorkItemHistoryRow, WorkItemStatusRow, WORK_ITEM_CHANGES,
     WORK_ITEM_HISTORIES, WORK_ITEM_STATUSES,
@@ -32,6 +37,8 @@ pub static ENTITIES: &[&dyn Entity] = &[
     &jira_history::JiraIssueChangelogs,
     &jira_history::JiraStatuses,
     &github::GithubPrs,
+    &github_children::GithubPrCommits,
+    &github_children::GithubPrReviews,
 ];
 
 /// Every final table a registered entity type loads.
@@ -41,6 +48,8 @@ pub static TABLES: &[&Table] = &[
     &WORK_ITEM_HISTORIES,
     &WORK_ITEM_STATUSES,
     &PULL_REQUESTS,
+    &PULL_REQUEST_COMMITS,
+    &PULL_REQUEST_REVIEWS,
 ];
 
 /// One entity type: how a raw record of it becomes rows of the final
@@ -75,13 +84,17 @@ pub struct Source<'a> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IntegrationSettings {
     pub custom_fields: jira::CustomFieldMappings,
+    pub issue_key_pattern: links::IssueKeyPattern,
 }
 
 impl IntegrationSettings {
-    /// Reads an integration's `settings`; anything malformed maps nothing.
+    /// Reads an integration's `settings`: malformed custom field mappings
+    /// map nothing; an invalid issue-key pattern fails the integration's
+    /// pull requests (`bad_integration_setting`).
     pub fn from_settings(settings: &Value) -> Self {
         Self {
             custom_fields: jira::CustomFieldMappings::from_settings(settings),
+            issue_key_pattern: links::IssueKeyPattern::from_settings(settings),
         }
     }
 }
@@ -91,7 +104,8 @@ impl IntegrationSettings {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
 pub struct TransformError {
-    /// `missing_field`, `wrong_type` or `invalid_value`.
+    /// `missing_field`, `wrong_type`, `invalid_value` or
+    /// `bad_integration_setting`.
     pub code: String,
     /// A sentence that names the field (`fields.summary is required`): it
     /// is read alone, on the dashboard's failure samples say.

@@ -90,6 +90,8 @@ pub static WORK_ITEMS: Table = Table {
     feeds: Feeds {
         work_item: Some("external_id"),
         status: Some("status_id"),
+        work_item_key: Some("key"),
+        pull_request: None,
     },
     check: check_row::<WorkItemRow>,
 };
@@ -159,10 +161,21 @@ pub struct PullRequestRow {
     pub comments: Option<i32>,
     pub review_comments: Option<i32>,
     #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub html_url: Option<String>,
+    #[serde(default)]
+    pub merge_commit_sha: Option<String>,
+    /// The work-item keys the transform found (SPEC §7.3), each once with
+    /// where it was found first; a row without them (as `POST /load` may
+    /// send) leaves the pull request's links as they are.
+    #[serde(default)]
+    pub work_item_keys: Option<Vec<super::links::FoundKey>>,
+    #[serde(default)]
     pub raw_data_id: Option<i32>,
 }
 
-/// `pull_requests` (SPEC §7).
+/// `pull_requests` (SPEC §7, §7.2).
 pub static PULL_REQUESTS: Table = Table {
     name: "pull_requests",
     key: &["integration_id", "external_id"],
@@ -189,12 +202,26 @@ pub static PULL_REQUESTS: Table = Table {
         ("commits", "int4"),
         ("comments", "int4"),
         ("review_comments", "int4"),
+        ("body", "text"),
+        ("html_url", "text"),
+        ("merge_commit_sha", "text"),
+        ("work_item_keys", "jsonb"),
         ("raw_data_id", "int4"),
     ],
     defaults: &[("labels", "'{}'::text[]")],
     version: Some("source_updated_at"),
-    derived: &[],
-    feeds: Feeds::NOTHING,
+    derived: &[
+        ("first_commit_at", "timestamptz"),
+        ("first_review_at", "timestamptz"),
+        ("approved_at", "timestamptz"),
+        ("coding_time_s", "int8"),
+        ("pickup_time_s", "int8"),
+        ("review_time_s", "int8"),
+    ],
+    feeds: Feeds {
+        pull_request: Some(("repository", "number")),
+        ..Feeds::NOTHING
+    },
     check: check_row::<PullRequestRow>,
 };
 
@@ -297,6 +324,12 @@ impl PullRequestRow {
                 self.repository.as_deref(),
             ),
             ("head_sha", "head.sha", 64, self.head_sha.as_deref()),
+            (
+                "merge_commit_sha",
+                "merge_commit_sha",
+                64,
+                self.merge_commit_sha.as_deref(),
+            ),
         ])
     }
 }

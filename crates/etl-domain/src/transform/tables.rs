@@ -45,20 +45,28 @@ impl PartialEq for Table {
 impl Eq for Table {}
 
 /// What a table's rows are inputs of: the columns naming the work item
-/// whose derived figures a row changes, and the status whose category it
-/// gives (SPEC §7.1's first_in_progress_at depends on both).
+/// whose derived figures a row changes, the status whose category it gives
+/// (SPEC §7.1's first_in_progress_at depends on both), the work-item key
+/// that links wait for (§7.3), and the pull request whose figures and
+/// links it changes (§7.2–§7.3).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Feeds {
     /// The column holding the work item's `external_id`.
     pub work_item: Option<&'static str>,
     /// The column holding a status id whose category the row tells.
     pub status: Option<&'static str>,
+    /// The column holding a work item's key.
+    pub work_item_key: Option<&'static str>,
+    /// The columns holding the pull request's repository and number.
+    pub pull_request: Option<(&'static str, &'static str)>,
 }
 
 impl Feeds {
     pub const NOTHING: Feeds = Feeds {
         work_item: None,
         status: None,
+        work_item_key: None,
+        pull_request: None,
     };
 }
 

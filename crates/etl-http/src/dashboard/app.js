@@ -98,6 +98,43 @@ function duration(seconds) {
   return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
 }
 
+/// A span of time as a person reads it: minutes under an hour, hours
+/// under two days, days beyond.
+function span(seconds) {
+  if (seconds === null || seconds === undefined) return "—";
+  const hours = seconds / 3600;
+  if (hours < 1) return Math.round(seconds / 60) + " min";
+  if (hours < 48) return (Math.round(hours * 10) / 10) + " h";
+  return (Math.round(hours / 2.4) / 10) + " days";
+}
+
+const FLOW_FIGURES = [
+  ["work_items", "lead_time_s", "Lead time (created → resolved)"],
+  ["work_items", "cycle_time_s", "Cycle time (in progress → resolved)"],
+  ["pull_requests", "coding_time_s", "Coding time (first commit → PR opened)"],
+  ["pull_requests", "pickup_time_s", "Pickup time (PR opened → first review)"],
+  ["pull_requests", "review_time_s", "Review time (first review → merged)"],
+];
+
+/// The Flow card: percentiles of each figure over the last 30 days.
+function flow(metrics) {
+  const body = $("flow").tBodies[0];
+  body.replaceChildren();
+  for (const [side, figure, label] of FLOW_FIGURES) {
+    const p = metrics[side][figure];
+    const row = el("tr", null, { "data-figure": figure });
+    row.append(el("th", label, { scope: "row" }));
+    for (const q of ["p50", "p85", "p95"]) {
+      row.append(el("td", span(p[q]), { class: "n", "data-seconds": p[q] === null ? "" : String(p[q]) }));
+    }
+    body.append(row);
+  }
+  const items = metrics.work_items.count;
+  const pulls = metrics.pull_requests.count;
+  $("flow-summary").textContent = count(items) + (items === 1 ? " work item" : " work items") + " resolved and "
+    + count(pulls) + (pulls === 1 ? " pull request" : " pull requests") + " merged in the last 30 days";
+}
+
 /// A kind × status table: one row per kind, a column per status and a total.
 function matrix(table, cells, statuses, kindLabel) {
   const head = table.tHead;
@@ -266,9 +303,10 @@ function handle(error) {
 async function refresh() {
   if (!token()) return showSignIn();
   try {
-    const [stats, jobs] = await Promise.all([
+    const [stats, jobs, metrics] = await Promise.all([
       api("/api/v1/etl/stats"),
       api("/api/v1/etl/jobs?order=desc&limit=50"),
+      api("/api/v1/etl/flow-metrics"),
     ]);
     notice("");
     matrix($("raw-records"), stats.raw_records, RAW_STATUSES, "entity type");
@@ -278,6 +316,7 @@ async function refresh() {
     $("outbox-age").textContent = stats.outbox.pending > 0 ? duration(stats.outbox.oldest_pending_age_s) : "—";
     failures(stats.failures);
     chart(stats.loaded_per_minute);
+    flow(metrics);
     recent(jobs);
     $("updated").textContent = "Updated " + new Date().toLocaleTimeString() + "; refreshes every 10 s.";
     $("board").hidden = false;

@@ -1,7 +1,9 @@
 //! Final tables, read-only (SPEC §5, §7.4): `GET /work-items`,
-//! `GET /work-items/{id}`, `GET /work-item-changes`, `GET /pull-requests`.
+//! `GET /work-items/{id}`, `GET /work-item-changes`, `GET /pull-requests`,
+//! `GET /pull-requests/{id}`, `GET /flow-metrics`.
 
 use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
 use etl_domain::PageLimit;
 use etl_store::{loaders, JsonText};
 use serde::Deserialize;
@@ -95,7 +97,7 @@ pub async fn work_items(
         ("after_id" = Option<i32>, Query, description = "Keyset paging: only ids above this"),
     ),
     responses(
-        (status = 200, description = "Rows of pull_requests (every column but tenant_id)", body = Vec<Object>),
+        (status = 200, description = "Rows of pull_requests (every column but tenant_id)", body = Vec<etl_domain::PullRequest>),
         (status = 422, description = "A query parameter is invalid", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -215,4 +217,104 @@ pub async fn work_item_changes(
         rows.iter().map(JsonText::as_str),
         state.max_response_bytes,
     ))
+}
+
+/// `GET /pull-requests/{id}` → the pull request with its derived columns,
+/// commits, reviews and links to work items.
+#[utoipa::path(
+    get, path = "/api/v1/etl/pull-requests/{id}", tag = "final data", operation_id = "get_pull_request",
+    params(("id" = i32, Path, description = "Pull request id (`id` of GET /pull-requests)")),
+    responses(
+        (status = 200, description = "The pull request, its commits and reviews (oldest first, at most 1000 of each) and its links", body = etl_domain::PullRequestDetail),
+        (status = 404, description = "No such pull request of this tenant", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn pull_request(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    id: web::Path<i32>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let row = blocking_as(&state.pool, &tenant, move |conn, tenant| {
+        loaders::find_pull_request(conn, tenant, id)?
+            .ok_or_else(|| ApiError::not_found(&format!("Pull request {id}")))
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(row.into_string()))
+}
+
+/// Query of `GET /flow-metrics`.
+#[derive(Debug, Deserialize)]
+pub struct FlowMetricsQuery {
+    project_key: Option<String>,
+    repository: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+/// The default window of `GET /flow-metrics`: the last 30 days.
+const FLOW_WINDOW_DAYS: i64 = 30;
+
+/// An RFC 3339 instant of the query.
+fn instant(text: Option<String>) -> Option<Result<DateTime<Utc>, String>> {
+    text.map(|t| {
+        DateTime::parse_from_rfc3339(t.trim())
+            .map(|d| d.with_timezone(&Utc))
+            .map_err(|_| {
+                format!("must be an RFC 3339 date-time such as 2024-01-15T10:00:00Z (got `{t}`)")
+            })
+    })
+}
+
+/// `GET /flow-metrics` → percentiles of lead and cycle time of the work
+/// items resolved, and of coding, pickup and review time of the pull
+/// requests merged, in `[since, until)`.
+#[utoipa::path(
+    get, path = "/api/v1/etl/flow-metrics", tag = "final data",
+    params(
+        ("project_key" = Option<String>, Query, description = "Only work items of this project (pull requests are not filtered by it)"),
+        ("repository" = Option<String>, Query, description = "Only pull requests of this repository, owner/name (work items are not filtered by it)"),
+        ("since" = Option<DateTime<Utc>>, Query, description = "Start of the window, included (RFC 3339); default: 30 days before `until`"),
+        ("until" = Option<DateTime<Utc>>, Query, description = "End of the window, excluded (RFC 3339); default: now"),
+    ),
+    responses(
+        (status = 200, description = "p50, p85 and p95 (PostgreSQL's percentile_cont) of each figure; null over no value", body = etl_domain::FlowMetrics),
+        (status = 422, description = "A query parameter is invalid", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn flow_metrics(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    query: web::Query<FlowMetricsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let mut fields = Fields::default();
+    fields.text("project_key", query.project_key.as_deref());
+    fields.text("repository", query.repository.as_deref());
+    let since = fields.take("since", instant(query.since));
+    let until = fields.take("until", instant(query.until));
+    let until = until.unwrap_or_else(Utc::now);
+    let since = since.unwrap_or(until - chrono::Duration::days(FLOW_WINDOW_DAYS));
+    if since >= until {
+        fields.note("since", "must be before `until`");
+    }
+    fields.finish()?;
+    let metrics = blocking_as(&state.pool, &tenant, move |conn, tenant| {
+        Ok(etl_store::flow::flow_metrics(
+            conn,
+            tenant,
+            etl_store::flow::FlowWindow {
+                since,
+                until,
+                project_key: query.project_key.as_deref(),
+                repository: query.repository.as_deref(),
+            },
+        )?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(metrics))
 }

@@ -105,6 +105,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     Method::GET,
                     web::get().to(final_data::pull_requests),
                 ))
+                .service(at(
+                    "/pull-requests/{id}",
+                    Method::GET,
+                    web::get().to(final_data::pull_request),
+                ))
+                .service(at(
+                    "/flow-metrics",
+                    Method::GET,
+                    web::get().to(final_data::flow_metrics),
+                ))
                 .service(at("/stats", Method::GET, web::get().to(console::stats)))
                 .service(at("/jobs", Method::GET, web::get().to(jobs::list)))
                 .service(at("/jobs/{id}", Method::GET, web::get().to(jobs::get)))
