@@ -4,6 +4,7 @@ DROP TABLE pull_request_reviews;
 DROP TABLE pull_request_commits;
 DROP INDEX idx_work_items_tenant_resolved;
 DROP INDEX idx_pull_requests_tenant_merged;
+DROP INDEX idx_work_items_key;
 DROP INDEX idx_pull_requests_number;
 ALTER TABLE pull_requests
     DROP COLUMN review_time_s,

@@ -29,9 +29,18 @@ ALTER TABLE pull_requests
              THEN floor(extract(epoch FROM merged_at - first_review_at))::bigint
         END) STORED;
 
--- A commit or review finds its pull request by repository and number.
+-- A commit or review finds its pull request by number and repository.
+-- This index and the reviews' one below lead with the number, and the
+-- recompute (etl_store::derive) leaves tenant_id out of its index
+-- conditions (`tenant_id + 0`): right after a bulk load, before any
+-- ANALYZE, every index of a table looks like it finds one row, and the
+-- planner took (tenant_id, repository, id) and read every pull request of
+-- the repository for each one looked up. No other index leads with the
+-- number, so there is no other index to take.
 CREATE INDEX idx_pull_requests_number
-    ON pull_requests (tenant_id, integration_id, repository, number);
+    ON pull_requests (number, repository, integration_id, tenant_id);
+-- Links find the work item of a key the same way.
+CREATE INDEX idx_work_items_key ON work_items (key, tenant_id);
 -- GET /flow-metrics: pull requests merged, work items resolved in a window.
 CREATE INDEX idx_pull_requests_tenant_merged
     ON pull_requests (tenant_id, merged_at) WHERE merged_at IS NOT NULL;
@@ -79,7 +88,7 @@ CREATE TABLE pull_request_reviews (
 );
 
 CREATE INDEX idx_pull_request_reviews_pull
-    ON pull_request_reviews (tenant_id, integration_id, repository, pull_number);
+    ON pull_request_reviews (pull_number, repository, integration_id, tenant_id);
 
 -- One row per distinct work-item key a pull request names; work_item_id
 -- stays null while the tenant has no work item of that key, and is set

@@ -23,6 +23,7 @@ pub mod relay;
 pub mod republisher;
 pub mod rescuer;
 pub mod runtime;
+pub mod statistics;
 pub mod worker;
 
 pub use backoff::Backoff;

@@ -177,6 +177,12 @@ impl RuntimeBuilder {
         }
         if !self.handlers.job_types().is_empty() {
             runtime.spawn_worker(self.handlers.clone(), self.worker);
+            let task = crate::statistics::run(
+                runtime.pool.clone(),
+                crate::statistics::EVERY,
+                runtime.stopping.clone(),
+            );
+            runtime.spawn(task);
         }
         if let Some(config) = self.rescuer {
             let task = crate::rescuer::run(runtime.pool.clone(), config, runtime.stopping.clone());

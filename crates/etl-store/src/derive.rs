@@ -249,23 +249,26 @@ fn pull_requests(
                       WHERE c.tenant_id = $1 AND c.integration_id = p.integration_id
                         AND c.repository = p.repository AND c.pull_number = p.number)
                         AS first_commit_at,
+                    -- `tenant_id + 0`: by idx_pull_request_reviews_pull
+                    -- only (see migration 14).
                     (SELECT min(v.submitted_at) FROM pull_request_reviews v
-                      WHERE v.tenant_id = $1 AND v.integration_id = p.integration_id
-                        AND v.repository = p.repository AND v.pull_number = p.number
+                      WHERE v.pull_number = p.number AND v.repository = p.repository
+                        AND v.integration_id = p.integration_id AND v.tenant_id + 0 = $1
                         AND v.reviewer IS DISTINCT FROM p.author
                         AND v.reviewer NOT LIKE '%[bot]')
                         AS first_review_at,
                     (SELECT min(v.submitted_at) FROM pull_request_reviews v
-                      WHERE v.tenant_id = $1 AND v.integration_id = p.integration_id
-                        AND v.repository = p.repository AND v.pull_number = p.number
+                      WHERE v.pull_number = p.number AND v.repository = p.repository
+                        AND v.integration_id = p.integration_id AND v.tenant_id + 0 = $1
                         AND v.reviewer IS DISTINCT FROM p.author AND v.state = 'APPROVED')
                         AS approved_at
                FROM (SELECT DISTINCT i, r, n FROM unnest($2::int4[], $3::text[], $4::int4[]) AS a(i, r, n)) a
-               -- A lookup by key per pull request (OFFSET 0 keeps it one).
+               -- A lookup per pull request (OFFSET 0 keeps it one), by
+               -- idx_pull_requests_number only (see migration 14).
                CROSS JOIN LATERAL (
                    SELECT * FROM pull_requests p
-                    WHERE p.tenant_id = $1 AND p.integration_id = a.i
-                      AND p.repository = a.r AND p.number = a.n
+                    WHERE p.number = a.n AND p.repository = a.r
+                      AND p.integration_id = a.i AND p.tenant_id + 0 = $1
                    OFFSET 0) p),
          changed AS (
              SELECT * FROM computed
@@ -295,7 +298,7 @@ fn pull_requests(
 /// resolved. Of two jobs, the later to take the lock sees the earlier's
 /// rows, so a link and its work item meet whichever arrives first.
 fn links(conn: &mut PgConnection, tenant_id: TenantId, touched: &Touched) -> QueryResult<usize> {
-    if touched.pull_requests.is_empty() && touched.work_item_keys.is_empty() {
+    if touched.pull_request_links.is_empty() && touched.work_item_keys.is_empty() {
         return Ok(0);
     }
     diesel::sql_query("SELECT pg_advisory_xact_lock($1, $2)")
@@ -303,10 +306,10 @@ fn links(conn: &mut PgConnection, tenant_id: TenantId, touched: &Touched) -> Que
         .bind::<Int4, _>(tenant_id.get())
         .execute(conn)?;
     let mut written = 0;
-    if !touched.pull_requests.is_empty() {
+    if !touched.pull_request_links.is_empty() {
         let pulls = serde_json::to_string(
             &touched
-                .pull_requests
+                .pull_request_links
                 .iter()
                 .map(|(i, r, n)| (i, r, n))
                 .collect::<Vec<_>>(),
@@ -318,8 +321,8 @@ fn links(conn: &mut PgConnection, tenant_id: TenantId, touched: &Touched) -> Que
                FROM jsonb_array_elements($2::jsonb) AS a(t)
                CROSS JOIN LATERAL (
                    SELECT p.id, p.work_item_keys FROM pull_requests p
-                    WHERE p.tenant_id = $1 AND p.integration_id = (a.t->>0)::int4
-                      AND p.repository = a.t->>1 AND p.number = (a.t->>2)::int4
+                    WHERE p.number = (a.t->>2)::int4 AND p.repository = a.t->>1
+                      AND p.integration_id = (a.t->>0)::int4 AND p.tenant_id + 0 = $1
                       AND p.work_item_keys IS NOT NULL
                    OFFSET 0) p";
         written += diesel::sql_query(format!(
@@ -336,7 +339,8 @@ fn links(conn: &mut PgConnection, tenant_id: TenantId, touched: &Touched) -> Que
             "INSERT INTO pull_request_work_items AS l
                     (tenant_id, pull_request_id, work_item_key, found_in, work_item_id)
              SELECT $1, p.id, k->>'key', k->>'found_in',
-                    (SELECT min(w.id) FROM work_items w WHERE w.tenant_id = $1 AND w.key = k->>'key')
+                    (SELECT min(w.id) FROM work_items w
+                      WHERE w.key = k->>'key' AND w.tenant_id + 0 = $1)
                FROM ({PULLS}) p, jsonb_array_elements(p.work_item_keys) k
              ON CONFLICT (pull_request_id, work_item_key) DO UPDATE
                 SET found_in = EXCLUDED.found_in, work_item_id = EXCLUDED.work_item_id
@@ -351,7 +355,8 @@ fn links(conn: &mut PgConnection, tenant_id: TenantId, touched: &Touched) -> Que
         written += diesel::sql_query(
             "WITH resolved AS (
                  SELECT l.id, (SELECT min(w.id) FROM work_items w
-                                WHERE w.tenant_id = $1 AND w.key = l.work_item_key) AS work_item_id
+                                WHERE w.key = l.work_item_key AND w.tenant_id + 0 = $1)
+                            AS work_item_id
                    FROM pull_request_work_items l
                   WHERE l.tenant_id = $1 AND l.work_item_key = ANY ($2::text[]))
              UPDATE pull_request_work_items l

@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod json_text;
 pub mod loaders;
 pub mod migrations;
+pub mod planner;
 pub mod pool;
 pub mod raw_records;
 pub mod retention;

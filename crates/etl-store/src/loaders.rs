@@ -125,6 +125,11 @@ fn load_sql(table: &Table, from: RowsFrom) -> String {
         }
         None => "NULL::jsonb",
     };
+    let touched_links = if table.feeds.links {
+        touched_pull_requests
+    } else {
+        "NULL::jsonb"
+    };
     format!(
         "WITH rows AS MATERIALIZED (
              SELECT rec.*, e.ord
@@ -145,7 +150,8 @@ fn load_sql(table: &Table, from: RowsFrom) -> String {
                 {touched_items}::text AS touched_items,
                 {touched_statuses}::text AS touched_statuses,
                 {touched_keys}::text AS touched_keys,
-                {touched_pull_requests}::text AS touched_pull_requests"
+                {touched_pull_requests}::text AS touched_pull_requests,
+                {touched_links}::text AS touched_links"
     )
 }
 
@@ -232,6 +238,9 @@ pub struct Touched {
     pub statuses: BTreeSet<(i32, String)>,
     pub work_item_keys: BTreeSet<String>,
     pub pull_requests: BTreeSet<(i32, String, i32)>,
+    /// Of those, the pull requests whose own rows were written: their
+    /// links follow their keys.
+    pub pull_request_links: BTreeSet<(i32, String, i32)>,
 }
 
 impl Touched {
@@ -240,6 +249,7 @@ impl Touched {
             && self.statuses.is_empty()
             && self.work_item_keys.is_empty()
             && self.pull_requests.is_empty()
+            && self.pull_request_links.is_empty()
     }
 
     pub fn extend(&mut self, other: Touched) {
@@ -247,6 +257,7 @@ impl Touched {
         self.statuses.extend(other.statuses);
         self.work_item_keys.extend(other.work_item_keys);
         self.pull_requests.extend(other.pull_requests);
+        self.pull_request_links.extend(other.pull_request_links);
     }
 
     /// A JSON array of the statement's answer, as a set (none: empty).
@@ -286,6 +297,8 @@ struct Counted {
     touched_keys: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     touched_pull_requests: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    touched_links: Option<String>,
 }
 
 impl Counted {
@@ -304,6 +317,7 @@ impl Counted {
                 statuses: Touched::parse(self.touched_statuses.as_deref()),
                 work_item_keys: Touched::parse(self.touched_keys.as_deref()),
                 pull_requests: Touched::parse(self.touched_pull_requests.as_deref()),
+                pull_request_links: Touched::parse(self.touched_links.as_deref()),
             },
         }
     }
@@ -586,8 +600,9 @@ pub fn find_pull_request(
                                    'state', v.state, 'submitted_at', {submitted}, 'body', v.body,
                                    'commit_sha', v.commit_sha) ORDER BY v.submitted_at NULLS LAST, v.id)
                           FROM (SELECT * FROM pull_request_reviews v
-                                 WHERE v.tenant_id = t.tenant_id AND v.integration_id = t.integration_id
-                                   AND v.repository = t.repository AND v.pull_number = t.number
+                                 WHERE v.pull_number = t.number AND v.repository = t.repository
+                                   AND v.integration_id = t.integration_id
+                                   AND v.tenant_id + 0 = t.tenant_id
                                  ORDER BY v.submitted_at NULLS LAST, v.id LIMIT $3) v), '[]'::jsonb),
                     'work_items', COALESCE((
                         SELECT jsonb_agg(jsonb_build_object(

@@ -322,10 +322,10 @@ fn run(root: &Path, n: u32, batch_size: u32, db: &DatabaseUrl, amqp: &str) -> an
                     now() - (g % 29) * interval '1 day',
                     now() - interval '36 days' + (g % 331) * interval '1 hour',
                     now() - interval '34 days' + (g % 613) * interval '1 hour'
-               FROM generate_series(1, {FLOW_ROWS}) AS g;
-             VACUUM ANALYZE work_items, pull_requests"
+               FROM generate_series(1, {FLOW_ROWS}) AS g"
         ),
     )?;
+    psql(db, "VACUUM ANALYZE work_items, pull_requests")?;
     let work = std::env::temp_dir().join(format!("etl-bench-prs-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
     std::fs::write(work.join("flow.lua"), super::ingest::wrk_get_script(&token))?;

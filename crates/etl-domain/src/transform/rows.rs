@@ -91,7 +91,7 @@ pub static WORK_ITEMS: Table = Table {
         work_item: Some("external_id"),
         status: Some("status_id"),
         work_item_key: Some("key"),
-        pull_request: None,
+        ..Feeds::NOTHING
     },
     check: check_row::<WorkItemRow>,
 };
@@ -220,6 +220,7 @@ pub static PULL_REQUESTS: Table = Table {
     ],
     feeds: Feeds {
         pull_request: Some(("repository", "number")),
+        links: true,
         ..Feeds::NOTHING
     },
     check: check_row::<PullRequestRow>,

@@ -59,6 +59,9 @@ pub struct Feeds {
     pub work_item_key: Option<&'static str>,
     /// The columns holding the pull request's repository and number.
     pub pull_request: Option<(&'static str, &'static str)>,
+    /// Whether its rows are pull requests themselves, whose keys their
+    /// links follow (a commit or review changes no link).
+    pub links: bool,
 }
 
 impl Feeds {
@@ -67,6 +70,7 @@ impl Feeds {
         status: None,
         work_item_key: None,
         pull_request: None,
+        links: false,
     };
 }
 
