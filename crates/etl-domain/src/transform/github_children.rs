@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::rows::first_oversized;
-use super::tables::{check_row, Feeds, FinalRow, Row, Table};
+use super::tables::{check_row, field_names, Feeds, FinalRow, Row, Table};
 use super::{Entity, Oversized, Raw, Source, TransformError};
 
 /// The pull request a child record belongs to.
@@ -104,6 +104,7 @@ pub static PULL_REQUEST_COMMITS: Table = Table {
         ..Feeds::NOTHING
     },
     check: check_row::<PullRequestCommitRow>,
+    fields: field_names::<PullRequestCommitRow>,
 };
 
 impl FinalRow for PullRequestCommitRow {
@@ -174,6 +175,7 @@ pub static PULL_REQUEST_REVIEWS: Table = Table {
         ..Feeds::NOTHING
     },
     check: check_row::<PullRequestReviewRow>,
+    fields: field_names::<PullRequestReviewRow>,
 };
 
 impl FinalRow for PullRequestReviewRow {

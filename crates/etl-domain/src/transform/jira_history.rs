@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::rows::first_oversized;
-use super::tables::{check_row, Feeds, FinalRow, Row, Table};
+use super::tables::{check_row, field_names, Feeds, FinalRow, Row, Table};
 use super::{Entity, Oversized, Raw, Source, TransformError};
 
 /// A row of `work_item_changes`: one item of one history.
@@ -69,6 +69,7 @@ pub static WORK_ITEM_CHANGES: Table = Table {
         ..Feeds::NOTHING
     },
     check: check_row::<WorkItemChangeRow>,
+    fields: field_names::<WorkItemChangeRow>,
 };
 
 impl FinalRow for WorkItemChangeRow {
@@ -124,6 +125,7 @@ pub static WORK_ITEM_HISTORIES: Table = Table {
         ..Feeds::NOTHING
     },
     check: check_row::<WorkItemHistoryRow>,
+    fields: field_names::<WorkItemHistoryRow>,
 };
 
 impl FinalRow for WorkItemHistoryRow {
@@ -180,6 +182,7 @@ pub static WORK_ITEM_STATUSES: Table = Table {
         ..Feeds::NOTHING
     },
     check: check_row::<WorkItemStatusRow>,
+    fields: field_names::<WorkItemStatusRow>,
 };
 
 impl FinalRow for WorkItemStatusRow {

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::tables::{check_row, Feeds, FinalRow, Table};
+use super::tables::{check_row, field_names, Feeds, FinalRow, Table};
 use super::TransformError;
 use crate::json_text::RawObject;
 
@@ -94,6 +94,7 @@ pub static WORK_ITEMS: Table = Table {
         ..Feeds::NOTHING
     },
     check: check_row::<WorkItemRow>,
+    fields: field_names::<WorkItemRow>,
 };
 
 impl FinalRow for WorkItemRow {
@@ -224,6 +225,7 @@ pub static PULL_REQUESTS: Table = Table {
         ..Feeds::NOTHING
     },
     check: check_row::<PullRequestRow>,
+    fields: field_names::<PullRequestRow>,
 };
 
 impl FinalRow for PullRequestRow {

@@ -34,6 +34,9 @@ pub struct Table {
     /// Reads one row of this table as `POST /load` sends it (its shape;
     /// values too long for their columns are noted, not refused).
     pub check: fn(&str) -> Result<CheckedRow, TransformError>,
+    /// The fields of its row type (`field_names::<R>`), which a test holds
+    /// to `columns`.
+    pub fields: fn() -> &'static [&'static str],
 }
 
 impl PartialEq for Table {
@@ -157,5 +160,61 @@ impl Row {
             table: R::TABLE,
             text,
         })
+    }
+}
+
+/// The fields of row type `R`, as serde's derived `Deserialize` names them
+/// (asked of a deserializer that only listens).
+pub fn field_names<R: DeserializeOwned>() -> &'static [&'static str] {
+    let mut listener = FieldNames(&[]);
+    let _ = R::deserialize(&mut listener);
+    listener.0
+}
+
+/// A deserializer that keeps the field names a struct asks for, and gives
+/// nothing.
+struct FieldNames(&'static [&'static str]);
+
+impl<'de> serde::Deserializer<'de> for &mut FieldNames {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(serde::de::Error::custom("only field names"))
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0 = fields;
+        self.deserialize_any(visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map enum identifier ignored_any
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Sample {
+        a: i32,
+        #[serde(rename = "b_2")]
+        b: Option<String>,
+    }
+
+    #[test]
+    fn field_names_are_the_names_serde_reads() {
+        assert_eq!(field_names::<Sample>(), ["a", "b_2"]);
+        let commit = field_names::<crate::transform::PullRequestCommitRow>();
+        assert!(commit.contains(&"sha") && commit.contains(&"raw_data_id"));
     }
 }
