@@ -1,6 +1,7 @@
 //! SPEC §7.4's reads of flow: `GET /flow-metrics` against PostgreSQL's own
 //! `percentile_cont` over the same rows, its window and filters, and its
-//! refusals; `GET /pull-requests/{id}` for the token's tenant only.
+//! refusals; `GET /pull-requests/{id}` for the token's tenant only;
+//! `GET /work-items/{id}`'s bounded list of changes.
 
 use etl_tests::{json, TestApp, TestTenant};
 use serde_json::{json, Value};
@@ -201,5 +202,36 @@ async fn a_pull_request_is_read_by_its_own_tenant_only() {
         .await
         .status();
     assert!(bad.is_client_error(), "{bad}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_work_item_lists_its_oldest_1000_status_changes() {
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("acme");
+    app.execute(&format!(
+        "INSERT INTO work_items (tenant_id, integration_id, external_id, key, summary)
+         VALUES ({}, {}, '1', 'K-1', 's')",
+        acme.id, acme.integration
+    ));
+    app.execute(&format!(
+        "INSERT INTO work_item_changes (tenant_id, integration_id, work_item_external_id, changelog_id,
+                                        item_index, field, to_value, changed_at)
+         SELECT {t}, {i}, '1', 'h' || g, 0, 'status', g::text,
+                timestamptz '2024-01-01' + g * interval '1 minute'
+           FROM generate_series(1, 1005) AS g",
+        t = acme.id,
+        i = acme.integration
+    ));
+    let id = app.count("SELECT max(id)::int8 FROM work_items");
+    let detail = json(
+        app.get_as(&format!("/api/v1/etl/work-items/{id}"), &acme)
+            .await,
+    )
+    .await;
+    let changes = detail["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 1000);
+    assert_eq!(changes[0]["to_value"], "1", "oldest first");
+    assert_eq!(changes[999]["to_value"], "1000");
     app.stop().await;
 }

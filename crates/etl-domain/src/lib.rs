@@ -39,7 +39,7 @@ pub use responses::{
     OutboxStats, Percentiles, PullRequest, PullRequestCommit, PullRequestDetail, PullRequestFlow,
     PullRequestLink, PullRequestReview, RawDataDetail, RawDataResponse, StatsResponse,
     StatusUpdatedResponse, StoreBatchResponse, StoreRawDataResponse, WorkItem, WorkItemChange,
-    WorkItemDetail, WorkItemFlow, PULL_REQUEST_CHILDREN_MAX,
+    WorkItemDetail, WorkItemFlow, PULL_REQUEST_CHILDREN_MAX, WORK_ITEM_CHANGES_MAX,
 };
 pub use status::{
     JobErrorCode, JobStatus, JobType, ProcessingStatus, ReportedJobStatus, StatusChange,

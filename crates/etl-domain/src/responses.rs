@@ -134,7 +134,8 @@ pub struct WorkItem {
 }
 
 /// `200` of `GET /work-items/{id}`: the work item and its `status`
-/// changes, oldest first.
+/// changes, oldest first (at most [`WORK_ITEM_CHANGES_MAX`]; the rest are
+/// pages of `GET /work-item-changes`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkItemDetail {
@@ -142,6 +143,9 @@ pub struct WorkItemDetail {
     pub work_item: WorkItem,
     pub changes: Vec<WorkItemChange>,
 }
+
+/// Most status changes one `GET /work-items/{id}` lists.
+pub const WORK_ITEM_CHANGES_MAX: i64 = 1000;
 
 /// One item of a Jira changelog history (`GET /work-item-changes`, and
 /// each of a work item's `changes`).

@@ -511,8 +511,9 @@ fn change_json(key: &str) -> String {
 }
 
 /// `GET /work-items/{id}`: the tenant's work item with its derived
-/// columns and its `status` changes, oldest first; `None` when the tenant
-/// has no such item.
+/// columns and its `status` changes, oldest first (at most
+/// [`etl_domain::WORK_ITEM_CHANGES_MAX`]); `None` when the tenant has no
+/// such item.
 pub fn find_work_item(
     conn: &mut PgConnection,
     tenant: ActiveTenant,
@@ -522,9 +523,11 @@ pub fn find_work_item(
         "SELECT {row} || jsonb_build_object('changes', COALESCE(
                     (SELECT jsonb_agg({change}
                                       ORDER BY c.changed_at NULLS LAST, c.changelog_id, c.item_index)
-                       FROM work_item_changes c
-                      WHERE c.tenant_id = t.tenant_id AND c.integration_id = t.integration_id
-                        AND c.work_item_external_id = t.external_id AND c.field = 'status'),
+                       FROM (SELECT * FROM work_item_changes c
+                              WHERE c.tenant_id = t.tenant_id AND c.integration_id = t.integration_id
+                                AND c.work_item_external_id = t.external_id AND c.field = 'status'
+                              ORDER BY c.changed_at NULLS LAST, c.changelog_id, c.item_index
+                              LIMIT $3) c),
                     '[]'::jsonb)) AS data
            FROM work_items t
           WHERE t.tenant_id = $1 AND t.id = $2",
@@ -534,6 +537,7 @@ pub fn find_work_item(
     let row: Option<Listed> = diesel::sql_query(sql)
         .bind::<Int4, _>(tenant.id().get())
         .bind::<Int4, _>(id)
+        .bind::<BigInt, _>(etl_domain::WORK_ITEM_CHANGES_MAX)
         .get_result(conn)
         .optional()?;
     Ok(row.map(|r| r.data))

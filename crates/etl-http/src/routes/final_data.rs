@@ -143,7 +143,7 @@ pub async fn pull_requests(
     get, path = "/api/v1/etl/work-items/{id}", tag = "final data", operation_id = "get_work_item",
     params(("id" = i32, Path, description = "Work item id (`id` of GET /work-items)")),
     responses(
-        (status = 200, description = "The work item and its `status` changes, oldest first", body = etl_domain::WorkItemDetail),
+        (status = 200, description = "The work item and its `status` changes, oldest first (at most 1000; GET /work-item-changes pages them all)", body = etl_domain::WorkItemDetail),
         (status = 404, description = "No such work item of this tenant", body = ErrorBody),
     ),
     security(("bearer" = [])),
