@@ -653,25 +653,6 @@ mod order {
         )
     }
 
-    /// Stores and transforms `records` in this order, `groups` records per
-    /// job (a job covers records of one entity type: a group is split at
-    /// each change of type).
-    fn load_in(conn: &mut PgConnection, site: &Site, records: &[Record], groups: &[usize]) {
-        let mut rest = records;
-        let mut sizes = groups.iter().cycle();
-        while !rest.is_empty() {
-            let size = (*sizes.next().unwrap_or(&1)).clamp(1, rest.len());
-            let entity_type = rest[0].entity_type;
-            let same = rest[..size]
-                .iter()
-                .take_while(|r| r.entity_type == entity_type)
-                .count();
-            let ids = store(conn, site, &rest[..same]);
-            transform(conn, site, entity_type, &ids);
-            rest = &rest[same..];
-        }
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
         #[test]
@@ -689,20 +670,9 @@ mod order {
                 load_all(&mut conn, &site, &records);
                 snapshot(&mut conn, &site)
             };
-            let mut shuffled: Vec<(u64, Record)> = records
-                .iter()
-                .cloned()
-                .enumerate()
-                .map(|(i, r)| (order[i % order.len()].wrapping_add(i as u64), r))
-                .collect();
-            for &again in &repeats {
-                let record = records[again % records.len()].clone();
-                shuffled.push((order[again % order.len()] ^ 0x5555, record));
-            }
-            shuffled.sort_by_key(|(key, _)| *key);
-            let shuffled: Vec<Record> = shuffled.into_iter().map(|(_, r)| r).collect();
+            let shuffled = support::shuffled(&records, &order, &repeats);
             let site = site(&mut conn, "shuffled");
-            load_in(&mut conn, &site, &shuffled, &groups);
+            support::load_in(&mut conn, &shuffled, &groups, |_| &site);
             let got = snapshot(&mut conn, &site);
             prop_assert_eq!(got, expected);
         }

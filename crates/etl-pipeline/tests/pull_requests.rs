@@ -449,26 +449,16 @@ mod order {
         )
     }
 
-    /// Stores and transforms `records` in this order, `groups` records per
-    /// job (split at each change of entity type).
+    /// Jira issues go through the Jira integration, the rest through
+    /// GitHub's.
     fn load_in(conn: &mut PgConnection, t: &Tenant, records: &[Record], groups: &[usize]) {
-        let mut rest = records;
-        let mut sizes = groups.iter().cycle();
-        while !rest.is_empty() {
-            let size = (*sizes.next().unwrap_or(&1)).clamp(1, rest.len());
-            let entity_type = rest[0].entity_type;
-            let same = rest[..size]
-                .iter()
-                .take_while(|r| r.entity_type == entity_type)
-                .count();
-            let site = if entity_type == "jira_issues" {
+        support::load_in(conn, records, groups, |entity_type| {
+            if entity_type == "jira_issues" {
                 &t.jira
             } else {
                 &t.github
-            };
-            run(conn, site, &rest[..same]);
-            rest = &rest[same..];
-        }
+            }
+        });
     }
 
     proptest! {
@@ -490,18 +480,7 @@ mod order {
                 }
                 snapshot(&mut conn, &t)
             };
-            let mut shuffled: Vec<(u64, Record)> = records
-                .iter()
-                .cloned()
-                .enumerate()
-                .map(|(i, r)| (order[i % order.len()].wrapping_add(i as u64), r))
-                .collect();
-            for &again in &repeats {
-                let record = records[again % records.len()].clone();
-                shuffled.push((order[again % order.len()] ^ 0x5555, record));
-            }
-            shuffled.sort_by_key(|(key, _)| *key);
-            let shuffled: Vec<Record> = shuffled.into_iter().map(|(_, r)| r).collect();
+            let shuffled = support::shuffled(&records, &order, &repeats);
             let t = tenant(&mut conn, "shuffled", json!({}));
             load_in(&mut conn, &t, &shuffled, &groups);
             let got = snapshot(&mut conn, &t);

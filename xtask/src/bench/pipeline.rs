@@ -189,35 +189,39 @@ fn fresh_raw_records(
 }
 
 /// One pipeline pass over the `n` pending records: `/pipeline/process`
-/// until none is left pending or processing. Answers records per second.
-fn pipeline_once(
+/// for each of `entity_types` (all asked at once), until none is left
+/// pending or processing. Answers records per second.
+pub(crate) fn pipeline_once(
     db: &DatabaseUrl,
     port: u16,
     token: &str,
+    entity_types: &[&str],
     n: u32,
     batch_size: u32,
 ) -> anyhow::Result<f64> {
     let started = Instant::now();
-    let output = std::process::Command::new("curl")
-        .args([
-            "-sf",
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "-H",
-        ])
-        .arg(format!("Authorization: Bearer {token}"))
-        .arg("-d")
-        .arg(format!(
-            "{{\"entity_type\": \"jira_issues\", \"batch_size\": {batch_size}}}"
-        ))
-        .arg(format!(
-            "http://127.0.0.1:{port}/api/v1/etl/pipeline/process"
-        ))
-        .output()?;
-    if !output.status.success() {
-        bail!("POST /pipeline/process failed");
+    for entity_type in entity_types {
+        let output = std::process::Command::new("curl")
+            .args([
+                "-sf",
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                "-H",
+            ])
+            .arg(format!("Authorization: Bearer {token}"))
+            .arg("-d")
+            .arg(format!(
+                "{{\"entity_type\": \"{entity_type}\", \"batch_size\": {batch_size}}}"
+            ))
+            .arg(format!(
+                "http://127.0.0.1:{port}/api/v1/etl/pipeline/process"
+            ))
+            .output()?;
+        if !output.status.success() {
+            bail!("POST /pipeline/process ({entity_type}) failed");
+        }
     }
     // Finished when no record is left pending or processing: one index probe
     // per look, cheap beside counting the completed ones.
@@ -287,7 +291,7 @@ fn run(root: &Path, options: &PipelineOptions, db: &DatabaseUrl, amqp: &str) -> 
         }
         let twin = baseline(db, n, true, history)?;
         psql(db, "CHECKPOINT")?;
-        let ours = pipeline_once(db, port, &token, n, options.batch_size)?;
+        let ours = pipeline_once(db, port, &token, &["jira_issues"], n, options.batch_size)?;
         println!(
             "round {round}: pipeline {ours:.0} r/s, INSERT…SELECT into the twin {twin:.0} r/s: {:.0}%",
             100.0 * ours / twin

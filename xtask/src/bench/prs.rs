@@ -10,12 +10,12 @@
 //! Needs `wrk`, `pgbench` and `psql` on PATH.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::bail;
 use etl_store::migrations::{self, DatabaseUrl};
 
-use super::queue::{psql, wait_for, with_bench_environment};
+use super::pipeline::pipeline_once;
+use super::queue::{psql, with_bench_environment};
 use super::stats::{pgbench_latency, wrk_latency};
 use super::EtlServer;
 
@@ -198,61 +198,6 @@ fn baseline(db: &DatabaseUrl, records: u32) -> anyhow::Result<f64> {
     Ok(rate)
 }
 
-/// One pass of the pipeline over every pending record (each entity type
-/// asked for at once). Answers records per second.
-fn pipeline_once(
-    db: &DatabaseUrl,
-    port: u16,
-    token: &str,
-    records: u32,
-    batch_size: u32,
-) -> anyhow::Result<f64> {
-    let started = Instant::now();
-    for entity_type in [
-        "jira_issues",
-        "github_prs",
-        "github_pr_commits",
-        "github_pr_reviews",
-    ] {
-        let output = std::process::Command::new("curl")
-            .args([
-                "-sf",
-                "-X",
-                "POST",
-                "-H",
-                "Content-Type: application/json",
-                "-H",
-            ])
-            .arg(format!("Authorization: Bearer {token}"))
-            .arg("-d")
-            .arg(format!(
-                "{{\"entity_type\": \"{entity_type}\", \"batch_size\": {batch_size}}}"
-            ))
-            .arg(format!(
-                "http://127.0.0.1:{port}/api/v1/etl/pipeline/process"
-            ))
-            .output()?;
-        if !output.status.success() {
-            bail!("POST /pipeline/process ({entity_type}) failed");
-        }
-    }
-    wait_for(
-        db,
-        "SELECT NOT EXISTS (SELECT 1 FROM raw_extraction_data
-                             WHERE processing_status IN ('pending', 'processing')) AS done",
-        Duration::from_secs(1800),
-    )?;
-    let elapsed = started.elapsed().as_secs_f64();
-    let completed = psql(
-        db,
-        "SELECT count(*) FROM raw_extraction_data WHERE processing_status = 'completed'",
-    )?;
-    if completed != records.to_string() {
-        bail!("only {completed} of {records} raw records completed");
-    }
-    Ok(f64::from(records) / elapsed)
-}
-
 fn run(root: &Path, n: u32, batch_size: u32, db: &DatabaseUrl, amqp: &str) -> anyhow::Result<()> {
     let mut conn = etl_store::connect(db.as_str())?;
     migrations::run_pending(&mut conn)?;
@@ -274,7 +219,19 @@ fn run(root: &Path, n: u32, batch_size: u32, db: &DatabaseUrl, amqp: &str) -> an
     )?;
     let token = super::token(tenant);
     psql(db, "CHECKPOINT")?;
-    let ours = pipeline_once(db, port, &token, records, batch_size)?;
+    let ours = pipeline_once(
+        db,
+        port,
+        &token,
+        &[
+            "jira_issues",
+            "github_prs",
+            "github_pr_commits",
+            "github_pr_reviews",
+        ],
+        records,
+        batch_size,
+    )?;
     let peak = server
         .peak_rss_kib()
         .map_or("unavailable".to_owned(), |kib| {

@@ -124,3 +124,46 @@ pub fn count(conn: &mut PgConnection, sql: &str) -> i64 {
         .expect(sql)
         .n
 }
+
+/// Stores and transforms `records` in this order, `groups` records per job
+/// (cycling; a job covers records of one entity type, so a group is split
+/// at each change of type), each through the site `site_of` its entity
+/// type.
+pub fn load_in<'a>(
+    conn: &mut PgConnection,
+    records: &[Record],
+    groups: &[usize],
+    site_of: impl Fn(&str) -> &'a Site,
+) {
+    let mut rest = records;
+    let mut sizes = groups.iter().cycle();
+    while !rest.is_empty() {
+        let size = (*sizes.next().unwrap_or(&1)).clamp(1, rest.len());
+        let entity_type = rest[0].entity_type;
+        let same = rest[..size]
+            .iter()
+            .take_while(|r| r.entity_type == entity_type)
+            .count();
+        let site = site_of(entity_type);
+        let ids = store(conn, site, &rest[..same]);
+        transform(conn, site, entity_type, &ids);
+        rest = &rest[same..];
+    }
+}
+
+/// `records` in the order the generated keys `order` give them, with the
+/// records at `repeats` (modulo their count) stored once more.
+pub fn shuffled(records: &[Record], order: &[u64], repeats: &[usize]) -> Vec<Record> {
+    let mut keyed: Vec<(u64, Record)> = records
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, r)| (order[i % order.len()].wrapping_add(i as u64), r))
+        .collect();
+    for &again in repeats {
+        let record = records[again % records.len()].clone();
+        keyed.push((order[again % order.len()] ^ 0x5555, record));
+    }
+    keyed.sort_by_key(|(key, _)| *key);
+    keyed.into_iter().map(|(_, r)| r).collect()
+}
