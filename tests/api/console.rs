@@ -229,3 +229,58 @@ async fn stats_need_a_token_of_an_active_tenant() {
     assert_eq!(response.status(), 403);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn stats_give_the_oldest_waiting_and_the_longest_running_jobs_ages() {
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("acme");
+    let globex = app.tenant("globex");
+    let idle = stats(&app, &acme).await;
+    assert_eq!(
+        idle["job_ages"],
+        json!({"oldest_waiting_s": null, "oldest_running_s": null})
+    );
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let response = app
+            .post_json(
+                "/api/v1/etl/pipeline",
+                &acme,
+                &json!({"entity_type": "jira_issues", "integration_id": acme.integration, "payload": {}}),
+            )
+            .await;
+        assert_eq!(response.status(), 202);
+        ids.push(json(response).await["job_id"].as_i64().expect("id"));
+    }
+    // One waits (pending, an hour old), one is queued (two hours old), one
+    // runs (started ten minutes ago); another tenant's older job is not
+    // theirs to see.
+    app.execute(&format!(
+        "UPDATE etl_job_queue SET created_at = LOCALTIMESTAMP - interval '1 hour' WHERE id = {}",
+        ids[0]
+    ));
+    app.execute(&format!(
+        "UPDATE etl_job_queue SET status = 'queued', created_at = LOCALTIMESTAMP - interval '2 hours'
+          WHERE id = {}",
+        ids[1]
+    ));
+    app.execute(&format!(
+        "UPDATE etl_job_queue SET status = 'running', created_at = LOCALTIMESTAMP - interval '1 day',
+                started_at = LOCALTIMESTAMP - interval '10 minutes', heartbeat_at = LOCALTIMESTAMP
+          WHERE id = {}",
+        ids[2]
+    ));
+    let figures = stats(&app, &acme).await;
+    let waiting = figures["job_ages"]["oldest_waiting_s"]
+        .as_f64()
+        .expect("waiting");
+    let running = figures["job_ages"]["oldest_running_s"]
+        .as_f64()
+        .expect("running");
+    assert!((7200.0..7260.0).contains(&waiting), "{figures}");
+    assert!((600.0..660.0).contains(&running), "{figures}");
+    assert_eq!(
+        stats(&app, &globex).await["job_ages"],
+        json!({"oldest_waiting_s": null, "oldest_running_s": null})
+    );
+}

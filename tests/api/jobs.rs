@@ -627,3 +627,78 @@ async fn a_load_whose_rows_cannot_fit_one_message_is_413_and_stores_nothing() {
         1
     );
 }
+
+#[tokio::test]
+async fn every_job_keeps_the_request_id_of_the_request_that_created_it() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme");
+    // A client's own x-request-id is kept…
+    let response = app
+        .authed(Method::POST, "/api/v1/etl/pipeline", &tenant)
+        .header("x-request-id", "extractor-run-7")
+        .json(&json!({"entity_type": "jira_issues", "integration_id": tenant.integration, "payload": {}}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 202);
+    let id = json(response).await["job_id"].as_i64().expect("id");
+    assert_eq!(
+        job(&app, &tenant, id).await["request_id"],
+        "extractor-run-7"
+    );
+    // …and one the service made up is the one its answer names.
+    let response = app
+        .post_json(
+            "/api/v1/etl/load",
+            &tenant,
+            &json!({"entity_type": "jira_issues", "transformed_data": [
+                {"integration_id": tenant.integration, "external_id": "1", "key": "A-1", "summary": "s"}]}),
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    let made_up = response
+        .headers()
+        .get("x-request-id")
+        .expect("header")
+        .to_str()
+        .expect("text")
+        .to_owned();
+    let id = json(response).await["job_id"].as_i64().expect("id");
+    assert_eq!(job(&app, &tenant, id).await["request_id"], made_up.as_str());
+    // /pipeline/process stamps every job it writes with its request.
+    let records: Vec<Value> = (0..5)
+        .map(|i| json!({"integration_id": tenant.integration, "entity_type": "jira_issues", "raw_data": {"id": i}}))
+        .collect();
+    let stored = app
+        .post_json(
+            "/api/v1/etl/raw-data/store-batch",
+            &tenant,
+            &json!({"records": records}),
+        )
+        .await;
+    assert!(stored.status().is_success());
+    let response = app
+        .authed(Method::POST, "/api/v1/etl/pipeline/process", &tenant)
+        .header("x-request-id", "process-1")
+        .json(&json!({"entity_type": "jira_issues", "batch_size": 2}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 202);
+    let ids = json(response).await["job_ids"]
+        .as_array()
+        .expect("ids")
+        .clone();
+    assert_eq!(ids.len(), 3);
+    for id in ids {
+        let shown = job(&app, &tenant, id.as_i64().expect("id")).await;
+        assert_eq!(shown["request_id"], "process-1");
+    }
+    // Lists show it too (every column).
+    let listed = json(
+        app.get_as("/api/v1/etl/jobs?job_type=extract", &tenant)
+            .await,
+    )
+    .await;
+    assert_eq!(listed[0]["request_id"], "extractor-run-7", "{listed}");
+}

@@ -185,3 +185,76 @@ async fn metrics_show_publishing_and_jobs_by_status() {
     assert!(text.contains("etl_outbox_oldest_pending_age_seconds"));
     h.stop().await;
 }
+
+/// The value of the `/metrics` sample `name` (its labels included).
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_time_each_job_and_count_its_outcome_by_type() {
+    let mut h = Harness::start(Mode::Postgres).await;
+    let good = Recorder::new(Behaviour::Succeed);
+    h.worker("good", good, 1);
+    let failing = Recorder::new(Behaviour::FailFirstPermanently);
+    h.worker_for(JobType::Extract, "failing", failing, 1);
+    for _ in 0..3 {
+        let id = h.load_job().await;
+        h.wait_for_status(id, "completed").await;
+    }
+    let extract = h.extract_job(5).await;
+    h.wait_for_status(extract, "failed").await;
+    let completed = "etl_jobs_finished_total{job_type=\"load\",outcome=\"completed\"}";
+    let failed = "etl_jobs_finished_total{job_type=\"extract\",outcome=\"failed\"}";
+    let text = etl_tests::poll_until(std::time::Duration::from_secs(10), || async {
+        let text = h.app.get("/metrics").await.text().await.ok()?;
+        (sample(&text, completed) == Some(3.0) && sample(&text, failed) == Some(1.0))
+            .then_some(text)
+    })
+    .await
+    .expect("three completed load jobs and one failed extract job counted");
+    let runs = "etl_job_duration_seconds_count{job_type=\"load\",outcome=\"completed\"}";
+    assert_eq!(sample(&text, runs), Some(3.0), "{text}");
+    let took = "etl_job_duration_seconds_sum{job_type=\"load\",outcome=\"completed\"}";
+    assert!(sample(&text, took).is_some_and(|s| s > 0.0), "{text}");
+    assert!(
+        text.contains(
+            "etl_job_duration_seconds_bucket{job_type=\"load\",outcome=\"completed\",le=\"0.005\"}"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("etl_outbox_oldest_pending_age_seconds"));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_say_which_singleton_leases_this_process_holds() {
+    let h =
+        Harness::start_with_retention(Mode::Postgres, etl_jobs::pruner::RetentionConfig::default())
+            .await;
+    let held = "etl_lease_held{task=\"retention\"}";
+    let text = etl_tests::poll_until(std::time::Duration::from_secs(10), || async {
+        let text = h.app.get("/metrics").await.text().await.ok()?;
+        (sample(&text, held) == Some(1.0)).then_some(text)
+    })
+    .await;
+    assert!(text.is_some(), "the only process holds the retention lease");
+    let holder = h
+        .app
+        .count("SELECT count(*) FROM etl_leases WHERE task = 'retention' AND expires_at > now()");
+    assert_eq!(holder, 1);
+    // Another process holding the lease (here: its row taken over) makes
+    // this one stop and say so at its next renewal.
+    h.app.execute(
+        "UPDATE etl_leases SET holder = 'elsewhere', expires_at = now() + interval '1 hour'
+          WHERE task = 'retention'",
+    );
+    let released = etl_tests::poll_until(std::time::Duration::from_secs(15), || async {
+        let text = h.app.get("/metrics").await.text().await.ok()?;
+        (sample(&text, held) == Some(0.0)).then_some(())
+    })
+    .await;
+    assert!(released.is_some(), "a lost lease reads 0");
+    h.stop().await;
+}

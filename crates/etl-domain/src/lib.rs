@@ -35,11 +35,11 @@ pub use requests::{
     UpdateJobStatusRequest, UpdateStatusRequest,
 };
 pub use responses::{
-    FailureStats, FlowMetrics, JobQueuedResponse, JobResponse, JobsQueuedResponse, MinuteStats,
-    OutboxStats, Percentiles, PullRequest, PullRequestCommit, PullRequestDetail, PullRequestFlow,
-    PullRequestLink, PullRequestReview, RawDataDetail, RawDataResponse, StatsResponse,
-    StatusUpdatedResponse, StoreBatchResponse, StoreRawDataResponse, WorkItem, WorkItemChange,
-    WorkItemDetail, WorkItemFlow, PULL_REQUEST_CHILDREN_MAX, WORK_ITEM_CHANGES_MAX,
+    FailureStats, FlowMetrics, JobAgeStats, JobQueuedResponse, JobResponse, JobsQueuedResponse,
+    MinuteStats, OutboxStats, Percentiles, PullRequest, PullRequestCommit, PullRequestDetail,
+    PullRequestFlow, PullRequestLink, PullRequestReview, RawDataDetail, RawDataResponse,
+    StatsResponse, StatusUpdatedResponse, StoreBatchResponse, StoreRawDataResponse, WorkItem,
+    WorkItemChange, WorkItemDetail, WorkItemFlow, PULL_REQUEST_CHILDREN_MAX, WORK_ITEM_CHANGES_MAX,
 };
 pub use status::{
     JobErrorCode, JobStatus, JobType, ProcessingStatus, ReportedJobStatus, StatusChange,

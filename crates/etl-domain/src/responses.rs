@@ -446,6 +446,9 @@ pub struct JobResponse {
     /// Counts of a finished job (`inserted`, `updated`, `unchanged`, …).
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub result: Option<serde_json::Value>,
+    /// The `x-request-id` of the request that created the job (null for a
+    /// job the service made itself).
+    pub request_id: Option<String>,
 }
 
 /// `202` of `POST /pipeline/process`.
@@ -479,6 +482,8 @@ pub struct StatsResponse {
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub jobs: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>>,
     pub outbox: OutboxStats,
+    /// How long the tenant's jobs have been waiting and running.
+    pub job_ages: JobAgeStats,
     /// The failed raw records grouped by `error_details.code`, largest first.
     pub failures: Vec<FailureStats>,
     /// Final-table rows loaded in each of the last 60 minutes, oldest first.
@@ -493,6 +498,18 @@ pub struct OutboxStats {
     pub pending: i64,
     /// Seconds since the oldest of them was scheduled (0 without one).
     pub oldest_pending_age_s: f64,
+}
+
+/// The tenant's oldest unfinished jobs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobAgeStats {
+    /// Seconds since the oldest job not yet running (`pending` or
+    /// `queued`) was created; null without one.
+    pub oldest_waiting_s: Option<f64>,
+    /// Seconds since the longest-running job (`running`) started; null
+    /// without one.
+    pub oldest_running_s: Option<f64>,
 }
 
 /// One group of failed raw records.

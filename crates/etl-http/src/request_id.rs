@@ -9,7 +9,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::Error;
+use actix_web::{Error, FromRequest, HttpMessage, HttpRequest};
 use tracing::Instrument;
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -22,6 +22,33 @@ fn accept_client_id(value: &HeaderValue) -> Option<String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
     sane.then(|| text.to_owned())
+}
+
+/// The request's id, as its span and `x-request-id` header carry it; a
+/// handler takes it to stamp the jobs it writes (SPEC §12).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(String);
+
+impl RequestId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromRequest for RequestId {
+    type Error = Error;
+    type Future = std::future::Ready<Result<Self, Error>>;
+
+    /// The id [`trace_request`] gave the request; a fresh one where that
+    /// middleware is not mounted (never so in `serve`).
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let id = req
+            .extensions()
+            .get::<RequestId>()
+            .cloned()
+            .unwrap_or_else(|| RequestId(new_request_id()));
+        std::future::ready(Ok(id))
+    }
 }
 
 fn new_request_id() -> String {
@@ -38,6 +65,7 @@ pub async fn trace_request(
         .get(&REQUEST_ID_HEADER)
         .and_then(accept_client_id)
         .unwrap_or_else(new_request_id);
+    req.extensions_mut().insert(RequestId(request_id.clone()));
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,

@@ -12,9 +12,13 @@ where
     T: Send + 'static,
 {
     let pool = pool.clone();
-    // Created here, so that it is a child of the caller's span (a job's).
-    let span = tracing::debug_span!("db");
+    // The caller's span (a job's) is entered on the blocking thread too, so
+    // the handler's log lines carry its fields even where the `db` span is
+    // filtered out.
+    let parent = tracing::Span::current();
+    let span = tracing::debug_span!(parent: &parent, "db");
     tokio::task::spawn_blocking(move || {
+        let _parent = parent.enter();
         let _entered = span.enter();
         let mut conn = pool.get()?;
         work(&mut conn)

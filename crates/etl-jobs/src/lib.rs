@@ -16,6 +16,7 @@
 mod backoff;
 mod db;
 pub mod janitor;
+pub mod lease;
 pub mod metrics;
 pub mod outbox;
 pub mod pruner;

@@ -1,6 +1,9 @@
 //! Queue figures for `/metrics`.
 
-use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
 
 #[derive(Clone)]
 pub struct QueueMetrics {
@@ -12,6 +15,13 @@ pub struct QueueMetrics {
     pub jobs_by_status: IntGaugeVec,
     /// Rows retention deleted, by kind (`raw_records`, `jobs`).
     pub rows_pruned: IntCounterVec,
+    /// Each run of a job in this process, by `job_type` and `outcome`
+    /// (`completed`, `retrying`, `failed`, `lost`, `handed_back`).
+    pub job_duration: HistogramVec,
+    /// Runs of jobs in this process, by `job_type` and `outcome`.
+    pub jobs_finished: IntCounterVec,
+    /// 1 while this process holds the singleton task's lease, else 0.
+    pub lease_held: IntGaugeVec,
 }
 
 impl QueueMetrics {
@@ -53,8 +63,36 @@ impl QueueMetrics {
                 &["kind"],
             )
             .expect("valid metric"),
+            job_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "job_duration_seconds",
+                    "How long each run of a job took, claim to commit, by type and outcome",
+                )
+                .buckets(vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                    300.0, 900.0,
+                ]),
+                &["job_type", "outcome"],
+            )
+            .expect("valid metric"),
+            jobs_finished: IntCounterVec::new(
+                Opts::new(
+                    "jobs_finished_total",
+                    "Runs of jobs in this process by type and outcome",
+                ),
+                &["job_type", "outcome"],
+            )
+            .expect("valid metric"),
+            lease_held: IntGaugeVec::new(
+                Opts::new(
+                    "lease_held",
+                    "1 while this process holds the singleton task's lease (SPEC §12)",
+                ),
+                &["task"],
+            )
+            .expect("valid metric"),
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 7] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 10] = [
             Box::new(metrics.published.clone()),
             Box::new(metrics.confirmed.clone()),
             Box::new(metrics.nacked.clone()),
@@ -62,6 +100,9 @@ impl QueueMetrics {
             Box::new(metrics.outbox_oldest_age.clone()),
             Box::new(metrics.jobs_by_status.clone()),
             Box::new(metrics.rows_pruned.clone()),
+            Box::new(metrics.job_duration.clone()),
+            Box::new(metrics.jobs_finished.clone()),
+            Box::new(metrics.lease_held.clone()),
         ];
         for collector in collectors {
             // A second registration (tests building two apps on one
@@ -69,6 +110,18 @@ impl QueueMetrics {
             let _ = registry.register(collector);
         }
         metrics
+    }
+}
+
+impl QueueMetrics {
+    /// Records one run of a job of `job_type` that ended in `outcome`.
+    pub fn observe_job(&self, job_type: &str, outcome: &str, elapsed: std::time::Duration) {
+        self.job_duration
+            .with_label_values(&[job_type, outcome])
+            .observe(elapsed.as_secs_f64());
+        self.jobs_finished
+            .with_label_values(&[job_type, outcome])
+            .inc();
     }
 }
 

@@ -18,6 +18,7 @@ use etl_store::PgPool;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
+use crate::lease::LeaseConfig;
 use crate::pruner::RetentionConfig;
 use crate::relay::{BrokerHealth, Relay, RelayConfig};
 use crate::republisher::RepublisherConfig;
@@ -57,9 +58,16 @@ pub struct RuntimeBuilder {
     jobs_created: Arc<Notify>,
     broker_health: BrokerHealth,
     grace: Duration,
+    lease: LeaseConfig,
 }
 
 impl RuntimeBuilder {
+    /// The singleton tasks' lease timings (SPEC §12).
+    pub fn lease(mut self, config: LeaseConfig) -> Self {
+        self.lease = config;
+        self
+    }
+
     /// How long running jobs may finish after a shutdown signal before they
     /// are handed back (`ETL_SHUTDOWN_GRACE_S`).
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
@@ -146,7 +154,13 @@ impl RuntimeBuilder {
         let metrics = QueueMetrics::register(&registry);
         let (shutdown, stopping) = watch::channel(false);
         let migrated = self.migrated.unwrap_or_else(|| watch::channel(true).1);
+        // Unique even among runtimes of one process (a test's): the worker
+        // name says which process, the suffix which runtime.
+        let holder = format!("{}#{:08x}", self.worker.name, rand::random::<u32>());
         let mut runtime = Runtime {
+            metrics: metrics.clone(),
+            holder,
+            lease: self.lease,
             pool: self.pool,
             transport: self.transport,
             jobs_created: self.jobs_created,
@@ -185,26 +199,27 @@ impl RuntimeBuilder {
             runtime.spawn(task);
         }
         if let Some(config) = self.rescuer {
-            let task = crate::rescuer::run(runtime.pool.clone(), config, runtime.stopping.clone());
-            runtime.spawn(task);
+            let pool = runtime.pool.clone();
+            runtime.spawn_leased("rescuer", move |stop| {
+                crate::rescuer::run(pool.clone(), config.clone(), stop)
+            });
         }
         if let Some(every) = self.janitor_every {
-            let task = crate::janitor::run(
-                runtime.pool.clone(),
-                every,
-                crate::janitor::IDEMPOTENCY_RETENTION,
-                runtime.stopping.clone(),
-            );
-            runtime.spawn(task);
+            let pool = runtime.pool.clone();
+            runtime.spawn_leased("janitor", move |stop| {
+                crate::janitor::run(
+                    pool.clone(),
+                    every,
+                    crate::janitor::IDEMPOTENCY_RETENTION,
+                    stop,
+                )
+            });
         }
         if let Some(config) = self.retention {
-            let task = crate::pruner::run(
-                runtime.pool.clone(),
-                config,
-                metrics.clone(),
-                runtime.stopping.clone(),
-            );
-            runtime.spawn(task);
+            let (pool, metrics) = (runtime.pool.clone(), metrics.clone());
+            runtime.spawn_leased("retention", move |stop| {
+                crate::pruner::run(pool.clone(), config.clone(), metrics.clone(), stop)
+            });
         }
         let task = crate::metrics::refresh(
             runtime.pool.clone(),
@@ -220,6 +235,11 @@ impl RuntimeBuilder {
 /// The running background tasks of one process.
 pub struct Runtime {
     pool: PgPool,
+    /// Who this runtime is in `etl_leases`.
+    holder: String,
+    lease: LeaseConfig,
+    /// Jobs' durations and outcomes, the queue gauges (`/metrics`).
+    metrics: QueueMetrics,
     transport: Transport,
     jobs_created: Arc<Notify>,
     broker_health: Option<BrokerHealth>,
@@ -254,6 +274,7 @@ impl Runtime {
             jobs_created: Arc::new(Notify::new()),
             broker_health: BrokerHealth::default(),
             grace: DEFAULT_SHUTDOWN_GRACE,
+            lease: LeaseConfig::default(),
         }
     }
 
@@ -270,13 +291,30 @@ impl Runtime {
     /// Starts a republisher (SPEC §8), which sends back to the relay the
     /// jobs that stay `queued` for `config.after`.
     pub fn spawn_republisher(&mut self, config: RepublisherConfig) {
-        let task = crate::republisher::run(
+        let (pool, relay) = (self.pool.clone(), self.jobs_created.clone());
+        self.spawn_leased("republisher", move |stop| {
+            crate::republisher::run(pool.clone(), config.clone(), relay.clone(), stop)
+        });
+    }
+
+    /// Starts the singleton task `task` (SPEC §12): `start(stop)` runs
+    /// while this process holds the task's lease, and stops when it loses
+    /// it or the process stops.
+    fn spawn_leased<F, Fut>(&mut self, task: &'static str, start: F)
+    where
+        F: Fn(watch::Receiver<bool>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let leased = crate::lease::run_leased(
             self.pool.clone(),
-            config,
-            self.jobs_created.clone(),
+            task,
+            self.holder.clone(),
+            self.lease,
+            self.metrics.clone(),
             self.stopping.clone(),
+            start,
         );
-        self.spawn(task);
+        self.spawn(leased);
     }
 
     /// Starts one more worker on this runtime's transport (a test adds
@@ -301,6 +339,7 @@ impl Runtime {
             config,
             self.jobs_created.clone(),
             self.abandon.subscribe(),
+            self.metrics.clone(),
         );
         let stopping = self.stopping.clone();
         match transport {

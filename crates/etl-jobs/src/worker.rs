@@ -10,6 +10,7 @@ use etl_queue::{AmqpConfig, Delivery};
 use etl_store::jobs::{self, AttemptBy, AttemptOutcome, Job};
 use etl_store::{Connection as _, PgPool, SimpleConnection as _};
 use tokio::sync::{watch, Notify, Semaphore};
+use tracing::Instrument as _;
 
 use crate::db::db;
 use crate::{Backoff, JobsError};
@@ -72,12 +73,27 @@ pub struct Worker {
     abandon: watch::Receiver<bool>,
     /// The backend of each running job's transaction, to cancel it.
     backends: std::sync::Mutex<std::collections::HashMap<i32, i32>>,
+    /// Each run's duration and outcome, by job type (`/metrics`).
+    metrics: Option<crate::QueueMetrics>,
 }
 
 enum RunError {
     Failure(JobFailure),
     Lost,
     Database(etl_store::QueryError),
+}
+
+impl Execution {
+    /// The outcome's label in logs and `/metrics`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Retrying => "retrying",
+            Self::Failed => "failed",
+            Self::Lost => "lost",
+            Self::HandedBack => "handed_back",
+        }
+    }
 }
 
 impl From<etl_store::QueryError> for RunError {
@@ -88,20 +104,28 @@ impl From<etl_store::QueryError> for RunError {
 
 impl Worker {
     pub fn new(pool: PgPool, handlers: Handlers, config: WorkerConfig) -> Arc<Self> {
-        Self::build(pool, handlers, config, None, watch::channel(false).1)
+        Self::build(pool, handlers, config, None, watch::channel(false).1, None)
     }
 
-    /// Like [`Worker::new`], poking `jobs_created` after each completed job
-    /// and handing its running jobs back when `abandon` turns true (a
-    /// shutdown's grace ran out).
+    /// Like [`Worker::new`], poking `jobs_created` after each completed job,
+    /// handing its running jobs back when `abandon` turns true (a
+    /// shutdown's grace ran out), and timing each run into `metrics`.
     pub fn for_runtime(
         pool: PgPool,
         handlers: Handlers,
         config: WorkerConfig,
         jobs_created: Arc<Notify>,
         abandon: watch::Receiver<bool>,
+        metrics: crate::QueueMetrics,
     ) -> Arc<Self> {
-        Self::build(pool, handlers, config, Some(jobs_created), abandon)
+        Self::build(
+            pool,
+            handlers,
+            config,
+            Some(jobs_created),
+            abandon,
+            Some(metrics),
+        )
     }
 
     fn build(
@@ -110,6 +134,7 @@ impl Worker {
         config: WorkerConfig,
         jobs_created: Option<Arc<Notify>>,
         abandon: watch::Receiver<bool>,
+        metrics: Option<crate::QueueMetrics>,
     ) -> Arc<Self> {
         Arc::new(Self {
             pool,
@@ -118,6 +143,7 @@ impl Worker {
             jobs_created,
             abandon,
             backends: Default::default(),
+            metrics,
         })
     }
 
@@ -164,8 +190,35 @@ impl Worker {
         chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(1))
     }
 
-    /// Runs a claimed job to its end, with a heartbeat while it runs.
+    /// Runs a claimed job to its end, with a heartbeat while it runs, in a
+    /// span carrying the job's id, tenant, type and the id of the request
+    /// that created it (SPEC §12): every log line of the run carries them.
     pub async fn execute(self: &Arc<Self>, job: Job) -> Execution {
+        let span = tracing::info_span!(
+            "job",
+            job_id = job.id,
+            tenant_id = job.tenant_id,
+            job_type = %job.job_type,
+            request_id = job.request_id.as_deref().unwrap_or(""),
+        );
+        let job_type = job.job_type.clone();
+        let started = std::time::Instant::now();
+        let execution = self.execute_in_span(job).instrument(span.clone()).await;
+        let elapsed = started.elapsed();
+        span.in_scope(|| {
+            tracing::info!(
+                outcome = execution.as_str(),
+                elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+                "job finished"
+            );
+        });
+        if let Some(metrics) = &self.metrics {
+            metrics.observe_job(&job_type, execution.as_str(), elapsed);
+        }
+        execution
+    }
+
+    async fn execute_in_span(self: &Arc<Self>, job: Job) -> Execution {
         let id = job.id;
         let (stop_beat, beat) = self.heartbeat(id);
         let outcome = self.run_in_transaction(job).await;

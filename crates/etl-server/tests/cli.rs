@@ -799,3 +799,112 @@ fn count_of(conn: &mut etl_store::PgConnection, sql: &str) -> i64 {
         .expect(sql)
         .n
 }
+
+/// The lease holders of the singleton tasks, by task.
+fn lease_holders(db: &TestDatabase) -> std::collections::BTreeMap<String, String> {
+    use etl_store::test_support::diesel_prelude::*;
+    #[derive(QueryableByName)]
+    struct Lease {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        task: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        holder: String,
+    }
+    diesel::sql_query("SELECT task, holder FROM etl_leases WHERE expires_at > now()")
+        .load::<Lease>(&mut db.connect())
+        .expect("leases")
+        .into_iter()
+        .map(|l| (l.task, l.holder))
+        .collect()
+}
+
+/// Whether every singleton task's lease is held by the process `pid`.
+fn all_leases_held_by(db: &TestDatabase, pid: u32) -> bool {
+    let holders = lease_holders(db);
+    let mine = format!("-{pid}#");
+    ["janitor", "republisher", "rescuer", "retention"]
+        .iter()
+        .all(|task| holders.get(*task).is_some_and(|h| h.contains(&mine)))
+}
+
+#[test]
+fn singleton_tasks_run_in_one_process_and_move_within_30_s_when_it_is_killed() {
+    let db = TestDatabase::migrated();
+    let vhost = etl_tests::rabbit::TestVhost::create();
+    let start = || {
+        Running::start(
+            etl_server(&["worker"])
+                .env("DATABASE_URL", db.url())
+                .env("RABBITMQ_URL", vhost.url()),
+        )
+    };
+    let mut first = start();
+    first.wait_for_line("worker running");
+    let first_pid = first.child.id();
+    let held = etl_store::test_support::poll_blocking(Duration::from_secs(30), || {
+        all_leases_held_by(&db, first_pid).then_some(())
+    });
+    assert!(
+        held.is_some(),
+        "the first process holds every lease: {:?}",
+        lease_holders(&db)
+    );
+    let mut second = start();
+    second.wait_for_line("worker running");
+    let second_pid = second.child.id();
+    assert!(
+        all_leases_held_by(&db, first_pid),
+        "a second process does not take a held lease: {:?}",
+        lease_holders(&db)
+    );
+    // kill -9: no chance to give the leases up; they move once expired.
+    first.child.kill().expect("kill -9");
+    first.child.wait().expect("reaped");
+    let moved = etl_store::test_support::poll_blocking(Duration::from_secs(30), || {
+        all_leases_held_by(&db, second_pid).then_some(())
+    });
+    assert!(
+        moved.is_some(),
+        "the second process holds every lease within 30 s: {:?}",
+        lease_holders(&db)
+    );
+    second.wait_for_line("lease taken");
+    // A graceful stop gives the leases up at once.
+    let status = second.terminate();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    assert_eq!(lease_holders(&db), Default::default(), "leases given up");
+}
+
+#[test]
+fn a_jobs_log_lines_carry_its_id_tenant_type_and_creating_request() {
+    let db = TestDatabase::migrated();
+    let vhost = etl_tests::rabbit::TestVhost::create();
+    use etl_store::SimpleConnection;
+    let ids = load_jobs(&db, 1);
+    db.connect()
+        .batch_execute(&format!(
+            "UPDATE etl_job_queue SET request_id = 'req-from-the-api' WHERE id = {}",
+            ids[0]
+        ))
+        .expect("stamp");
+    let mut worker = Running::start(
+        etl_server(&["worker"])
+            .env("DATABASE_URL", db.url())
+            .env("RABBITMQ_URL", vhost.url()),
+    );
+    wait_completed(&db, &ids);
+    let line = worker.wait_for_line("job finished");
+    let logged: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+    assert_eq!(logged["fields"]["outcome"], "completed", "{line}");
+    let span = &logged["span"];
+    assert_eq!(span["name"], "job", "{line}");
+    assert_eq!(span["job_id"], ids[0], "{line}");
+    assert_eq!(span["job_type"], "load", "{line}");
+    assert_eq!(span["request_id"], "req-from-the-api", "{line}");
+    let tenant = etl_store::seed::ensure_demo(&mut db.connect())
+        .expect("seed")
+        .tenant
+        .id;
+    assert_eq!(span["tenant_id"], tenant, "{line}");
+    assert!(worker.terminate().success());
+}

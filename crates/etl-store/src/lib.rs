@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod integrations;
 pub mod jobs;
 pub mod json_text;
+pub mod leases;
 pub mod loaders;
 pub mod migrations;
 pub mod planner;

@@ -24,6 +24,7 @@ diesel::table! {
         heartbeat_at -> Nullable<Timestamp>,
         worker -> Nullable<Text>,
         result -> Nullable<Jsonb>,
+        request_id -> Nullable<Text>,
     }
 }
 

@@ -52,6 +52,14 @@ struct OldestPending {
     oldest_age_s: f64,
 }
 
+#[derive(Debug, Clone, PartialEq, QueryableByName)]
+struct OldestJobs {
+    #[diesel(sql_type = diesel::sql_types::Nullable<Double>)]
+    waiting_s: Option<f64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Double>)]
+    running_s: Option<f64>,
+}
+
 /// Everything `GET /stats` shows for one tenant.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TenantStats {
@@ -63,6 +71,11 @@ pub struct TenantStats {
     pub outbox_pending: i64,
     /// Seconds since the oldest pending job was scheduled (0 without one).
     pub outbox_oldest_age_s: f64,
+    /// Seconds since the oldest job not yet running (`pending` or
+    /// `queued`) was created; `None` without one.
+    pub oldest_waiting_job_age_s: Option<f64>,
+    /// Seconds since the longest-running job started; `None` without one.
+    pub oldest_running_job_age_s: Option<f64>,
     /// Largest groups first.
     pub failures: Vec<FailureGroup>,
     /// The last 60 minutes, oldest first, the current one last.
@@ -106,6 +119,16 @@ pub fn for_tenant(conn: &mut PgConnection, tenant: ActiveTenant) -> QueryResult<
         )
         .bind::<Int4, _>(tenant_id)
         .get_result::<OldestPending>(conn)?;
+        let oldest = diesel::sql_query(
+            "SELECT (SELECT EXTRACT(EPOCH FROM LOCALTIMESTAMP - min(created_at))::float8
+                       FROM etl_job_queue
+                      WHERE tenant_id = $1 AND status IN ('pending', 'queued')) AS waiting_s,
+                    (SELECT EXTRACT(EPOCH FROM LOCALTIMESTAMP - min(started_at))::float8
+                       FROM etl_job_queue
+                      WHERE tenant_id = $1 AND status = 'running') AS running_s",
+        )
+        .bind::<Int4, _>(tenant_id)
+        .get_result::<OldestJobs>(conn)?;
         // The largest groups, each with one record's message (found through
         // the partial index of failed records, in no particular order).
         let failures = diesel::sql_query(
@@ -150,6 +173,9 @@ pub fn for_tenant(conn: &mut PgConnection, tenant: ActiveTenant) -> QueryResult<
             jobs,
             outbox_pending,
             outbox_oldest_age_s: backlog.oldest_age_s,
+            // Never negative, should a clock have stepped back.
+            oldest_waiting_job_age_s: oldest.waiting_s.map(|s| s.max(0.0)),
+            oldest_running_job_age_s: oldest.running_s.map(|s| s.max(0.0)),
             failures,
             loaded_per_minute,
         })

@@ -609,6 +609,7 @@ fn a_job_inserted_from_json_text_reads_back_like_any_other() {
         &entity("jira_issues"),
         r#"{"transformed_data": [{"external_id": "1", "summary": "Ünïcode ✓"}]}"#,
         JobPriority::new(3).expect("valid"),
+        Some("req-42"),
     )
     .expect("insert");
     let job = jobs::find_for_tenant(&mut conn, f.active, etl_domain::JobId::new(id))
@@ -619,6 +620,7 @@ fn a_job_inserted_from_json_text_reads_back_like_any_other() {
     assert_eq!(job.entity_type, "jira_issues");
     assert_eq!(job.priority, Some(3));
     assert_eq!(job.max_retries, Some(3));
+    assert_eq!(job.request_id.as_deref(), Some("req-42"));
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(job.payload.as_str()).expect("json"),
         json!({"transformed_data": [{"external_id": "1", "summary": "Ünïcode ✓"}]})
@@ -631,6 +633,7 @@ fn a_job_inserted_from_json_text_reads_back_like_any_other() {
         &entity("jira_issues"),
         "{not json",
         JobPriority::default(),
+        None,
     )
     .is_err());
 }

@@ -314,6 +314,9 @@ async function refresh() {
     $("outbox-pending").textContent = count(stats.outbox.pending);
     $("outbox-noun").textContent = stats.outbox.pending === 1 ? "job" : "jobs";
     $("outbox-age").textContent = stats.outbox.pending > 0 ? duration(stats.outbox.oldest_pending_age_s) : "—";
+    const ages = stats.job_ages;
+    $("job-waiting-age").textContent = ages.oldest_waiting_s === null ? "—" : duration(ages.oldest_waiting_s);
+    $("job-running-age").textContent = ages.oldest_running_s === null ? "—" : duration(ages.oldest_running_s);
     failures(stats.failures);
     chart(stats.loaded_per_minute);
     flow(metrics);

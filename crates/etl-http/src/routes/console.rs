@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use actix_web::{web, HttpResponse};
 use chrono::{TimeZone, Utc};
-use etl_domain::{FailureStats, MinuteStats, OutboxStats, StatsResponse};
+use etl_domain::{FailureStats, JobAgeStats, MinuteStats, OutboxStats, StatsResponse};
 use etl_store::stats::{self, Count};
 
 use crate::error::ApiError;
@@ -32,6 +32,10 @@ pub async fn stats(state: web::Data<AppState>, tenant: Tenant) -> Result<HttpRes
         outbox: OutboxStats {
             pending: figures.outbox_pending,
             oldest_pending_age_s: figures.outbox_oldest_age_s,
+        },
+        job_ages: JobAgeStats {
+            oldest_waiting_s: figures.oldest_waiting_job_age_s,
+            oldest_running_s: figures.oldest_running_job_age_s,
         },
         failures: figures
             .failures

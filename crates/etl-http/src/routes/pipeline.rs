@@ -21,20 +21,27 @@ use crate::blocking;
 use crate::error::{ApiError, ErrorBody, ErrorCode, FieldError};
 use crate::extract::{JsonBody, Tenant};
 use crate::query::Fields;
+use crate::request_id::RequestId;
 use crate::state::AppState;
 use crate::tenancy::{activate, blocking_as, unusable_integration};
 
 /// Writes jobs for the token's tenant, in one transaction that first passes
 /// the tenant door, and wakes the local relay once they are committed.
-async fn create_jobs<F>(state: &AppState, tenant: &Tenant, work: F) -> Result<Vec<i32>, ApiError>
+/// `work` gets the request's id, which every job it writes keeps.
+async fn create_jobs<F>(
+    state: &AppState,
+    tenant: &Tenant,
+    request: RequestId,
+    work: F,
+) -> Result<Vec<i32>, ApiError>
 where
-    F: FnOnce(&mut PgConnection, ActiveTenant) -> Result<Vec<i32>, ApiError> + Send + 'static,
+    F: FnOnce(&mut PgConnection, ActiveTenant, &str) -> Result<Vec<i32>, ApiError> + Send + 'static,
 {
     let tenant = tenant.clone();
     let ids = blocking(&state.pool, move |conn| {
         conn.transaction(|conn| {
             let active = activate(conn, &tenant)?;
-            work(conn, active)
+            work(conn, active, request.as_str())
         })
     })
     .await?;
@@ -77,24 +84,31 @@ fn require_integration(
 pub async fn pipeline(
     state: web::Data<AppState>,
     tenant: Tenant,
+    request_id: RequestId,
     JsonBody(request): JsonBody<ETLPipelineRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let ids = create_jobs(&state, &tenant, move |conn, tenant| {
-        require_integration(conn, tenant, request.integration_id)?;
-        // The extraction payload is kept as its text: stored as sent.
-        let payload = JobPayload::Extract {
-            integration_id: request.integration_id,
-            payload: request.payload,
-        };
-        let id = jobs::insert_payload(
-            conn,
-            tenant.id(),
-            &request.entity_type.entity_type(),
-            &payload,
-            request.priority,
-        )?;
-        Ok(vec![id])
-    })
+    let ids = create_jobs(
+        &state,
+        &tenant,
+        request_id,
+        move |conn, tenant, request_id| {
+            require_integration(conn, tenant, request.integration_id)?;
+            // The extraction payload is kept as its text: stored as sent.
+            let payload = JobPayload::Extract {
+                integration_id: request.integration_id,
+                payload: request.payload,
+            };
+            let id = jobs::insert_payload(
+                conn,
+                tenant.id(),
+                &request.entity_type.entity_type(),
+                &payload,
+                request.priority,
+                Some(request_id),
+            )?;
+            Ok(vec![id])
+        },
+    )
     .await?;
     Ok(accepted(&JobQueuedResponse::new(ids[0])))
 }
@@ -115,6 +129,7 @@ pub async fn pipeline(
 pub async fn load(
     state: web::Data<AppState>,
     tenant: Tenant,
+    request_id: RequestId,
     JsonBody(request): JsonBody<LoadRequest>,
 ) -> Result<HttpResponse, ApiError> {
     if request.transformed_data.is_empty() {
@@ -132,7 +147,7 @@ pub async fn load(
         load_options: request.load_options,
     };
     let max_message_bytes = state.max_message_bytes;
-    let ids = create_jobs(&state, &tenant, move |conn, tenant| {
+    let ids = create_jobs(&state, &tenant, request_id, move |conn, tenant, request_id| {
         let mut wanted: Vec<IntegrationId> =
             row_integrations.iter().copied().map(IntegrationId::new).collect();
         wanted.sort_unstable();
@@ -148,7 +163,7 @@ pub async fn load(
             }
         }
         fields.finish()?;
-        let id = jobs::insert_payload(conn, tenant.id(), &entity_type, &payload, JobPriority::default())?;
+        let id = jobs::insert_payload(conn, tenant.id(), &entity_type, &payload, JobPriority::default(), Some(request_id))?;
         // Measured as the relay will write it (PostgreSQL's spelling adds
         // spaces, and can lengthen numbers); too large rolls it all back.
         let rows_bytes = usize::try_from(jobs::load_rows_text_len(conn, etl_domain::JobId::new(id))?).unwrap_or(usize::MAX);
@@ -207,11 +222,13 @@ fn validate_rows(
 pub async fn process(
     state: web::Data<AppState>,
     tenant: Tenant,
+    request_id: RequestId,
     JsonBody(request): JsonBody<PipelineProcessRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let queued = queue_backlog(
         &state,
         &tenant,
+        request_id,
         request.entity_type,
         request.integration_id,
         Backlog::Pending,
@@ -238,11 +255,13 @@ pub async fn process(
 pub async fn replay(
     state: web::Data<AppState>,
     tenant: Tenant,
+    request_id: RequestId,
     JsonBody(request): JsonBody<ReplayRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let queued = queue_backlog(
         &state,
         &tenant,
+        request_id,
         request.entity_type,
         request.integration_id,
         Backlog::Failed {
@@ -259,6 +278,7 @@ pub async fn replay(
 async fn queue_backlog(
     state: &AppState,
     tenant: &Tenant,
+    request_id: RequestId,
     kind: TransformerKind,
     integration_id: Option<i32>,
     backlog: Backlog,
@@ -284,7 +304,7 @@ async fn queue_backlog(
     // queues what is left and nothing twice.
     let (mut job_ids, mut records, mut after) = (Vec::new(), 0, 0);
     while let Some(up_to) = newest {
-        let scope = scope.clone();
+        let (scope, request_id) = (scope.clone(), request_id.clone());
         let taken = blocking(&state.pool, move |conn| {
             conn.transaction(|conn| {
                 let ids = raw_records::take_backlog_batch(conn, &scope, (after, up_to), batch)?;
@@ -299,6 +319,7 @@ async fn queue_backlog(
                     &scope.entity_type,
                     &payload,
                     JobPriority::default(),
+                    Some(request_id.as_str()),
                 )?;
                 Ok(Some((id, count, last)))
             })
@@ -333,6 +354,7 @@ async fn queue_backlog(
 pub async fn transform(
     state: web::Data<AppState>,
     tenant: Tenant,
+    request_id: RequestId,
     JsonBody(request): JsonBody<TransformRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let dry_run = request
@@ -369,18 +391,24 @@ pub async fn transform(
             .content_type("application/json")
             .body(body));
     }
-    let created = create_jobs(&state, &tenant, move |conn, tenant| {
-        checked_records(conn, tenant, kind, &ids)?;
-        let payload = JobPayload::Transform { raw_data_ids: ids };
-        let id = jobs::insert_payload(
-            conn,
-            tenant.id(),
-            &kind.entity_type(),
-            &payload,
-            JobPriority::default(),
-        )?;
-        Ok(vec![id])
-    })
+    let created = create_jobs(
+        &state,
+        &tenant,
+        request_id,
+        move |conn, tenant, request_id| {
+            checked_records(conn, tenant, kind, &ids)?;
+            let payload = JobPayload::Transform { raw_data_ids: ids };
+            let id = jobs::insert_payload(
+                conn,
+                tenant.id(),
+                &kind.entity_type(),
+                &payload,
+                JobPriority::default(),
+                Some(request_id),
+            )?;
+            Ok(vec![id])
+        },
+    )
     .await?;
     Ok(accepted(&JobQueuedResponse::new(created[0])))
 }

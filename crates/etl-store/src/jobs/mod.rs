@@ -51,6 +51,8 @@ pub struct Job {
     pub heartbeat_at: Option<NaiveDateTime>,
     pub worker: Option<String>,
     pub result: Option<serde_json::Value>,
+    /// The `x-request-id` of the request that created the job.
+    pub request_id: Option<String>,
 }
 
 impl Job {
@@ -101,6 +103,7 @@ impl From<Job> for etl_domain::JobResponse {
             heartbeat_at: job.heartbeat_at.map(|t| t.and_utc()),
             worker: job.worker,
             result: job.result,
+            request_id: job.request_id,
         }
     }
 }
@@ -150,6 +153,7 @@ pub fn insert_json(
     entity_type: &EntityType,
     payload: &str,
     priority: JobPriority,
+    request_id: Option<&str>,
 ) -> QueryResult<i32> {
     let tenant_id = tenant_id.get();
     use diesel::sql_types::{Int4, Text};
@@ -159,8 +163,8 @@ pub fn insert_json(
         id: i32,
     }
     let inserted: Inserted = diesel::sql_query(
-        "INSERT INTO etl_job_queue (tenant_id, job_type, entity_type, payload, priority)
-         VALUES ($1, $2, $3, $4::jsonb, $5)
+        "INSERT INTO etl_job_queue (tenant_id, job_type, entity_type, payload, priority, request_id)
+         VALUES ($1, $2, $3, $4::jsonb, $5, $6)
          RETURNING id",
     )
     .bind::<Int4, _>(tenant_id)
@@ -168,18 +172,20 @@ pub fn insert_json(
     .bind::<Text, _>(entity_type.as_str())
     .bind::<Text, _>(payload)
     .bind::<Int4, _>(priority.get())
+    .bind::<diesel::sql_types::Nullable<Text>, _>(request_id)
     .get_result(conn)?;
     Ok(inserted.id)
 }
 
 /// Inserts a job of the payload's type (which cannot disagree with it) and
-/// answers its id.
+/// answers its id. `request_id` is the creating request's `x-request-id`.
 pub fn insert_payload(
     conn: &mut PgConnection,
     tenant_id: TenantId,
     entity_type: &EntityType,
     payload: &etl_domain::JobPayload,
     priority: JobPriority,
+    request_id: Option<&str>,
 ) -> QueryResult<i32> {
     insert_json(
         conn,
@@ -188,6 +194,7 @@ pub fn insert_payload(
         entity_type,
         &payload.to_text(),
         priority,
+        request_id,
     )
 }
 
@@ -523,6 +530,7 @@ fn columns_with(
     jobs::heartbeat_at,
     jobs::worker,
     jobs::result,
+    jobs::request_id,
 ) {
     (
         jobs::id,
@@ -544,6 +552,7 @@ fn columns_with(
         jobs::heartbeat_at,
         jobs::worker,
         jobs::result,
+        jobs::request_id,
     )
 }
 

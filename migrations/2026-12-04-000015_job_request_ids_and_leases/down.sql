@@ -1,0 +1,2 @@
+DROP TABLE etl_leases;
+ALTER TABLE etl_job_queue DROP COLUMN request_id;
