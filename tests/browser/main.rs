@@ -253,6 +253,16 @@ async fn the_dashboard_shows_the_tenants_figures_and_replays_a_failure_group() {
         "return document.querySelectorAll('#recent tbody tr').length === 1;",
     )
     .await;
+    // The replay's job waits (no worker here): the Jobs card gives its
+    // age, and says no job runs.
+    let ages = poll_js(
+        &browser,
+        "const w = document.getElementById('job-waiting-age').textContent;
+         const r = document.getElementById('job-running-age').textContent;
+         return w.endsWith(' s') ? [w, r] : null;",
+    )
+    .await;
+    assert_eq!(ages[1], "—", "{ages}");
     assert_eq!(
         app.count(&format!(
             "SELECT count(*) FROM raw_extraction_data WHERE tenant_id = {} AND processing_status = 'failed'",

@@ -9,5 +9,6 @@ mod harness;
 mod lost;
 mod machinery;
 mod messages;
+mod quorum;
 mod stalls;
 mod tls;

@@ -218,7 +218,7 @@ impl RuntimeBuilder {
         if let Some(config) = self.retention {
             let (pool, metrics) = (runtime.pool.clone(), metrics.clone());
             runtime.spawn_leased("retention", move |stop| {
-                crate::pruner::run(pool.clone(), config.clone(), metrics.clone(), stop)
+                crate::pruner::run(pool.clone(), config, metrics.clone(), stop)
             });
         }
         let task = crate::metrics::refresh(

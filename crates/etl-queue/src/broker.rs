@@ -34,6 +34,8 @@ pub struct AmqpConfig {
     /// always verified; a failure is a connection error, never a fallback
     /// to plain AMQP.
     pub tls_ca_pem: Option<String>,
+    /// Classic or quorum queues (`ETL_QUEUE_TYPE`); default classic.
+    pub queue_type: topology::QueueType,
 }
 
 impl AmqpConfig {
@@ -44,7 +46,14 @@ impl AmqpConfig {
             prefetch: 10,
             connect_timeout: Duration::from_secs(5),
             tls_ca_pem: None,
+            queue_type: topology::QueueType::Classic,
         }
+    }
+
+    /// Declares the queues as `queue_type` (SPEC §6, `ETL_QUEUE_TYPE`).
+    pub fn with_queue_type(mut self, queue_type: topology::QueueType) -> Self {
+        self.queue_type = queue_type;
+        self
     }
 
     /// Trusts these PEM certificates too (for `amqps://`).
@@ -81,7 +90,7 @@ impl AmqpConfig {
             .create_channel()
             .await
             .map_err(QueueError::Channel)?;
-        topology::declare(&setup).await?;
+        topology::declare(&setup, self.queue_type).await?;
         let _ = setup.close(200, "topology declared").await;
         let publisher = connection
             .create_channel()

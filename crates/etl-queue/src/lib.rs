@@ -15,7 +15,7 @@ mod broker;
 pub mod topology;
 
 pub use broker::{AmqpConfig, Broker, Delivery, JobConsumer, OutgoingMessage};
-pub use topology::{queue_name, routing_key};
+pub use topology::{queue_name, routing_key, QueueType};
 
 /// What can go wrong talking to RabbitMQ.
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,14 @@
 //! to the queues of the same names under `etl.`; those queues allow
 //! priorities 0–10 and dead-letter into `etl.dlx` (fanout), which feeds
 //! `etl.failed`. Everything is durable.
+//!
+//! The queues are classic by default; with [`QueueType::Quorum`]
+//! (`ETL_QUEUE_TYPE=quorum`) the three job queues and `etl.failed` are
+//! quorum queues, replicated across a RabbitMQ cluster: the job queues take
+//! `x-delivery-limit` ([`DELIVERY_LIMIT`]) and dead-letter as before, and
+//! leave `x-max-priority` out, which RabbitMQ 3.x's quorum queues refuse
+//! (they deliver in order of arrival; priorities are kept on the messages
+//! and honoured again by a broker whose quorum queues take them).
 
 use etl_domain::JobType;
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
@@ -20,6 +28,43 @@ pub const FAILED_QUEUE: &str = "etl.failed";
 /// Job queues declare `x-max-priority` of this.
 pub const MAX_PRIORITY: i32 = 10;
 
+/// Quorum job queues dead-letter a message delivered this many times
+/// without an ack (a crash loop), rather than redeliver it forever.
+pub const DELIVERY_LIMIT: i32 = 20;
+
+/// Which kind of queue the topology declares (`ETL_QUEUE_TYPE`). A
+/// deployment switches kind only on fresh queues: RabbitMQ refuses to
+/// redeclare a queue as another kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueType {
+    /// Single-node queues with priorities (SPEC §6's default).
+    #[default]
+    Classic,
+    /// Raft-replicated queues that survive the loss of a node.
+    Quorum,
+}
+
+impl QueueType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Classic => "classic",
+            Self::Quorum => "quorum",
+        }
+    }
+}
+
+impl std::str::FromStr for QueueType {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "classic" => Ok(Self::Classic),
+            "quorum" => Ok(Self::Quorum),
+            other => Err(format!("must be classic or quorum, not {other:?}")),
+        }
+    }
+}
+
 /// The routing key (and binding) of a job type's messages.
 pub fn routing_key(job_type: JobType) -> &'static str {
     job_type.as_str()
@@ -36,16 +81,42 @@ pub fn queue_name(job_type: JobType) -> &'static str {
 
 /// The arguments every job queue is declared with. Clients declaring the
 /// queues themselves must use exactly these.
-pub fn job_queue_arguments() -> FieldTable {
+pub fn job_queue_arguments(queue_type: QueueType) -> FieldTable {
     let mut arguments = FieldTable::default();
-    arguments.insert(
-        ShortString::from("x-max-priority"),
-        AMQPValue::LongInt(MAX_PRIORITY),
-    );
+    match queue_type {
+        QueueType::Classic => {
+            arguments.insert(
+                ShortString::from("x-max-priority"),
+                AMQPValue::LongInt(MAX_PRIORITY),
+            );
+        }
+        QueueType::Quorum => {
+            arguments.insert(
+                ShortString::from("x-queue-type"),
+                AMQPValue::LongString(LongString::from("quorum")),
+            );
+            arguments.insert(
+                ShortString::from("x-delivery-limit"),
+                AMQPValue::LongInt(DELIVERY_LIMIT),
+            );
+        }
+    }
     arguments.insert(
         ShortString::from("x-dead-letter-exchange"),
         AMQPValue::LongString(LongString::from(DEAD_LETTER_EXCHANGE)),
     );
+    arguments
+}
+
+/// The arguments `etl.failed` is declared with.
+pub fn failed_queue_arguments(queue_type: QueueType) -> FieldTable {
+    let mut arguments = FieldTable::default();
+    if queue_type == QueueType::Quorum {
+        arguments.insert(
+            ShortString::from("x-queue-type"),
+            AMQPValue::LongString(LongString::from("quorum")),
+        );
+    }
     arguments
 }
 
@@ -65,7 +136,7 @@ fn durable_queue() -> QueueDeclareOptions {
 
 /// Declares (idempotently) the whole topology. A declaration that conflicts
 /// with an existing one closes the channel; the error names what conflicted.
-pub async fn declare(channel: &Channel) -> Result<(), QueueError> {
+pub async fn declare(channel: &Channel, queue_type: QueueType) -> Result<(), QueueError> {
     let named = |name: &str| {
         let name = name.to_owned();
         move |source| QueueError::Topology { name, source }
@@ -89,7 +160,11 @@ pub async fn declare(channel: &Channel) -> Result<(), QueueError> {
         .await
         .map_err(named(DEAD_LETTER_EXCHANGE))?;
     channel
-        .queue_declare(FAILED_QUEUE, durable_queue(), FieldTable::default())
+        .queue_declare(
+            FAILED_QUEUE,
+            durable_queue(),
+            failed_queue_arguments(queue_type),
+        )
         .await
         .map_err(named(FAILED_QUEUE))?;
     channel
@@ -105,7 +180,7 @@ pub async fn declare(channel: &Channel) -> Result<(), QueueError> {
     for job_type in JobType::ALL {
         let queue = queue_name(*job_type);
         channel
-            .queue_declare(queue, durable_queue(), job_queue_arguments())
+            .queue_declare(queue, durable_queue(), job_queue_arguments(queue_type))
             .await
             .map_err(named(queue))?;
         channel
@@ -138,12 +213,39 @@ mod tests {
 
     #[test]
     fn job_queues_allow_priority_10_and_dead_letter_to_the_dlx() {
-        let arguments = job_queue_arguments();
+        let arguments = job_queue_arguments(QueueType::Classic);
         let inner = arguments.inner();
         assert_eq!(inner.get("x-max-priority"), Some(&AMQPValue::LongInt(10)));
         assert_eq!(
             inner.get("x-dead-letter-exchange"),
             Some(&AMQPValue::LongString("etl.dlx".into()))
         );
+        assert_eq!(inner.get("x-queue-type"), None);
+        assert!(failed_queue_arguments(QueueType::Classic)
+            .inner()
+            .is_empty());
+    }
+
+    #[test]
+    fn quorum_job_queues_limit_deliveries_and_dead_letter_without_priorities() {
+        let arguments = job_queue_arguments(QueueType::Quorum);
+        let inner = arguments.inner();
+        assert_eq!(
+            inner.get("x-queue-type"),
+            Some(&AMQPValue::LongString("quorum".into()))
+        );
+        assert_eq!(inner.get("x-delivery-limit"), Some(&AMQPValue::LongInt(20)));
+        assert_eq!(
+            inner.get("x-dead-letter-exchange"),
+            Some(&AMQPValue::LongString("etl.dlx".into()))
+        );
+        assert_eq!(inner.get("x-max-priority"), None);
+        let failed = failed_queue_arguments(QueueType::Quorum);
+        assert_eq!(
+            failed.inner().get("x-queue-type"),
+            Some(&AMQPValue::LongString("quorum".into()))
+        );
+        assert_eq!("quorum".parse(), Ok(QueueType::Quorum));
+        assert!("stream".parse::<QueueType>().is_err());
     }
 }

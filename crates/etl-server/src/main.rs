@@ -32,6 +32,7 @@ Settings (environment):
   RABBITMQ_URL                RabbitMQ URL [amqp://guest:guest@127.0.0.1:5672/%2f]
   ETL_BIND                    HTTP listen address [127.0.0.1:8080]
   ETL_QUEUE                   amqp | postgres [amqp]
+  ETL_QUEUE_TYPE              classic | quorum RabbitMQ queues, fresh queues only [classic]
   ETL_JWT_SECRET              HS256 secret for API tokens (required by serve unless --dev)
   ETL_DB_POOL_SIZE            most database connections [10]
   ETL_DB_CHECKOUT_TIMEOUT_MS  longest wait for a connection before 503 [5000]
@@ -259,8 +260,9 @@ fn worker(settings: &Settings) -> anyhow::Result<()> {
 /// queues (another developer's server on the same vhost would take its
 /// jobs, and this one theirs). Quiet when RabbitMQ cannot be asked now.
 async fn warn_of_other_consumers(settings: &Settings) {
-    let amqp =
-        AmqpConfig::new(settings.rabbitmq_url.clone()).with_tls_ca(settings.tls_ca_pem.clone());
+    let amqp = AmqpConfig::new(settings.rabbitmq_url.clone())
+        .with_tls_ca(settings.tls_ca_pem.clone())
+        .with_queue_type(settings.queue_type);
     let asked = tokio::time::timeout(Duration::from_secs(5), async {
         let broker = amqp.connect().await.ok()?;
         let counts = broker.consumer_counts().await.ok();
@@ -310,7 +312,8 @@ impl Background {
         let transport = match settings.queue {
             QueueMode::Amqp => Transport::Amqp(
                 AmqpConfig::new(settings.rabbitmq_url.clone())
-                    .with_tls_ca(settings.tls_ca_pem.clone()),
+                    .with_tls_ca(settings.tls_ca_pem.clone())
+                    .with_queue_type(settings.queue_type),
             ),
             QueueMode::Postgres => Transport::Postgres,
         };

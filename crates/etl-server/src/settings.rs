@@ -6,6 +6,7 @@
 //! | `RABBITMQ_URL` | `amqp://guest:guest@127.0.0.1:5672/%2f` | RabbitMQ |
 //! | `ETL_BIND` | `127.0.0.1:8080` | HTTP listen address |
 //! | `ETL_QUEUE` | `amqp` | `amqp` or `postgres` |
+//! | `ETL_QUEUE_TYPE` | `classic` | `classic` or `quorum` RabbitMQ queues (fresh queues only) |
 //! | `ETL_JWT_SECRET` | (required by `serve`, unless `--dev`) | HS256 secret |
 //! | `ETL_DB_POOL_SIZE` | `10` | most database connections |
 //! | `ETL_DB_CHECKOUT_TIMEOUT_MS` | `5000` | longest wait for a connection (then 503) |
@@ -71,6 +72,8 @@ pub struct Settings {
     pub rabbitmq_url: String,
     pub bind: SocketAddr,
     pub queue: QueueMode,
+    /// Classic or quorum RabbitMQ queues (SPEC §6).
+    pub queue_type: etl_queue::QueueType,
     pub jwt_secret: Option<JwtSecret>,
     pub db_pool_size: u32,
     pub db_checkout_timeout: Duration,
@@ -114,6 +117,7 @@ impl Settings {
                 "postgres" => Ok(QueueMode::Postgres),
                 other => Err(format!("must be `amqp` or `postgres` (got `{other}`)")),
             })?,
+            queue_type: parse_or(&get, "ETL_QUEUE_TYPE", "classic", |v| v.parse())?,
             jwt_secret: get("ETL_JWT_SECRET").map(parse_jwt_secret).transpose()?,
             db_pool_size: parse_or(&get, "ETL_DB_POOL_SIZE", "10", |v| {
                 parse_in_range(v, 1, 1000)
@@ -303,6 +307,7 @@ mod tests {
         assert_eq!(settings.rabbitmq_url, DEFAULT_RABBITMQ_URL);
         assert_eq!(settings.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(settings.queue, QueueMode::Amqp);
+        assert_eq!(settings.queue_type, etl_queue::QueueType::Classic);
         assert_eq!(settings.max_body_bytes, 16 * 1024 * 1024);
         assert!(settings.jwt_secret.is_none());
         assert_eq!(settings.db_statement_timeout, Duration::from_secs(30));
@@ -337,6 +342,7 @@ mod tests {
             ("ETL_MAX_MESSAGE_BYTES", "12"),
             ("ETL_BIND", "nowhere"),
             ("ETL_QUEUE", "kafka"),
+            ("ETL_QUEUE_TYPE", "stream"),
             ("ETL_DB_POOL_SIZE", "0"),
             ("ETL_DB_POOL_SIZE", "ten"),
             ("ETL_MAX_BODY_BYTES", "-1"),

@@ -195,6 +195,7 @@ fn help_lists_the_settings() {
         "ETL_JWT_SECRET",
         "ETL_BIND",
         "ETL_QUEUE",
+        "ETL_QUEUE_TYPE",
         "ETL_LOG_FORMAT",
     ] {
         assert!(help.contains(setting), "--help mentions {setting}");
