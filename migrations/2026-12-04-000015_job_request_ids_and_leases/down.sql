@@ -1,2 +1,3 @@
+DROP TABLE etl_worker_slots;
 DROP TABLE etl_leases;
 ALTER TABLE etl_job_queue DROP COLUMN request_id;

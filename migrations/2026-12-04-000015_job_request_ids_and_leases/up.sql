@@ -18,3 +18,18 @@ CREATE TABLE etl_leases (
     acquired_at timestamptz NOT NULL DEFAULT now(),
     expires_at timestamptz NOT NULL
 );
+
+-- SPEC §12, fairness: the worker slots of each live process (its renewed
+-- row; a process that dies stops renewing and its row expires). Half their
+-- sum is the default of ETL_TENANT_MAX_IN_FLIGHT.
+CREATE TABLE etl_worker_slots (
+    holder text PRIMARY KEY,
+    slots integer NOT NULL CHECK (slots >= 0),
+    expires_at timestamptz NOT NULL
+);
+
+-- The fair relay and the PostgreSQL-mode claim walk the tenants that have
+-- due transform and load jobs (a skip scan over tenant_id) and take each
+-- one's most urgent jobs in order, reading only those.
+CREATE INDEX idx_etl_queue_tenant_fair ON etl_job_queue (tenant_id, priority, scheduled_at, id)
+    WHERE status = 'pending' AND job_type <> 'extract';

@@ -36,6 +36,8 @@ pub enum Behaviour {
     AlwaysFail,
     /// Fails its first attempt for good, succeeds afterwards.
     FailFirstPermanently,
+    /// Works this long (a job's own work), then succeeds.
+    SucceedAfter(Duration),
 }
 
 /// A load-job handler that records every run.
@@ -87,6 +89,10 @@ impl JobHandler for Recorder {
                 "the first run refuses",
             )),
             Behaviour::FailFirstPermanently => Ok(json!({"inserted": 1})),
+            Behaviour::SucceedAfter(work) => {
+                std::thread::sleep(work);
+                Ok(json!({"inserted": 1}))
+            }
         }
     }
 }
@@ -102,7 +108,26 @@ pub struct Harness {
     runtime: Option<Runtime>,
 }
 
+/// A tenant cap no test of the other machinery reaches: those tests
+/// publish jobs with no worker to run them and count what the broker
+/// holds. The fairness tests run with the production default (`None`).
+const UNCAPPED: i32 = 100_000;
+
 impl Harness {
+    /// With the default tenant cap (SPEC §12: half the live worker slots),
+    /// as `etl-server` runs.
+    pub async fn start_fair(mode: Mode) -> Self {
+        Self::start_with(
+            mode,
+            None,
+            etl_jobs::DEFAULT_MAX_MESSAGE_BYTES,
+            None,
+            None,
+            None,
+        )
+        .await
+    }
+
     /// A server (and, in amqp mode, its relay) over fresh databases and a
     /// fresh vhost. The relay reaches RabbitMQ at `broker` (e.g. a proxy).
     pub async fn start(mode: Mode) -> Self {
@@ -116,6 +141,7 @@ impl Harness {
             etl_jobs::DEFAULT_MAX_MESSAGE_BYTES,
             None,
             None,
+            Some(UNCAPPED),
         )
         .await
     }
@@ -132,7 +158,7 @@ impl Harness {
 
     /// With `ETL_MAX_MESSAGE_BYTES` at `max_message_bytes`.
     pub async fn start_with_max_message_bytes(mode: Mode, max_message_bytes: usize) -> Self {
-        Self::start_with(mode, None, max_message_bytes, None, None).await
+        Self::start_with(mode, None, max_message_bytes, None, None, Some(UNCAPPED)).await
     }
 
     /// Amqp mode, the relay and workers reaching the test's vhost as
@@ -145,6 +171,7 @@ impl Harness {
             etl_jobs::DEFAULT_MAX_MESSAGE_BYTES,
             Some(Box::new(amqp)),
             None,
+            Some(UNCAPPED),
         )
         .await
     }
@@ -158,6 +185,7 @@ impl Harness {
             etl_jobs::DEFAULT_MAX_MESSAGE_BYTES,
             None,
             Some(config),
+            Some(UNCAPPED),
         )
         .await
     }
@@ -168,6 +196,7 @@ impl Harness {
         max_message_bytes: usize,
         amqp: Option<Box<AmqpFor<'_>>>,
         retention: Option<RetentionConfig>,
+        tenant_cap: Option<i32>,
     ) -> Self {
         let vhost = (mode == Mode::Amqp).then(TestVhost::create);
         let wake = Arc::new(Notify::new());
@@ -227,6 +256,7 @@ impl Harness {
             .republisher(None)
             .janitor(None)
             .retention(retention)
+            .tenant_max_in_flight(tenant_cap)
             .metrics_every(Duration::from_millis(100))
             .registry(&registry)
             .jobs_created(wake.clone())

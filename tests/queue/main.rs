@@ -5,6 +5,7 @@
 mod console;
 mod containment;
 mod e2e;
+mod fairness;
 mod harness;
 mod lost;
 mod machinery;

@@ -128,3 +128,44 @@ async fn hold(pool: &PgPool, task: &'static str, holder: &str, ttl_s: f64) -> bo
         }
     }
 }
+
+/// Announces this process's worker slots (`slots`, read at each renewal)
+/// in `etl_worker_slots` every `renew_every`, valid for `ttl`, until
+/// `shutdown`; then takes them out. Half the live slots is the default
+/// tenant cap (SPEC §12).
+pub async fn announce_slots(
+    pool: PgPool,
+    holder: String,
+    slots: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    changed: std::sync::Arc<tokio::sync::Notify>,
+    config: LeaseConfig,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let ttl_s = config.ttl.as_secs_f64();
+    while !*shutdown.borrow() {
+        let n = i32::try_from(slots.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(i32::MAX);
+        let me = holder.clone();
+        if let Err(error) = db(&pool, move |conn| {
+            Ok(etl_store::jobs::fairness::announce_slots(
+                conn, &me, n, ttl_s,
+            )?)
+        })
+        .await
+        {
+            tracing::warn!(%error, "cannot announce this process's worker slots");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(config.renew_every) => {}
+            _ = changed.notified() => {}
+            _ = stopping(&mut shutdown) => {}
+        }
+    }
+    let me = holder.clone();
+    if let Err(error) = db(&pool, move |conn| {
+        Ok(etl_store::jobs::fairness::withdraw_slots(conn, &me)?)
+    })
+    .await
+    {
+        tracing::warn!(%error, "could not take this process's worker slots out; they expire");
+    }
+}

@@ -43,6 +43,10 @@ pub struct RelayConfig {
     /// (doubling, with jitter), like a failing job's.
     pub retry_base: Duration,
     pub retry_max: Duration,
+    /// `ETL_TENANT_MAX_IN_FLIGHT`: most queued and running transform and
+    /// load jobs of one tenant; `None`: half the live worker slots (SPEC
+    /// §12).
+    pub tenant_max_in_flight: Option<i32>,
 }
 
 use crate::DEFAULT_MAX_MESSAGE_BYTES;
@@ -58,6 +62,7 @@ impl Default for RelayConfig {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             retry_base: Duration::from_secs(2),
             retry_max: Duration::from_secs(300),
+            tenant_max_in_flight: None,
         }
     }
 }
@@ -154,14 +159,15 @@ impl Relay {
     /// Publishes one batch of due jobs (one job only when `alone`); returns
     /// how many it took.
     async fn round(&self, broker: &Broker, alone: bool) -> Result<usize, RoundError> {
-        let (types, batch, max_bytes, lease) = (
+        let (types, batch, max_bytes, lease, cap) = (
             self.config.job_types.clone(),
             if alone { 1 } else { self.config.batch },
             self.config.max_bytes,
             self.config.lease,
+            self.config.tenant_max_in_flight,
         );
         let leased = db(&self.pool, move |conn| {
-            Ok(jobs::lease_due(conn, &types, batch, max_bytes, lease)?)
+            Ok(jobs::lease_due(conn, &types, batch, max_bytes, lease, cap)?)
         })
         .await
         .map_err(RoundError::Database)?;

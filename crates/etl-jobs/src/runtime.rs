@@ -59,9 +59,19 @@ pub struct RuntimeBuilder {
     broker_health: BrokerHealth,
     grace: Duration,
     lease: LeaseConfig,
+    tenant_max_in_flight: Option<i32>,
 }
 
 impl RuntimeBuilder {
+    /// `ETL_TENANT_MAX_IN_FLIGHT` (SPEC §12): most transform and load jobs
+    /// of one tenant running at once across the deployment, for this
+    /// process's relay and workers; `None` (the default): half the worker
+    /// slots of the live processes, at least 1.
+    pub fn tenant_max_in_flight(mut self, max: Option<i32>) -> Self {
+        self.tenant_max_in_flight = max;
+        self
+    }
+
     /// The singleton tasks' lease timings (SPEC §12).
     pub fn lease(mut self, config: LeaseConfig) -> Self {
         self.lease = config;
@@ -161,6 +171,9 @@ impl RuntimeBuilder {
             metrics: metrics.clone(),
             holder,
             lease: self.lease,
+            tenant_max_in_flight: self.tenant_max_in_flight,
+            slots: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            slots_changed: Arc::new(Notify::new()),
             pool: self.pool,
             transport: self.transport,
             jobs_created: self.jobs_created,
@@ -178,7 +191,10 @@ impl RuntimeBuilder {
             let relay = Relay {
                 pool: runtime.pool.clone(),
                 amqp: amqp.clone(),
-                config: self.relay,
+                config: RelayConfig {
+                    tenant_max_in_flight: self.tenant_max_in_flight,
+                    ..self.relay
+                },
                 wake: runtime.jobs_created.clone(),
                 health,
                 metrics: metrics.clone(),
@@ -228,6 +244,15 @@ impl RuntimeBuilder {
             runtime.stopping.clone(),
         );
         runtime.spawn(task);
+        let task = crate::lease::announce_slots(
+            runtime.pool.clone(),
+            runtime.holder.clone(),
+            runtime.slots.clone(),
+            runtime.slots_changed.clone(),
+            runtime.lease,
+            runtime.stopping.clone(),
+        );
+        runtime.spawn(task);
         runtime
     }
 }
@@ -235,9 +260,15 @@ impl RuntimeBuilder {
 /// The running background tasks of one process.
 pub struct Runtime {
     pool: PgPool,
-    /// Who this runtime is in `etl_leases`.
+    /// Who this runtime is in `etl_leases` and `etl_worker_slots`.
     holder: String,
     lease: LeaseConfig,
+    tenant_max_in_flight: Option<i32>,
+    /// Jobs this runtime's workers run at once, announced in
+    /// `etl_worker_slots` (the tenant cap's default is half the sum).
+    slots: Arc<std::sync::atomic::AtomicUsize>,
+    /// Poked when workers are added: the slots are announced at once.
+    slots_changed: Arc<Notify>,
     /// Jobs' durations and outcomes, the queue gauges (`/metrics`).
     metrics: QueueMetrics,
     transport: Transport,
@@ -275,6 +306,7 @@ impl Runtime {
             broker_health: BrokerHealth::default(),
             grace: DEFAULT_SHUTDOWN_GRACE,
             lease: LeaseConfig::default(),
+            tenant_max_in_flight: None,
         }
     }
 
@@ -331,8 +363,16 @@ impl Runtime {
         &mut self,
         transport: &Transport,
         handlers: Handlers,
-        config: WorkerConfig,
+        mut config: WorkerConfig,
     ) {
+        if config.tenant_max_in_flight.is_none() {
+            config.tenant_max_in_flight = self.tenant_max_in_flight;
+        }
+        self.slots.fetch_add(
+            config.concurrency.max(1),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        self.slots_changed.notify_one();
         let worker = Worker::for_runtime(
             self.pool.clone(),
             handlers,

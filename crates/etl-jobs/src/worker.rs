@@ -7,6 +7,7 @@ use std::time::Duration;
 use etl_domain::{JobErrorCode, JobType};
 pub use etl_handlers::{Handlers, JobFailure, JobHandler};
 use etl_queue::{AmqpConfig, Delivery};
+use etl_store::jobs::fairness::CapClaim;
 use etl_store::jobs::{self, AttemptBy, AttemptOutcome, Job};
 use etl_store::{Connection as _, PgPool, SimpleConnection as _};
 use tokio::sync::{watch, Notify, Semaphore};
@@ -29,6 +30,10 @@ pub struct WorkerConfig {
     pub retry_max: Duration,
     /// PostgreSQL mode: longest wait between looks for due jobs.
     pub poll: Duration,
+    /// `ETL_TENANT_MAX_IN_FLIGHT`: most transform and load jobs of one
+    /// tenant running at once across the deployment; `None`: half the live
+    /// worker slots (SPEC §12).
+    pub tenant_max_in_flight: Option<i32>,
 }
 
 impl WorkerConfig {
@@ -40,6 +45,7 @@ impl WorkerConfig {
             retry_base: Duration::from_secs(2),
             retry_max: Duration::from_secs(300),
             poll: Duration::from_millis(250),
+            tenant_max_in_flight: None,
         }
     }
 }
@@ -383,13 +389,25 @@ impl Worker {
             let _ = delivery.dead_letter().await;
             return;
         };
-        let worker = self.config.name.clone();
+        let (worker, cap) = (self.config.name.clone(), self.config.tenant_max_in_flight);
         let claimed = db(&self.pool, move |conn| {
-            Ok(jobs::claim(conn, etl_domain::JobId::new(job_id), &worker)?)
+            let id = etl_domain::JobId::new(job_id);
+            Ok(jobs::fairness::claim_within_cap(conn, id, &worker, cap)?)
         })
-        .await;
+        .await
+        .map(|claim| match claim {
+            CapClaim::Claimed(job) => Ok(Some(*job)),
+            CapClaim::NotClaimable => Ok(None),
+            CapClaim::TenantBusy => Err(()),
+        });
         let settled = match claimed {
-            Ok(Some(job)) => match self.execute(job).await {
+            // Back in the outbox: the relay publishes it again once its
+            // tenant has room. This message has done its part.
+            Ok(Err(())) => {
+                tracing::debug!(job_id, "the job's tenant is at its cap; back to the outbox");
+                delivery.ack().await
+            }
+            Ok(Ok(Some(job))) => match self.execute(job).await {
                 Execution::Failed => delivery.dead_letter().await,
                 // Back to the broker for whoever runs next.
                 Execution::HandedBack => delivery.requeue().await,
@@ -397,7 +415,7 @@ impl Worker {
                     delivery.ack().await
                 }
             },
-            Ok(None) => {
+            Ok(Ok(None)) => {
                 // Finished, cancelled or running elsewhere: this message
                 // changes nothing. A failed job's redelivery goes on to the
                 // dead-letter queue, where failed jobs' messages belong.
@@ -522,10 +540,11 @@ impl Worker {
             loops.spawn(async move {
                 let types = this.job_types();
                 while !*shutdown.borrow() {
-                    let worker = this.config.name.clone();
+                    let (worker, cap) =
+                        (this.config.name.clone(), this.config.tenant_max_in_flight);
                     let types = types.clone();
                     match db(&this.pool, move |conn| {
-                        Ok(jobs::claim_next(conn, &types, &worker)?)
+                        Ok(jobs::fairness::claim_next_fair(conn, &types, &worker, cap)?)
                     })
                     .await
                     {

@@ -42,6 +42,8 @@ Settings (environment):
   ETL_MAX_MESSAGE_BYTES       largest AMQP message published [8388608]
   ETL_TLS_CA_FILE             PEM certificates trusted for amqps://, besides the system roots
   ETL_WORKER_CONCURRENCY      jobs run at once per process [4]
+  ETL_TENANT_MAX_IN_FLIGHT    most jobs of one tenant running at once, deployment-wide
+                              [half the live worker slots, at least 1]
   ETL_RETENTION_RAW_DAYS      days completed/skipped raw records are kept, 0 = for ever [30]
   ETL_RETENTION_JOB_DAYS      days completed/cancelled jobs are kept, 0 = for ever [14]
   ETL_LOG_FORMAT              pretty | json [pretty]
@@ -329,6 +331,7 @@ impl Background {
             })
             .republisher(Some(RepublisherConfig::new(settings.republish_after)))
             .shutdown_grace(settings.shutdown_grace)
+            .tenant_max_in_flight(settings.tenant_max_in_flight)
             .retention(Some(RetentionConfig {
                 policy: settings.retention,
                 ..RetentionConfig::default()

@@ -17,6 +17,7 @@
 //! | `ETL_MAX_RESPONSE_BYTES` | `33554432` | largest list answer (a page ends early) |
 //! | `ETL_TLS_CA_FILE` | (none) | PEM certificates trusted for `amqps://`, besides the system roots |
 //! | `ETL_WORKER_CONCURRENCY` | `4` | jobs run at once per process |
+//! | `ETL_TENANT_MAX_IN_FLIGHT` | half the live worker slots, at least 1 | most transform and load jobs of one tenant running at once across the deployment |
 //! | `ETL_SHUTDOWN_GRACE_S` | `25` | how long running jobs and requests may finish after SIGTERM before jobs are handed back |
 //! | `ETL_REPUBLISH_AFTER_S` | `300` | a job `queued` this long without a worker starting it is published again |
 //! | `ETL_RETENTION_RAW_DAYS` | `30` | days `completed`/`skipped` raw records are kept (`0`: for ever) |
@@ -86,6 +87,9 @@ pub struct Settings {
     /// PEM text of `ETL_TLS_CA_FILE`, read at start-up.
     pub tls_ca_pem: Option<String>,
     pub worker_concurrency: usize,
+    /// Most transform and load jobs of one tenant running at once across
+    /// the deployment; `None`: half the live worker slots (SPEC §12).
+    pub tenant_max_in_flight: Option<i32>,
     /// How long running jobs (and in-flight requests) may finish after a
     /// shutdown signal; then unfinished jobs are handed back.
     pub shutdown_grace: Duration,
@@ -147,6 +151,13 @@ impl Settings {
             worker_concurrency: parse_or(&get, "ETL_WORKER_CONCURRENCY", "4", |v| {
                 parse_in_range(v, 1, 1024)
             })?,
+            tenant_max_in_flight: get("ETL_TENANT_MAX_IN_FLIGHT")
+                .map(|v| parse_in_range(v.trim(), 1, 100_000))
+                .transpose()
+                .map_err(|problem| SettingError {
+                    name: "ETL_TENANT_MAX_IN_FLIGHT",
+                    problem,
+                })?,
             shutdown_grace: parse_or(&get, "ETL_SHUTDOWN_GRACE_S", "25", |v| {
                 parse_in_range(v, 0u64, 3600).map(Duration::from_secs)
             })?,
@@ -308,6 +319,9 @@ mod tests {
         assert_eq!(settings.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(settings.queue, QueueMode::Amqp);
         assert_eq!(settings.queue_type, etl_queue::QueueType::Classic);
+        assert_eq!(settings.tenant_max_in_flight, None);
+        let set = load(&[("ETL_TENANT_MAX_IN_FLIGHT", "3")]).expect("valid");
+        assert_eq!(set.tenant_max_in_flight, Some(3));
         assert_eq!(settings.max_body_bytes, 16 * 1024 * 1024);
         assert!(settings.jwt_secret.is_none());
         assert_eq!(settings.db_statement_timeout, Duration::from_secs(30));
@@ -343,6 +357,8 @@ mod tests {
             ("ETL_BIND", "nowhere"),
             ("ETL_QUEUE", "kafka"),
             ("ETL_QUEUE_TYPE", "stream"),
+            ("ETL_TENANT_MAX_IN_FLIGHT", "0"),
+            ("ETL_TENANT_MAX_IN_FLIGHT", "many"),
             ("ETL_DB_POOL_SIZE", "0"),
             ("ETL_DB_POOL_SIZE", "ten"),
             ("ETL_MAX_BODY_BYTES", "-1"),

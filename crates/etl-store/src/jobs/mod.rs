@@ -15,6 +15,7 @@ use etl_domain::{EntityType, JobPriority, JobStatus, JobType, PageLimit, TenantI
 use crate::json_text::JsonText;
 use crate::schema::etl_job_queue as jobs;
 
+pub mod fairness;
 mod lifecycle;
 mod outbox;
 

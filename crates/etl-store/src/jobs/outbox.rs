@@ -48,47 +48,87 @@ pub struct Leased {
     pub jobs: Vec<OutboxJob>,
 }
 
-/// Takes up to `limit` due pending jobs for publishing, most urgent first,
-/// but no more payload than about `max_bytes` (stored size; at least one
-/// job), and leases them for `lease` (from the database's `now()`) so that
-/// no other relay takes them meanwhile. Jobs of the given types only. The
-/// byte budget keeps a backlog of large load jobs from being held in
-/// memory all at once.
+/// Takes up to `limit` due pending jobs for publishing, but no more
+/// payload than about `max_bytes` (stored size; at least one job), and
+/// leases them for `lease` (from the database's `now()`) so that no other
+/// relay takes them meanwhile. Jobs of the given types only. The byte
+/// budget keeps a backlog of large load jobs from being held in memory all
+/// at once. Transform and load jobs come in fair order and within each
+/// tenant's room under `max_in_flight` ([`super::fairness`]); extract jobs
+/// (uncapped) most urgent first; both merged by priority.
 pub fn lease_due(
     conn: &mut PgConnection,
     job_types: &[JobType],
     limit: i64,
     max_bytes: i64,
     lease: std::time::Duration,
+    max_in_flight: Option<i32>,
 ) -> QueryResult<Leased> {
     use diesel::dsl::sql;
     use diesel::sql_types::{Integer, Timestamp};
-    let types: Vec<&str> = job_types.iter().map(|t| t.as_str()).collect();
+    let uncapped: Vec<&str> = job_types
+        .iter()
+        .filter(|t| !super::fairness::is_capped(**t))
+        .map(|t| t.as_str())
+        .collect();
     let ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
     conn.transaction(|conn| {
         let until: NaiveDateTime = diesel::select(sql::<Timestamp>(&format!(
             "(now() + interval '{ms} milliseconds')::timestamp"
         )))
         .get_result(conn)?;
-        let due: Vec<(i32, i32)> = jobs::table
+        // (priority, place) of each candidate, in the order to publish.
+        let mut order: Vec<(i32, i64, i32)> =
+            super::fairness::fair_due(conn, job_types, limit, max_in_flight)?
+                .into_iter()
+                .map(|p| (p.priority, p.place, p.id))
+                .collect();
+        if !uncapped.is_empty() {
+            let urgent: Vec<(i32, Option<i32>)> = jobs::table
+                .filter(jobs::status.eq(JobStatus::Pending.as_str()))
+                .filter(jobs::scheduled_at.le(diesel::dsl::now))
+                .filter(jobs::job_type.eq_any(&uncapped))
+                .filter(
+                    jobs::lease_until
+                        .is_null()
+                        .or(jobs::lease_until.lt(diesel::dsl::now)),
+                )
+                .order((
+                    jobs::priority.asc(),
+                    jobs::scheduled_at.asc(),
+                    jobs::id.asc(),
+                ))
+                .limit(limit)
+                .select((jobs::id, jobs::priority))
+                .load(conn)?;
+            order.extend(
+                urgent
+                    .into_iter()
+                    .zip(1_i64..)
+                    .map(|((id, priority), place)| (priority.unwrap_or(5), place, id)),
+            );
+        }
+        order.sort_by_key(|(priority, place, _)| (*priority, *place));
+        order.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let ids: Vec<i32> = order.iter().map(|(_, _, id)| *id).collect();
+        // Locked (another relay's candidates are passed over), then put
+        // back in the order above.
+        let locked: Vec<(i32, i32)> = jobs::table
+            .filter(jobs::id.eq_any(&ids))
             .filter(jobs::status.eq(JobStatus::Pending.as_str()))
-            .filter(jobs::scheduled_at.le(diesel::dsl::now))
-            .filter(jobs::job_type.eq_any(&types))
             .filter(
                 jobs::lease_until
                     .is_null()
                     .or(jobs::lease_until.lt(diesel::dsl::now)),
             )
-            .order((
-                jobs::priority.asc(),
-                jobs::scheduled_at.asc(),
-                jobs::id.asc(),
-            ))
-            .limit(limit)
             .select((jobs::id, sql::<Integer>("pg_column_size(payload)")))
             .for_update()
             .skip_locked()
             .load(conn)?;
+        let due: Vec<(i32, i32)> = ids
+            .iter()
+            .filter_map(|id| locked.iter().find(|(l, _)| l == id).copied())
+            .collect();
         let mut budget = max_bytes;
         let taken: Vec<i32> = due
             .iter()
@@ -111,8 +151,8 @@ pub fn lease_due(
                 .set(jobs::lease_until.eq(until))
                 .returning(OutboxJob::as_returning())
                 .get_results(conn)?;
-        // RETURNING follows no order; publish the most urgent first.
-        leased.sort_by_key(|job| (job.priority.unwrap_or(5), job.id));
+        // RETURNING follows no order; publish in the order chosen above.
+        leased.sort_by_key(|job| ids.iter().position(|id| *id == job.id));
         Ok(Leased {
             until,
             jobs: leased,
