@@ -4,6 +4,7 @@
 mod bench;
 mod demo;
 mod fuzz_api;
+mod scale;
 mod tidy;
 
 use std::path::PathBuf;
@@ -87,6 +88,28 @@ enum Task {
         #[arg(long, default_value_t = 600)]
         timeout: u64,
     },
+    /// The scale-out proof: the same transform jobs run by 1, 2 and 4
+    /// `worker` processes, each in its own network namespace reaching
+    /// PostgreSQL and RabbitMQ over a veth pair (made and removed here, an
+    /// interrupt included): every job done exactly once, the speedup, and
+    /// where the CPU went. Needs root, ip and psql.
+    Scale {
+        /// Worker processes per round.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+        processes: Vec<u32>,
+        /// Transform jobs per round.
+        #[arg(long, default_value_t = 400)]
+        jobs: u32,
+        /// Jira issues per job.
+        #[arg(long, default_value_t = 50)]
+        records_per_job: u32,
+        /// Tenants the jobs are spread over.
+        #[arg(long, default_value_t = 8)]
+        tenants: u32,
+        /// ETL_WORKER_CONCURRENCY of each process.
+        #[arg(long, default_value_t = 2)]
+        concurrency: u32,
+    },
     /// (Used by `bench queue`.) A bare lapin publish loop with confirms.
     #[command(hide = true)]
     BenchPublishLoop {
@@ -141,6 +164,17 @@ enum Bench {
         /// Seconds of POST load for the latency measurement.
         #[arg(long, default_value_t = 5)]
         seconds: u32,
+    },
+    /// Tenant B's jobs alone, then behind tenant A's backlog, through one
+    /// server: B's time behind A as a multiple of B's time alone (SPEC §12:
+    /// at most 2×). Needs psql.
+    Fairness {
+        /// Tenant A's waiting jobs.
+        #[arg(long, default_value_t = 20_000)]
+        backlog: u32,
+        /// Tenant B's jobs.
+        #[arg(long, default_value_t = 100)]
+        jobs: u32,
     },
     /// GET /stats p50/p99 at size, and single-store ingest beside a prune of
     /// 1,000,000 rows as a ratio to ingest alone. Needs wrk, pgbench, psql.
@@ -223,6 +257,11 @@ fn main() -> ExitCode {
             )
         }),
         Task::Bench {
+            which: Bench::Fairness { backlog, jobs },
+        } => workspace_root().and_then(|root| {
+            bench::fairness::fairness(&root, &bench::fairness::FairnessOptions { backlog, jobs })
+        }),
+        Task::Bench {
             which: Bench::Queue { jobs, seconds },
         } => workspace_root().and_then(|root| {
             bench::queue::queue(&root, &bench::queue::QueueOptions { jobs, seconds })
@@ -267,6 +306,24 @@ fn main() -> ExitCode {
         Task::FuzzApi { cases } => {
             workspace_root().and_then(|root| fuzz_api::fuzz_api(&root, cases))
         }
+        Task::Scale {
+            processes,
+            jobs,
+            records_per_job,
+            tenants,
+            concurrency,
+        } => workspace_root().and_then(|root| {
+            scale::scale(
+                &root,
+                &scale::ScaleOptions {
+                    processes,
+                    jobs,
+                    records_per_job,
+                    tenants,
+                    concurrency,
+                },
+            )
+        }),
         Task::BenchPublishLoop { url, messages } => bench::queue::publish_loop(&url, messages),
     };
     match outcome {

@@ -9,10 +9,15 @@
 //! [`etl_store::raw_records::insert_checked_many`]).
 //!
 //! Batches form naturally: a writer takes whatever is queued when it becomes
-//! free, so a lone request waits for nobody. The writers are plain threads
+//! free, so a lone request waits for nobody. Tenants are served
+//! round-robin (SPEC §12): a batch takes one record of each tenant with
+//! records waiting, then a second of each, and so on, so one tenant's
+//! stream of stores delays another's single store by a batch or two, not by
+//! everything it has queued. The writers are plain threads
 //! that own their database work; they are the one place besides
 //! [`crate::blocking`] where synchronous Diesel runs.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,6 +45,98 @@ impl Pending {
                 .map_or(0, |m| m.as_str().len())
             + record.ingest_changes.as_str().len()
     }
+}
+
+/// Records waiting for a writer, by tenant, each tenant's in arrival order.
+#[derive(Debug)]
+struct Waiting<T> {
+    by_tenant: BTreeMap<i32, VecDeque<T>>,
+    len: usize,
+    /// The tenant a batch starts with: the one after the last served.
+    next: i32,
+}
+
+impl<T> Default for Waiting<T> {
+    fn default() -> Self {
+        Self {
+            by_tenant: BTreeMap::new(),
+            len: 0,
+            next: i32::MIN,
+        }
+    }
+}
+
+impl<T> Waiting<T> {
+    fn push(&mut self, tenant: i32, item: T) {
+        self.by_tenant.entry(tenant).or_default().push_back(item);
+        self.len += 1;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Up to `max_count` items and `max_bytes` (at least one item), taken
+    /// round-robin over the tenants from `next` on; `keep` drops an item
+    /// (its request gave up) when false. An item that would pass the bytes
+    /// stays first in its tenant's line and ends the batch.
+    fn take(
+        &mut self,
+        max_count: usize,
+        max_bytes: usize,
+        bytes: impl Fn(&T) -> usize,
+        keep: impl Fn(&T) -> bool,
+    ) -> Vec<T> {
+        let mut batch = Vec::new();
+        let mut total = 0;
+        'rounds: while batch.len() < max_count && self.len > 0 {
+            let tenants: Vec<i32> = self
+                .by_tenant
+                .range(self.next..)
+                .chain(self.by_tenant.range(..self.next))
+                .map(|(tenant, _)| *tenant)
+                .collect();
+            for tenant in tenants {
+                if batch.len() >= max_count {
+                    break 'rounds;
+                }
+                let Some(line) = self.by_tenant.get_mut(&tenant) else {
+                    continue;
+                };
+                let Some(item) = line.pop_front() else {
+                    continue;
+                };
+                self.len -= 1;
+                if keep(&item) {
+                    let size = bytes(&item);
+                    if !batch.is_empty() && total + size > max_bytes {
+                        line.push_front(item);
+                        self.len += 1;
+                        break 'rounds;
+                    }
+                    total += size;
+                    batch.push(item);
+                }
+                if line.is_empty() {
+                    self.by_tenant.remove(&tenant);
+                }
+                self.next = tenant.saturating_add(1);
+            }
+        }
+        batch
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
+        self.len = 0;
+        std::mem::take(&mut self.by_tenant).into_values().flatten()
+    }
+}
+
+/// The writers' shared intake: the queue requests send to, and what has
+/// been taken off it to be served round-robin.
+struct Intake {
+    queue: mpsc::Receiver<Pending>,
+    waiting: Waiting<Pending>,
 }
 
 /// What `/ready` reads of the writers, kept by the writers themselves (a
@@ -144,7 +241,10 @@ impl Default for StoreWriterConfig {
 impl StoreWriter {
     pub fn start(pool: PgPool, config: StoreWriterConfig) -> Self {
         let (queue, receiver) = mpsc::channel(config.queue_capacity.max(1));
-        let receiver = Arc::new(Mutex::new(receiver));
+        let receiver = Arc::new(Mutex::new(Intake {
+            queue: receiver,
+            waiting: Waiting::default(),
+        }));
         let writers = config.writers.max(1);
         let health = Arc::new(Health::new(writers));
         for n in 0..writers {
@@ -213,7 +313,7 @@ impl StoreWriter {
 fn supervise(
     writer: usize,
     pool: &PgPool,
-    receiver: &Mutex<mpsc::Receiver<Pending>>,
+    receiver: &Mutex<Intake>,
     health: &Health,
     config: StoreWriterConfig,
 ) {
@@ -238,13 +338,12 @@ fn supervise(
 fn write_batches(
     writer: usize,
     pool: &PgPool,
-    receiver: &Mutex<mpsc::Receiver<Pending>>,
+    intake: &Mutex<Intake>,
     health: &Health,
     config: StoreWriterConfig,
 ) {
-    let mut carried: Option<Pending> = None;
     loop {
-        let Some(batch) = take_batch(receiver, &mut carried, config) else {
+        let Some(batch) = take_batch(intake, config) else {
             return;
         };
         if batch.is_empty() {
@@ -257,7 +356,7 @@ fn write_batches(
         if !reached {
             // PostgreSQL cannot be reached: what waits now would wait a
             // checkout timeout each. It is answered 503 at once instead.
-            fail_queued(receiver, &mut carried);
+            fail_queued(intake);
         }
     }
 }
@@ -283,63 +382,49 @@ fn watch_while_idle(pool: &PgPool, health: &Health, queue: &mpsc::WeakSender<Pen
     }
 }
 
-/// Waits for work, then takes whatever else is queued, up to the batch's
-/// count and bytes (a record that would pass them waits in `carried` for the
-/// next batch). Records whose request gave up are dropped. `None` once the
-/// queue closed.
-fn take_batch(
-    receiver: &Mutex<mpsc::Receiver<Pending>>,
-    carried: &mut Option<Pending>,
-    config: StoreWriterConfig,
-) -> Option<Vec<Pending>> {
-    let mut queue = receiver
+/// How many batches' worth of records a writer takes off the queue to
+/// choose from: enough to see every tenant with records waiting behind a
+/// busy one, bounded so that the queue's own bound still holds.
+const LOOKAHEAD_BATCHES: usize = 4;
+
+/// Waits for work, then takes what else is queued (up to a few batches'
+/// worth) and forms a batch round-robin over the tenants, up to the
+/// batch's count and bytes (see [`Waiting::take`]). Records whose request
+/// gave up are dropped. `None` once the queue closed and nothing waits.
+fn take_batch(intake: &Mutex<Intake>, config: StoreWriterConfig) -> Option<Vec<Pending>> {
+    let mut intake = intake
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let mut batch = Vec::new();
-    let mut bytes = 0;
-    let mut add = |pending: Pending, batch: &mut Vec<Pending>, carried: &mut Option<Pending>| {
-        if pending.reply.is_closed() {
-            return true;
-        }
-        let size = pending.bytes();
-        if !batch.is_empty() && bytes + size > config.max_batch_bytes {
-            *carried = Some(pending);
-            return false;
-        }
-        bytes += size;
-        batch.push(pending);
-        true
-    };
-    if let Some(pending) = carried.take() {
-        add(pending, &mut batch, carried);
+    let intake = &mut *intake;
+    if intake.waiting.is_empty() {
+        let pending = intake.queue.blocking_recv()?;
+        intake.waiting.push(pending.record.tenant_id, pending);
     }
-    if batch.is_empty() {
-        let pending = queue.blocking_recv()?;
-        add(pending, &mut batch, carried);
-    }
-    while batch.len() < config.max_batch.max(1) && carried.is_none() {
-        match queue.try_recv() {
-            Ok(pending) => {
-                if !add(pending, &mut batch, carried) {
-                    break;
-                }
-            }
+    let max_count = config.max_batch.max(1);
+    while intake.waiting.len < max_count * LOOKAHEAD_BATCHES {
+        match intake.queue.try_recv() {
+            Ok(pending) => intake.waiting.push(pending.record.tenant_id, pending),
             Err(_) => break,
         }
     }
-    Some(batch)
+    Some(intake.waiting.take(
+        max_count,
+        config.max_batch_bytes,
+        Pending::bytes,
+        |pending| !pending.reply.is_closed(),
+    ))
 }
 
-/// Answers 503 to every record queued now (PostgreSQL is unreachable).
-fn fail_queued(receiver: &Mutex<mpsc::Receiver<Pending>>, carried: &mut Option<Pending>) {
+/// Answers 503 to every record waiting now (PostgreSQL is unreachable).
+fn fail_queued(intake: &Mutex<Intake>) {
     let unavailable = || ApiError::unavailable("database unreachable (store writer)");
-    if let Some(pending) = carried.take() {
-        let _ = pending.reply.send(Err(unavailable()));
-    }
-    let mut queue = receiver
+    let mut intake = intake
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    while let Ok(pending) = queue.try_recv() {
+    for pending in intake.waiting.drain() {
+        let _ = pending.reply.send(Err(unavailable()));
+    }
+    while let Ok(pending) = intake.queue.try_recv() {
         let _ = pending.reply.send(Err(unavailable()));
     }
 }
@@ -429,5 +514,77 @@ pub(crate) fn fault_answer(fault: Fault, field: &str, error: &impl std::fmt::Dis
         }
         Fault::Transient => ApiError::unavailable(format!("database: {error}")),
         Fault::Internal => ApiError::internal(format!("database: {error}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Waiting;
+
+    /// (tenant, label, bytes)
+    fn waiting(items: &[(i32, &'static str, usize)]) -> Waiting<(&'static str, usize)> {
+        let mut waiting = Waiting::default();
+        for (tenant, label, bytes) in items {
+            waiting.push(*tenant, (*label, *bytes));
+        }
+        waiting
+    }
+
+    fn take(
+        waiting: &mut Waiting<(&'static str, usize)>,
+        count: usize,
+        bytes: usize,
+    ) -> Vec<&'static str> {
+        waiting
+            .take(
+                count,
+                bytes,
+                |(_, b)| *b,
+                |(label, _)| !label.starts_with('x'),
+            )
+            .into_iter()
+            .map(|(label, _)| label)
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_takes_one_record_of_each_waiting_tenant_in_turn() {
+        // Tenant 1 queued a stream before tenant 2's single store.
+        let mut w = waiting(&[
+            (1, "a1", 1),
+            (1, "a2", 1),
+            (1, "a3", 1),
+            (1, "a4", 1),
+            (2, "b1", 1),
+            (3, "c1", 1),
+            (3, "c2", 1),
+        ]);
+        assert_eq!(take(&mut w, 3, 100), ["a1", "b1", "c1"]);
+        // The next batch goes on after the last tenant served.
+        assert_eq!(take(&mut w, 3, 100), ["a2", "c2", "a3"]);
+        assert_eq!(take(&mut w, 3, 100), ["a4"]);
+        assert!(w.is_empty());
+        assert!(take(&mut w, 3, 100).is_empty());
+    }
+
+    #[test]
+    fn the_bytes_bound_a_batch_and_the_record_over_them_waits_first_in_line() {
+        let mut w = waiting(&[(1, "a1", 60), (2, "b1", 50), (1, "a2", 10)]);
+        assert_eq!(take(&mut w, 10, 100), ["a1"]);
+        assert_eq!(take(&mut w, 10, 100), ["b1", "a2"]);
+        // One record over the bound still goes, alone.
+        let mut w = waiting(&[(1, "big", 500), (2, "b1", 1)]);
+        assert_eq!(take(&mut w, 10, 100), ["big"]);
+        assert_eq!(take(&mut w, 10, 100), ["b1"]);
+    }
+
+    #[test]
+    fn records_whose_request_gave_up_are_dropped() {
+        let mut w = waiting(&[(1, "x-gone", 1), (1, "a1", 1), (2, "x-gone-too", 1)]);
+        assert_eq!(take(&mut w, 10, 100), ["a1"]);
+        assert!(w.is_empty());
+        let mut w = waiting(&[(1, "a1", 1), (2, "b1", 1)]);
+        assert_eq!(w.drain().count(), 2);
+        assert!(w.is_empty());
     }
 }

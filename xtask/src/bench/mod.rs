@@ -1,6 +1,7 @@
 //! `cargo xtask bench …`: each benchmark measures the service beside
 //! PostgreSQL's or the broker's own limit for the same work, in one run.
 
+pub(crate) mod fairness;
 pub(crate) mod ingest;
 pub(crate) mod pipeline;
 mod process;
