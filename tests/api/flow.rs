@@ -235,3 +235,41 @@ async fn a_work_item_lists_its_oldest_1000_status_changes() {
     assert_eq!(changes[999]["to_value"], "1000");
     app.stop().await;
 }
+
+/// Many alike requests share computations, yet a request made after a
+/// write always sees it: ten work items resolved one by one, each followed
+/// by a read, while eight other clients ask the same all along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flow_metrics_asked_by_many_at_once_still_see_every_write_before_them() {
+    let app = std::sync::Arc::new(TestApp::spawn().await);
+    let acme = app.tenant("acme");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut others = Vec::new();
+    for _ in 0..8 {
+        let (app, acme, stop) = (app.clone(), acme.clone(), stop.clone());
+        others.push(tokio::spawn(async move {
+            let mut answered = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let response = app.get_as("/api/v1/etl/flow-metrics", &acme).await;
+                assert_eq!(response.status(), 200);
+                answered += 1;
+            }
+            answered
+        }));
+    }
+    for n in 1..=10 {
+        app.execute(&format!(
+            "INSERT INTO work_items (tenant_id, integration_id, external_id, key, summary,
+                                     source_created_at, resolved_at)
+             VALUES ({}, {}, 'w{n}', 'K-{n}', 's', now() - interval '2 hours', now() - interval '1 hour')",
+            acme.id, acme.integration
+        ));
+        let seen = json(app.get_as("/api/v1/etl/flow-metrics", &acme).await).await;
+        assert_eq!(seen["work_items"]["count"], n, "after {n} writes: {seen}");
+        assert_eq!(seen["work_items"]["lead_time_s"]["p50"], 3600.0, "{seen}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for other in others {
+        assert!(other.await.expect("client") > 0);
+    }
+}

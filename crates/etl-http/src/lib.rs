@@ -11,6 +11,7 @@ pub mod error;
 mod extract;
 mod idempotent;
 pub mod metrics;
+mod next_round;
 mod openapi;
 mod query;
 mod request_id;

@@ -39,7 +39,21 @@ pub struct AppState {
     pub max_message_bytes: usize,
     /// `ETL_MAX_RESPONSE_BYTES`: the largest list answer (SPEC §5).
     pub max_response_bytes: usize,
+    /// `GET /flow-metrics` requests alike share their next computation.
+    pub flow_rounds: Arc<
+        crate::next_round::NextRound<FlowKey, Result<etl_domain::FlowMetrics, crate::ApiError>>,
+    >,
 }
+
+/// What a `GET /flow-metrics` answer depends on: the tenant and the query
+/// as sent (an unset `until` is the computation's now).
+pub type FlowKey = (
+    i32,
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<String>,
+    Option<String>,
+);
 
 impl AppState {
     pub fn new(pool: PgPool, jwt: JwtKeys) -> Self {
@@ -53,6 +67,7 @@ impl AppState {
             ready_timeout: Duration::from_secs(2),
             max_message_bytes: etl_domain::DEFAULT_MAX_MESSAGE_BYTES,
             max_response_bytes: crate::bounded::DEFAULT_MAX_RESPONSE_BYTES,
+            flow_rounds: Arc::default(),
         }
     }
 

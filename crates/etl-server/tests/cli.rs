@@ -23,6 +23,15 @@ fn etl_server(args: &[&str]) -> Command {
     command
 }
 
+/// `etl-server worker` on the test's database and vhost.
+fn worker_on(db: &TestDatabase, vhost: &etl_tests::rabbit::TestVhost) -> Command {
+    let mut command = etl_server(&["worker"]);
+    command
+        .env("DATABASE_URL", db.url())
+        .env("RABBITMQ_URL", vhost.url());
+    command
+}
+
 fn run_to_end(command: &mut Command) -> Output {
     command.output().expect("running etl-server")
 }
@@ -508,11 +517,7 @@ fn a_worker_process_runs_committed_jobs_and_stops_gracefully() {
     let db = TestDatabase::migrated();
     let vhost = etl_tests::rabbit::TestVhost::create();
     let ids = load_jobs(&db, 3);
-    let mut worker = Running::start(
-        etl_server(&["worker"])
-            .env("DATABASE_URL", db.url())
-            .env("RABBITMQ_URL", vhost.url()),
-    );
+    let mut worker = Running::start(&mut worker_on(&db, &vhost));
     worker.wait_for_line("worker running");
     for job in wait_completed(&db, &ids) {
         assert_eq!(
@@ -529,14 +534,7 @@ fn a_worker_process_runs_committed_jobs_and_stops_gracefully() {
 fn two_worker_processes_share_the_queues_and_run_each_job_once() {
     let db = TestDatabase::migrated();
     let vhost = etl_tests::rabbit::TestVhost::create();
-    let start = || {
-        Running::start(
-            etl_server(&["worker"])
-                .env("DATABASE_URL", db.url())
-                .env("RABBITMQ_URL", vhost.url())
-                .env("ETL_WORKER_CONCURRENCY", "2"),
-        )
-    };
+    let start = || Running::start(worker_on(&db, &vhost).env("ETL_WORKER_CONCURRENCY", "2"));
     let (first, second) = (start(), start());
     first.wait_for_line("worker running");
     second.wait_for_line("worker running");
@@ -621,14 +619,7 @@ fn sigterm_hands_a_blocked_job_back_within_the_grace() {
     blocker
         .batch_execute("BEGIN; LOCK TABLE pull_requests IN SHARE MODE")
         .expect("lock");
-    let start_worker = || {
-        Running::start(
-            etl_server(&["worker"])
-                .env("DATABASE_URL", db.url())
-                .env("RABBITMQ_URL", vhost.url())
-                .env("ETL_SHUTDOWN_GRACE_S", "2"),
-        )
-    };
+    let start_worker = || Running::start(worker_on(&db, &vhost).env("ETL_SHUTDOWN_GRACE_S", "2"));
     let mut worker = start_worker();
     let job = |db: &TestDatabase| {
         etl_store::jobs::find(&mut db.connect(), etl_domain::JobId::new(ids[0]))
@@ -725,11 +716,7 @@ fn a_worker_killed_mid_transform_leaves_each_records_rows_all_or_none() {
     blocker
         .batch_execute("BEGIN; LOCK TABLE work_item_histories IN SHARE MODE")
         .expect("lock");
-    let mut worker = Running::start(
-        etl_server(&["worker"])
-            .env("DATABASE_URL", db.url())
-            .env("RABBITMQ_URL", vhost.url()),
-    );
+    let mut worker = Running::start(&mut worker_on(&db, &vhost));
     let waiting = etl_store::test_support::poll_blocking(Duration::from_secs(30), || {
         let mut conn = db.connect();
         let blocked = count_of(
@@ -777,11 +764,7 @@ fn a_worker_killed_mid_transform_leaves_each_records_rows_all_or_none() {
             "UPDATE etl_job_queue SET heartbeat_at = now() - interval '1 hour' WHERE status = 'running'",
         )
         .expect("stale heartbeat");
-    let _again = Running::start(
-        etl_server(&["worker"])
-            .env("DATABASE_URL", db.url())
-            .env("RABBITMQ_URL", vhost.url()),
-    );
+    let _again = Running::start(&mut worker_on(&db, &vhost));
     let all = etl_store::test_support::poll_blocking(Duration::from_secs(60), || {
         (rows(&mut db.connect()) == [200, 800, 200]).then_some(())
     });
@@ -832,13 +815,7 @@ fn all_leases_held_by(db: &TestDatabase, pid: u32) -> bool {
 fn singleton_tasks_run_in_one_process_and_move_within_30_s_when_it_is_killed() {
     let db = TestDatabase::migrated();
     let vhost = etl_tests::rabbit::TestVhost::create();
-    let start = || {
-        Running::start(
-            etl_server(&["worker"])
-                .env("DATABASE_URL", db.url())
-                .env("RABBITMQ_URL", vhost.url()),
-        )
-    };
+    let start = || Running::start(&mut worker_on(&db, &vhost));
     let mut first = start();
     first.wait_for_line("worker running");
     let first_pid = first.child.id();
@@ -888,11 +865,7 @@ fn a_jobs_log_lines_carry_its_id_tenant_type_and_creating_request() {
             ids[0]
         ))
         .expect("stamp");
-    let mut worker = Running::start(
-        etl_server(&["worker"])
-            .env("DATABASE_URL", db.url())
-            .env("RABBITMQ_URL", vhost.url()),
-    );
+    let mut worker = Running::start(&mut worker_on(&db, &vhost));
     wait_completed(&db, &ids);
     let line = worker.wait_for_line("job finished");
     let logged: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");

@@ -291,30 +291,57 @@ pub async fn flow_metrics(
     tenant: Tenant,
     query: web::Query<FlowMetricsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = query.into_inner();
+    let FlowMetricsQuery {
+        project_key,
+        repository,
+        since,
+        until,
+    } = query.into_inner();
     let mut fields = Fields::default();
-    fields.text("project_key", query.project_key.as_deref());
-    fields.text("repository", query.repository.as_deref());
-    let since = fields.take("since", instant(query.since));
-    let until = fields.take("until", instant(query.until));
-    let until = until.unwrap_or_else(Utc::now);
-    let since = since.unwrap_or(until - chrono::Duration::days(FLOW_WINDOW_DAYS));
-    if since >= until {
+    fields.text("project_key", project_key.as_deref());
+    fields.text("repository", repository.as_deref());
+    let since = fields.take("since", instant(since));
+    let until = fields.take("until", instant(until));
+    if since.unwrap_or(DateTime::<Utc>::MIN_UTC) >= until.unwrap_or_else(Utc::now) {
         fields.note("since", "must be before `until`");
     }
     fields.finish()?;
-    let metrics = blocking_as(&state.pool, &tenant, move |conn, tenant| {
-        Ok(etl_store::flow::flow_metrics(
-            conn,
-            tenant,
-            etl_store::flow::FlowWindow {
-                since,
-                until,
-                project_key: query.project_key.as_deref(),
-                repository: query.repository.as_deref(),
-            },
-        )?)
-    })
-    .await?;
+    // Alike requests share their next computation (`NextRound`): it starts
+    // after each of them arrived, so every one sees what was committed
+    // before it asked; a missing `until` is that computation's now.
+    let key = (
+        tenant.claimed_id().get(),
+        since,
+        until,
+        project_key.clone(),
+        repository.clone(),
+    );
+    let pool = state.pool.clone();
+    let compute = move || {
+        let (pool, tenant) = (pool.clone(), tenant.clone());
+        let (project_key, repository) = (project_key.clone(), repository.clone());
+        async move {
+            let until = until.unwrap_or_else(Utc::now);
+            let since = since.unwrap_or(until - chrono::Duration::days(FLOW_WINDOW_DAYS));
+            blocking_as(&pool, &tenant, move |conn, tenant| {
+                Ok(etl_store::flow::flow_metrics(
+                    conn,
+                    tenant,
+                    etl_store::flow::FlowWindow {
+                        since,
+                        until,
+                        project_key: project_key.as_deref(),
+                        repository: repository.as_deref(),
+                    },
+                )?)
+            })
+            .await
+        }
+    };
+    let metrics = state
+        .flow_rounds
+        .join(key, compute)
+        .await
+        .unwrap_or_else(|| Err(ApiError::internal("the flow figures' computation stopped")))?;
     Ok(HttpResponse::Ok().json(metrics))
 }

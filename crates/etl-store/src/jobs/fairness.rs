@@ -40,6 +40,16 @@ pub fn is_capped(job_type: JobType) -> bool {
     job_type != JobType::Extract
 }
 
+/// The names of the capped (or, with `capped` false, the uncapped) types
+/// among `job_types`.
+pub fn names_where_capped(job_types: &[JobType], capped: bool) -> Vec<&'static str> {
+    job_types
+        .iter()
+        .filter(|t| is_capped(**t) == capped)
+        .map(|t| t.as_str())
+        .collect()
+}
+
 /// Says that the process `holder` runs `slots` worker slots, for `ttl_s`
 /// seconds (renewed by a live process before then).
 pub fn announce_slots(
@@ -223,11 +233,7 @@ pub fn fair_due(
     limit: i64,
     max_in_flight: Option<i32>,
 ) -> QueryResult<Vec<FairPick>> {
-    let types: Vec<&str> = job_types
-        .iter()
-        .filter(|t| is_capped(**t))
-        .map(|t| t.as_str())
-        .collect();
+    let types = names_where_capped(job_types, true);
     if types.is_empty() {
         return Ok(Vec::new());
     }
@@ -252,11 +258,7 @@ pub fn claim_next_fair(
     worker: &str,
     max_in_flight: Option<i32>,
 ) -> QueryResult<Option<Job>> {
-    let capped: Vec<&str> = job_types
-        .iter()
-        .filter(|t| is_capped(**t))
-        .map(|t| t.as_str())
-        .collect();
+    let capped = names_where_capped(job_types, true);
     if !capped.is_empty() {
         // A handful of candidates (the first of each tenant with room), so
         // that a candidate another worker holds is passed over.

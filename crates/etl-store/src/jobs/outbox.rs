@@ -66,11 +66,7 @@ pub fn lease_due(
 ) -> QueryResult<Leased> {
     use diesel::dsl::sql;
     use diesel::sql_types::{Integer, Timestamp};
-    let uncapped: Vec<&str> = job_types
-        .iter()
-        .filter(|t| !super::fairness::is_capped(**t))
-        .map(|t| t.as_str())
-        .collect();
+    let uncapped = super::fairness::names_where_capped(job_types, false);
     let ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
     conn.transaction(|conn| {
         let until: NaiveDateTime = diesel::select(sql::<Timestamp>(&format!(
