@@ -171,15 +171,14 @@ mod tests {
         assert!(rounds.lock().is_empty(), "nothing kept");
     }
 
+    fn failing_computation() -> u8 {
+        std::panic::panic_any("the computation failed")
+    }
+
     #[tokio::test]
     async fn a_round_that_panics_answers_none_and_frees_its_key() {
         let rounds: Arc<NextRound<u8, u8>> = Arc::default();
-        let answer = rounds
-            .join(1, || async {
-                let failed: Option<u8> = None;
-                failed.expect("the computation failed")
-            })
-            .await;
+        let answer = rounds.join(1, || async { failing_computation() }).await;
         assert_eq!(answer, None);
         assert_eq!(rounds.join(1, || async { 7 }).await, Some(7));
     }

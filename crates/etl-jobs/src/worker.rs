@@ -16,6 +16,14 @@ use tracing::Instrument as _;
 use crate::db::db;
 use crate::{Backoff, JobsError};
 
+/// Longest a worker holds a message whose tenant runs its cap, waiting
+/// for one of its jobs to end, before the job goes back to the outbox.
+pub const HOLD_AT_CAP: Duration = Duration::from_secs(2);
+
+/// How often a held message's claim is tried again when no job of this
+/// process ended (another process's may have).
+const HOLD_LOOK_EVERY: Duration = Duration::from_millis(250);
+
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     /// Who this worker is, in `etl_job_queue.worker` (unique per process).
@@ -40,7 +48,7 @@ impl WorkerConfig {
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
-            concurrency: 4,
+            concurrency: 8,
             heartbeat: Duration::from_secs(5),
             retry_base: Duration::from_secs(2),
             retry_max: Duration::from_secs(300),
@@ -79,6 +87,9 @@ pub struct Worker {
     abandon: watch::Receiver<bool>,
     /// The backend of each running job's transaction, to cancel it.
     backends: std::sync::Mutex<std::collections::HashMap<i32, i32>>,
+    /// Told each time a job of this worker ends: a held message whose
+    /// tenant was at its cap may be claimed now.
+    slot_freed: Notify,
     /// Each run's duration and outcome, by job type (`/metrics`).
     metrics: Option<crate::QueueMetrics>,
 }
@@ -149,6 +160,7 @@ impl Worker {
             jobs_created,
             abandon,
             backends: Default::default(),
+            slot_freed: Notify::new(),
             metrics,
         })
     }
@@ -221,6 +233,9 @@ impl Worker {
         if let Some(metrics) = &self.metrics {
             metrics.observe_job(&job_type, execution.as_str(), elapsed);
         }
+        // One held message takes the slot; waking them all would have them
+        // race for it.
+        self.slot_freed.notify_one();
         execution
     }
 
@@ -382,6 +397,41 @@ impl Worker {
         (stop, task)
     }
 
+    /// Claims the job of a delivery. While its tenant runs its cap, the
+    /// message is held, ready: claimed the moment a slot frees (a job of
+    /// this process ends, or another's is seen ended at the next look),
+    /// for at most [`HOLD_AT_CAP`]; then the job goes back to the outbox
+    /// (`Err(())`), and this slot is free for other tenants' messages.
+    async fn claim_when_room(
+        self: &Arc<Self>,
+        job_id: i32,
+    ) -> Result<Result<Option<Job>, ()>, JobsError> {
+        let until = std::time::Instant::now() + HOLD_AT_CAP;
+        loop {
+            let give_back = std::time::Instant::now() >= until;
+            let freed = self.slot_freed.notified();
+            let (worker, cap) = (self.config.name.clone(), self.config.tenant_max_in_flight);
+            let claim = db(&self.pool, move |conn| {
+                let id = etl_domain::JobId::new(job_id);
+                Ok(jobs::fairness::claim_within_cap(
+                    conn, id, &worker, cap, give_back,
+                )?)
+            })
+            .await?;
+            match claim {
+                CapClaim::Claimed(job) => return Ok(Ok(Some(*job))),
+                CapClaim::NotClaimable => return Ok(Ok(None)),
+                CapClaim::TenantBusy if give_back => return Ok(Err(())),
+                CapClaim::TenantBusy => {
+                    tokio::select! {
+                        _ = freed => {}
+                        _ = tokio::time::sleep(HOLD_LOOK_EVERY) => {}
+                    }
+                }
+            }
+        }
+    }
+
     /// Handles one delivery: claim, run, then ack, dead-letter or requeue.
     async fn handle(self: &Arc<Self>, delivery: Delivery) {
         let Some(job_id) = delivery.job_id() else {
@@ -389,17 +439,7 @@ impl Worker {
             let _ = delivery.dead_letter().await;
             return;
         };
-        let (worker, cap) = (self.config.name.clone(), self.config.tenant_max_in_flight);
-        let claimed = db(&self.pool, move |conn| {
-            let id = etl_domain::JobId::new(job_id);
-            Ok(jobs::fairness::claim_within_cap(conn, id, &worker, cap)?)
-        })
-        .await
-        .map(|claim| match claim {
-            CapClaim::Claimed(job) => Ok(Some(*job)),
-            CapClaim::NotClaimable => Ok(None),
-            CapClaim::TenantBusy => Err(()),
-        });
+        let claimed = self.claim_when_room(job_id).await;
         let settled = match claimed {
             // Back in the outbox: the relay publishes it again once its
             // tenant has room. This message has done its part.

@@ -34,14 +34,14 @@ Settings (environment):
   ETL_QUEUE                   amqp | postgres [amqp]
   ETL_QUEUE_TYPE              classic | quorum RabbitMQ queues, fresh queues only [classic]
   ETL_JWT_SECRET              HS256 secret for API tokens (required by serve unless --dev)
-  ETL_DB_POOL_SIZE            most database connections [10]
+  ETL_DB_POOL_SIZE            most database connections [10 + ETL_WORKER_CONCURRENCY]
   ETL_DB_CHECKOUT_TIMEOUT_MS  longest wait for a connection before 503 [5000]
   ETL_MAX_BODY_BYTES          largest request body before 413 [16777216]
   ETL_DB_STATEMENT_TIMEOUT_MS longest statement of an HTTP request before 503 [30000]
   ETL_DB_LOCK_TIMEOUT_MS      longest lock wait of an HTTP request before 503 [5000]
   ETL_MAX_MESSAGE_BYTES       largest AMQP message published [8388608]
   ETL_TLS_CA_FILE             PEM certificates trusted for amqps://, besides the system roots
-  ETL_WORKER_CONCURRENCY      jobs run at once per process [4]
+  ETL_WORKER_CONCURRENCY      jobs run at once per process [8]
   ETL_TENANT_MAX_IN_FLIGHT    most jobs of one tenant running at once, deployment-wide
                               [half the live worker slots, at least 1]
   ETL_RETENTION_RAW_DAYS      days completed/skipped raw records are kept, 0 = for ever [30]

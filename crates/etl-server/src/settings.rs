@@ -8,7 +8,7 @@
 //! | `ETL_QUEUE` | `amqp` | `amqp` or `postgres` |
 //! | `ETL_QUEUE_TYPE` | `classic` | `classic` or `quorum` RabbitMQ queues (fresh queues only) |
 //! | `ETL_JWT_SECRET` | (required by `serve`, unless `--dev`) | HS256 secret |
-//! | `ETL_DB_POOL_SIZE` | `10` | most database connections |
+//! | `ETL_DB_POOL_SIZE` | `10` + `ETL_WORKER_CONCURRENCY` | most database connections |
 //! | `ETL_DB_CHECKOUT_TIMEOUT_MS` | `5000` | longest wait for a connection (then 503) |
 //! | `ETL_DB_STATEMENT_TIMEOUT_MS` | `30000` | longest statement of an HTTP request (then 503) |
 //! | `ETL_DB_LOCK_TIMEOUT_MS` | `5000` | longest lock wait of an HTTP request (then 503) |
@@ -16,7 +16,7 @@
 //! | `ETL_MAX_MESSAGE_BYTES` | `8388608` | largest AMQP message published |
 //! | `ETL_MAX_RESPONSE_BYTES` | `33554432` | largest list answer (a page ends early) |
 //! | `ETL_TLS_CA_FILE` | (none) | PEM certificates trusted for `amqps://`, besides the system roots |
-//! | `ETL_WORKER_CONCURRENCY` | `4` | jobs run at once per process |
+//! | `ETL_WORKER_CONCURRENCY` | `8` | jobs run at once per process |
 //! | `ETL_TENANT_MAX_IN_FLIGHT` | half the live worker slots, at least 1 | most transform and load jobs of one tenant running at once across the deployment |
 //! | `ETL_SHUTDOWN_GRACE_S` | `25` | how long running jobs and requests may finish after SIGTERM before jobs are handed back |
 //! | `ETL_REPUBLISH_AFTER_S` | `300` | a job `queued` this long without a worker starting it is published again |
@@ -110,6 +110,9 @@ impl Settings {
     /// Reads settings through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let worker_concurrency: usize = parse_or(&get, "ETL_WORKER_CONCURRENCY", "8", |v| {
+            parse_in_range(v, 1, 1024)
+        })?;
         Ok(Self {
             database_url: parse_or(&get, "DATABASE_URL", DEFAULT_DATABASE_URL, |v| {
                 DatabaseUrl::parse(v)
@@ -123,9 +126,13 @@ impl Settings {
             })?,
             queue_type: parse_or(&get, "ETL_QUEUE_TYPE", "classic", |v| v.parse())?,
             jwt_secret: get("ETL_JWT_SECRET").map(parse_jwt_secret).transpose()?,
-            db_pool_size: parse_or(&get, "ETL_DB_POOL_SIZE", "10", |v| {
-                parse_in_range(v, 1, 1000)
-            })?,
+            // Ten for the API and the machinery, and one per job running.
+            db_pool_size: parse_or(
+                &get,
+                "ETL_DB_POOL_SIZE",
+                &(10 + worker_concurrency).to_string(),
+                |v| parse_in_range(v, 1, 1000),
+            )?,
             db_checkout_timeout: parse_or(&get, "ETL_DB_CHECKOUT_TIMEOUT_MS", "5000", |v| {
                 parse_in_range(v, 10, 600_000).map(Duration::from_millis)
             })?,
@@ -148,9 +155,7 @@ impl Settings {
             tls_ca_pem: get("ETL_TLS_CA_FILE")
                 .map(|path| read_ca_file(path.trim()))
                 .transpose()?,
-            worker_concurrency: parse_or(&get, "ETL_WORKER_CONCURRENCY", "4", |v| {
-                parse_in_range(v, 1, 1024)
-            })?,
+            worker_concurrency,
             tenant_max_in_flight: get("ETL_TENANT_MAX_IN_FLIGHT")
                 .map(|v| parse_in_range(v.trim(), 1, 100_000))
                 .transpose()

@@ -1,7 +1,7 @@
 //! `cargo xtask bench fairness`: tenant B's 100 jobs, first with every
 //! other tenant idle, then behind tenant A's 20,000 waiting jobs, through
-//! one `etl-server serve` (four worker slots: the default cap is two
-//! running jobs per tenant). B's time to completion behind A's backlog
+//! one `etl-server serve` with the default settings (8 worker slots: the
+//! default cap is 4 running jobs per tenant). B's time to completion behind A's backlog
 //! should stay within twice its time alone (SPEC §12).
 //!
 //! Jobs are real load jobs (one pull-request row each), written straight
@@ -98,11 +98,7 @@ fn run(root: &Path, options: &FairnessOptions, db: &DatabaseUrl, amqp: &str) -> 
     let server = EtlServer::start(
         root,
         "serve",
-        &[
-            ("DATABASE_URL", db.as_str()),
-            ("RABBITMQ_URL", amqp),
-            ("ETL_WORKER_CONCURRENCY", "4"),
-        ],
+        &[("DATABASE_URL", db.as_str()), ("RABBITMQ_URL", amqp)],
         Some(super::free_port()?),
     )?;
 

@@ -6,10 +6,11 @@
 //! goes back to the outbox (`pending`, its place and attempts unchanged).
 //! The relay publishes, within a priority, round-robin across the tenants
 //! with due jobs, and no more of a tenant's jobs than it has room for: its
-//! queued and running jobs together stay within twice its cap (one cap's
-//! worth waiting in the broker, so that a freed slot finds work at once).
-//! So the broker never holds a deep backlog of one tenant in front of
-//! another's jobs.
+//! queued and running jobs together stay within twice its cap. So the
+//! broker never holds a deep backlog of one tenant in front of another's
+//! jobs, while a cap's worth waits ready: a worker holding a message whose
+//! tenant is at its cap claims it the moment a slot frees (see
+//! `etl_jobs::worker`), rather than wait for the relay to publish anew.
 //!
 //! `max_in_flight` is `ETL_TENANT_MAX_IN_FLIGHT` when set, else half the
 //! worker slots the live processes announce in `etl_worker_slots`, at
@@ -102,19 +103,21 @@ pub enum CapClaim {
     Claimed(Box<Job>),
     /// Not claimable (running elsewhere, finished, cancelled, unknown).
     NotClaimable,
-    /// Its tenant runs as many jobs as the cap allows: the job is back in
-    /// the outbox (`pending`), to be published again when there is room.
+    /// Its tenant runs as many jobs as the cap allows. With `give_back`,
+    /// the job is back in the outbox (`pending`), to be published again
+    /// when there is room; without, it is left as it was.
     TenantBusy,
 }
 
 /// Claims a job for `worker` (as [`claim`]) unless its tenant already runs
-/// `max_in_flight` capped jobs (see the module's doc); then gives it back
-/// to the outbox. Runs in its own transaction.
+/// `max_in_flight` capped jobs (see the module's doc); then, with
+/// `give_back`, gives it back to the outbox. Runs in its own transaction.
 pub fn claim_within_cap(
     conn: &mut PgConnection,
     id: etl_domain::JobId,
     worker: &str,
     max_in_flight: Option<i32>,
+    give_back: bool,
 ) -> QueryResult<CapClaim> {
     conn.transaction(|conn| {
         let job: Option<(i32, String)> = jobs::table
@@ -128,6 +131,9 @@ pub fn claim_within_cap(
         };
         let capped = job_type.parse().map(is_capped).unwrap_or(true);
         if capped && tenant_at_cap(conn, tenant_id, max_in_flight)? {
+            if !give_back {
+                return Ok(CapClaim::TenantBusy);
+            }
             diesel::update(jobs::table.filter(jobs::id.eq(id.get())).filter(
                 jobs::status.eq_any([JobStatus::Queued.as_str(), JobStatus::Pending.as_str()]),
             ))
@@ -273,7 +279,8 @@ pub fn claim_next_fair(
         .bind::<Int8, _>(8_i64)
         .load(conn)?;
         for pick in picks {
-            match claim_within_cap(conn, etl_domain::JobId::new(pick.id), worker, max_in_flight)? {
+            let id = etl_domain::JobId::new(pick.id);
+            match claim_within_cap(conn, id, worker, max_in_flight, false)? {
                 CapClaim::Claimed(job) => return Ok(Some(*job)),
                 CapClaim::NotClaimable | CapClaim::TenantBusy => continue,
             }
