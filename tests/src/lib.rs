@@ -98,7 +98,14 @@ impl TestAppBuilder {
         tokio::spawn(server);
         TestApp {
             address: format!("http://127.0.0.1:{port}"),
-            client: reqwest::Client::new(),
+            // Idle connections are dropped well before the server's 5 s
+            // keep-alive closes them: a request sent on a connection the
+            // server is closing fails with IncompleteMessage, a race of the
+            // test's client, not the service's.
+            client: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(2))
+                .build()
+                .expect("HTTP client"),
             keys,
             server: handle,
             db,
