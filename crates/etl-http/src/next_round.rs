@@ -6,6 +6,11 @@
 //! wait for the one after. Many dashboards polling the same figures cost
 //! one computation at a time, not one each. Nothing is kept once a round
 //! is answered.
+//!
+//! A round gathers for [`GATHER`] before it starts: clients that asked
+//! together and were answered together ask again a moment apart, and
+//! without the pause the first of them would start a round alone while the
+//! others wait for the whole of it and then the next.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,6 +18,10 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
+
+/// How long a round waits, before it starts, for requests to join it:
+/// short beside any computation worth sharing.
+pub const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Rounds in progress, by key.
 pub struct NextRound<K, V> {
@@ -68,15 +77,24 @@ where
                     key: Some(key.clone()),
                 };
                 loop {
+                    {
+                        let mut slots = this.lock();
+                        match slots.get(&key) {
+                            Some(slot) if !slot.next.is_empty() => {}
+                            Some(_) => {
+                                slots.remove(&key);
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
+                    // Someone waits: gather whoever comes a moment later.
+                    tokio::time::sleep(GATHER).await;
                     let waiters = {
                         let mut slots = this.lock();
                         let Some(slot) = slots.get_mut(&key) else {
                             break;
                         };
-                        if slot.next.is_empty() {
-                            slots.remove(&key);
-                            break;
-                        }
                         std::mem::take(&mut slot.next)
                     };
                     let value = compute().await;
@@ -168,6 +186,31 @@ mod tests {
             2,
             "two rounds for six requests"
         );
+        assert!(rounds.lock().is_empty(), "nothing kept");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_a_moment_apart_share_one_round() {
+        let rounds: Arc<NextRound<&'static str, usize>> = Arc::default();
+        let started = Arc::new(AtomicUsize::new(0));
+        let compute = {
+            let started = started.clone();
+            move || {
+                let started = started.clone();
+                async move { started.fetch_add(1, Ordering::SeqCst) + 1 }
+            }
+        };
+        let ask = || {
+            let (rounds, compute) = (rounds.clone(), compute.clone());
+            tokio::spawn(async move { rounds.join("k", compute).await })
+        };
+        let first = ask();
+        // Within the gathering pause of the round the first one started.
+        tokio::time::sleep(super::GATHER / 2).await;
+        let second = ask();
+        assert_eq!(first.await.expect("joined"), Some(1));
+        assert_eq!(second.await.expect("joined"), Some(1), "the same round");
+        assert_eq!(started.load(Ordering::SeqCst), 1);
         assert!(rounds.lock().is_empty(), "nothing kept");
     }
 

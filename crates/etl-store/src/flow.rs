@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Double, Int4, Nullable, Text, Timestamptz};
-use etl_domain::{FlowMetrics, Percentiles, PullRequestFlow, WorkItemFlow};
+use etl_domain::{Percentiles, PullRequestFlow, WorkItemFlow};
 
 use crate::tenants::ActiveTenant;
 
@@ -46,12 +46,13 @@ fn percentiles(values: Option<Vec<Option<f64>>>) -> Percentiles {
 
 const QUANTILES: &str = "ARRAY[0.5, 0.85, 0.95]::float8[]";
 
-/// The flow figures of `tenant` over `window`.
-pub fn flow_metrics(
+/// The work items' half of the figures of `tenant` over `window`: those
+/// resolved in it (of `window.project_key` only, when given).
+pub fn work_item_flow(
     conn: &mut PgConnection,
     tenant: ActiveTenant,
     window: FlowWindow<'_>,
-) -> QueryResult<FlowMetrics> {
+) -> QueryResult<WorkItemFlow> {
     let work: Counted = diesel::sql_query(format!(
         "SELECT count(*) AS count,
                 percentile_cont({QUANTILES}) WITHIN GROUP (ORDER BY lead_time_s) AS a,
@@ -66,6 +67,20 @@ pub fn flow_metrics(
     .bind::<Timestamptz, _>(window.until)
     .bind::<Nullable<Text>, _>(window.project_key)
     .get_result(conn)?;
+    Ok(WorkItemFlow {
+        count: work.count,
+        lead_time_s: percentiles(work.a),
+        cycle_time_s: percentiles(work.b),
+    })
+}
+
+/// The pull requests' half of the figures of `tenant` over `window`:
+/// those merged in it (of `window.repository` only, when given).
+pub fn pull_request_flow(
+    conn: &mut PgConnection,
+    tenant: ActiveTenant,
+    window: FlowWindow<'_>,
+) -> QueryResult<PullRequestFlow> {
     let pulls: Counted = diesel::sql_query(format!(
         "SELECT count(*) AS count,
                 percentile_cont({QUANTILES}) WITHIN GROUP (ORDER BY coding_time_s) AS a,
@@ -80,17 +95,10 @@ pub fn flow_metrics(
     .bind::<Timestamptz, _>(window.until)
     .bind::<Nullable<Text>, _>(window.repository)
     .get_result(conn)?;
-    Ok(FlowMetrics {
-        work_items: WorkItemFlow {
-            count: work.count,
-            lead_time_s: percentiles(work.a),
-            cycle_time_s: percentiles(work.b),
-        },
-        pull_requests: PullRequestFlow {
-            count: pulls.count,
-            coding_time_s: percentiles(pulls.a),
-            pickup_time_s: percentiles(pulls.b),
-            review_time_s: percentiles(pulls.c),
-        },
+    Ok(PullRequestFlow {
+        count: pulls.count,
+        coding_time_s: percentiles(pulls.a),
+        pickup_time_s: percentiles(pulls.b),
+        review_time_s: percentiles(pulls.c),
     })
 }

@@ -323,19 +323,31 @@ pub async fn flow_metrics(
         async move {
             let until = until.unwrap_or_else(Utc::now);
             let since = since.unwrap_or(until - chrono::Duration::days(FLOW_WINDOW_DAYS));
-            blocking_as(&pool, &tenant, move |conn, tenant| {
-                Ok(etl_store::flow::flow_metrics(
-                    conn,
-                    tenant,
-                    etl_store::flow::FlowWindow {
-                        since,
-                        until,
-                        project_key: project_key.as_deref(),
-                        repository: repository.as_deref(),
-                    },
-                )?)
+            // The two halves on two connections at once: a round costs the
+            // slower of them, not their sum.
+            let work_items = blocking_as(&pool, &tenant, move |conn, tenant| {
+                let window = etl_store::flow::FlowWindow {
+                    since,
+                    until,
+                    project_key: project_key.as_deref(),
+                    repository: None,
+                };
+                Ok(etl_store::flow::work_item_flow(conn, tenant, window)?)
+            });
+            let pull_requests = blocking_as(&pool, &tenant, move |conn, tenant| {
+                let window = etl_store::flow::FlowWindow {
+                    since,
+                    until,
+                    project_key: None,
+                    repository: repository.as_deref(),
+                };
+                Ok(etl_store::flow::pull_request_flow(conn, tenant, window)?)
+            });
+            let (work_items, pull_requests) = tokio::try_join!(work_items, pull_requests)?;
+            Ok(etl_domain::FlowMetrics {
+                work_items,
+                pull_requests,
             })
-            .await
         }
     };
     let metrics = state
