@@ -205,8 +205,9 @@ mod tests {
             tokio::spawn(async move { rounds.join("k", compute).await })
         };
         let first = ask();
-        // Within the gathering pause of the round the first one started.
-        tokio::time::sleep(super::GATHER / 2).await;
+        // Time is paused: half the gathering pause passes on the clock
+        // before the second asks, within the round the first one started.
+        tokio::time::advance(super::GATHER / 2).await;
         let second = ask();
         assert_eq!(first.await.expect("joined"), Some(1));
         assert_eq!(second.await.expect("joined"), Some(1), "the same round");

@@ -401,11 +401,9 @@ impl Worker {
     /// message is held, ready: claimed the moment a slot frees (a job of
     /// this process ends, or another's is seen ended at the next look),
     /// for at most [`HOLD_AT_CAP`]; then the job goes back to the outbox
-    /// (`Err(())`), and this slot is free for other tenants' messages.
-    async fn claim_when_room(
-        self: &Arc<Self>,
-        job_id: i32,
-    ) -> Result<Result<Option<Job>, ()>, JobsError> {
+    /// ([`CapClaim::TenantBusy`]), and this slot is free for other tenants'
+    /// messages.
+    async fn claim_when_room(self: &Arc<Self>, job_id: i32) -> Result<CapClaim, JobsError> {
         let until = std::time::Instant::now() + HOLD_AT_CAP;
         loop {
             let give_back = std::time::Instant::now() >= until;
@@ -419,15 +417,13 @@ impl Worker {
             })
             .await?;
             match claim {
-                CapClaim::Claimed(job) => return Ok(Ok(Some(*job))),
-                CapClaim::NotClaimable => return Ok(Ok(None)),
-                CapClaim::TenantBusy if give_back => return Ok(Err(())),
-                CapClaim::TenantBusy => {
+                CapClaim::TenantBusy if !give_back => {
                     tokio::select! {
                         _ = freed => {}
                         _ = tokio::time::sleep(HOLD_LOOK_EVERY) => {}
                     }
                 }
+                settled => return Ok(settled),
             }
         }
     }
@@ -443,11 +439,11 @@ impl Worker {
         let settled = match claimed {
             // Back in the outbox: the relay publishes it again once its
             // tenant has room. This message has done its part.
-            Ok(Err(())) => {
+            Ok(CapClaim::TenantBusy) => {
                 tracing::debug!(job_id, "the job's tenant is at its cap; back to the outbox");
                 delivery.ack().await
             }
-            Ok(Ok(Some(job))) => match self.execute(job).await {
+            Ok(CapClaim::Claimed(job)) => match self.execute(*job).await {
                 Execution::Failed => delivery.dead_letter().await,
                 // Back to the broker for whoever runs next.
                 Execution::HandedBack => delivery.requeue().await,
@@ -455,7 +451,7 @@ impl Worker {
                     delivery.ack().await
                 }
             },
-            Ok(Ok(None)) => {
+            Ok(CapClaim::NotClaimable) => {
                 // Finished, cancelled or running elsewhere: this message
                 // changes nothing. A failed job's redelivery goes on to the
                 // dead-letter queue, where failed jobs' messages belong.

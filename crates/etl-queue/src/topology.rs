@@ -82,25 +82,12 @@ pub fn queue_name(job_type: JobType) -> &'static str {
 /// The arguments every job queue is declared with. Clients declaring the
 /// queues themselves must use exactly these.
 pub fn job_queue_arguments(queue_type: QueueType) -> FieldTable {
-    let mut arguments = FieldTable::default();
-    match queue_type {
-        QueueType::Classic => {
-            arguments.insert(
-                ShortString::from("x-max-priority"),
-                AMQPValue::LongInt(MAX_PRIORITY),
-            );
-        }
-        QueueType::Quorum => {
-            arguments.insert(
-                ShortString::from("x-queue-type"),
-                AMQPValue::LongString(LongString::from("quorum")),
-            );
-            arguments.insert(
-                ShortString::from("x-delivery-limit"),
-                AMQPValue::LongInt(DELIVERY_LIMIT),
-            );
-        }
-    }
+    let mut arguments = failed_queue_arguments(queue_type);
+    let (name, value) = match queue_type {
+        QueueType::Classic => ("x-max-priority", MAX_PRIORITY),
+        QueueType::Quorum => ("x-delivery-limit", DELIVERY_LIMIT),
+    };
+    arguments.insert(ShortString::from(name), AMQPValue::LongInt(value));
     arguments.insert(
         ShortString::from("x-dead-letter-exchange"),
         AMQPValue::LongString(LongString::from(DEAD_LETTER_EXCHANGE)),
@@ -108,7 +95,8 @@ pub fn job_queue_arguments(queue_type: QueueType) -> FieldTable {
     arguments
 }
 
-/// The arguments `etl.failed` is declared with.
+/// The arguments `etl.failed` is declared with: only its kind (every job
+/// queue's arguments start with these).
 pub fn failed_queue_arguments(queue_type: QueueType) -> FieldTable {
     let mut arguments = FieldTable::default();
     if queue_type == QueueType::Quorum {

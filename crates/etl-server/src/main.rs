@@ -20,7 +20,6 @@ use etl_jobs::relay::RelayConfig;
 use etl_jobs::republisher::RepublisherConfig;
 use etl_jobs::runtime::{Runtime, Transport};
 use etl_jobs::worker::WorkerConfig;
-use etl_queue::AmqpConfig;
 use etl_store::{migrations, PgPool};
 use tokio::sync::watch;
 
@@ -262,9 +261,7 @@ fn worker(settings: &Settings) -> anyhow::Result<()> {
 /// queues (another developer's server on the same vhost would take its
 /// jobs, and this one theirs). Quiet when RabbitMQ cannot be asked now.
 async fn warn_of_other_consumers(settings: &Settings) {
-    let amqp = AmqpConfig::new(settings.rabbitmq_url.clone())
-        .with_tls_ca(settings.tls_ca_pem.clone())
-        .with_queue_type(settings.queue_type);
+    let amqp = settings.amqp_config();
     let asked = tokio::time::timeout(Duration::from_secs(5), async {
         let broker = amqp.connect().await.ok()?;
         let counts = broker.consumer_counts().await.ok();
@@ -312,11 +309,7 @@ impl Background {
     fn start(settings: &Settings, pool: &PgPool, migrated: watch::Receiver<bool>) -> Self {
         let metrics = etl_http::metrics::Metrics::new();
         let transport = match settings.queue {
-            QueueMode::Amqp => Transport::Amqp(
-                AmqpConfig::new(settings.rabbitmq_url.clone())
-                    .with_tls_ca(settings.tls_ca_pem.clone())
-                    .with_queue_type(settings.queue_type),
-            ),
+            QueueMode::Amqp => Transport::Amqp(settings.amqp_config()),
             QueueMode::Postgres => Transport::Postgres,
         };
         let mut worker = WorkerConfig::new(worker_name());

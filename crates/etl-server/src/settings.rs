@@ -212,6 +212,13 @@ impl Settings {
             .unwrap_or_default()
     }
 
+    /// RabbitMQ as these settings reach it: URL, trusted CAs, queue kind.
+    pub fn amqp_config(&self) -> etl_queue::AmqpConfig {
+        etl_queue::AmqpConfig::new(self.rabbitmq_url.clone())
+            .with_tls_ca(self.tls_ca_pem.clone())
+            .with_queue_type(self.queue_type)
+    }
+
     pub fn pool_config(&self) -> etl_store::PoolConfig {
         etl_store::PoolConfig {
             database_url: self.database_url.as_str().to_owned(),

@@ -121,10 +121,10 @@ pub fn lease_due(
             .for_update()
             .skip_locked()
             .load(conn)?;
-        let due: Vec<(i32, i32)> = ids
-            .iter()
-            .filter_map(|id| locked.iter().find(|(l, _)| l == id).copied())
-            .collect();
+        let rank: std::collections::HashMap<i32, usize> =
+            ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        let mut due = locked;
+        due.sort_by_key(|(id, _)| rank.get(id).copied());
         let mut budget = max_bytes;
         let taken: Vec<i32> = due
             .iter()
@@ -148,7 +148,7 @@ pub fn lease_due(
                 .returning(OutboxJob::as_returning())
                 .get_results(conn)?;
         // RETURNING follows no order; publish in the order chosen above.
-        leased.sort_by_key(|job| ids.iter().position(|id| *id == job.id));
+        leased.sort_by_key(|job| rank.get(&job.id).copied());
         Ok(Leased {
             until,
             jobs: leased,
